@@ -1,0 +1,4 @@
+"""`python -m msrnet ...` is `msrnet ...`."""
+from msrnet.cli import main
+
+raise SystemExit(main())

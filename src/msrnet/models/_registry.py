@@ -1,0 +1,85 @@
+"""msrnet's face of timm's registry: `create_model`, `list_models`, offline pretrained weights.
+
+Pretrained weights ship inside the package (``msrnet/weights/<arch>.<tag>.safetensors``) and are
+checked against the sha256 recorded here before they are loaded, so a corrupted or swapped file
+never yields a silently wrong model. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import timm
+from safetensors.torch import load_file
+from torch import nn
+
+__all__ = ["create_model", "list_models", "pretrained_file", "load_pretrained_weights", "sha256sum"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+# '<arch>.<tag>' -> sha256 of the shipped safetensors file. An entry is added with each file.
+PRETRAINED_SHA256: dict[str, str] = {}
+
+# timm's list_models(module=...) matches the last part of the module name: msrnet.models.msr.
+_TIMM_MODULE = "msr"
+
+
+def pretrained_file(name: str) -> Path | None:
+    """Where the weights of ``'<arch>.<tag>'`` live in the package, or None if none ship."""
+    return WEIGHTS_DIR / f"{name}.safetensors" if name in PRETRAINED_SHA256 else None
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_pretrained_weights(model: nn.Module, pretrained_cfg: dict[str, Any]) -> None:
+    """Load the packaged weights named by a timm pretrained cfg into ``model`` (in place).
+
+    Raises:
+        RuntimeError: no weights ship for this model/tag, the file is missing, or its sha256
+            does not match the one recorded for it.
+    """
+    name = f"{pretrained_cfg['architecture']}.{pretrained_cfg['tag']}"
+    file = pretrained_cfg.get("file")
+    if not file or name not in PRETRAINED_SHA256:
+        available = ", ".join(list_models(pretrained=True)) or "none yet"
+        raise RuntimeError(
+            f"no pretrained weights ship for {name!r} in this msrnet version "
+            f"(models with weights: {available}); use pretrained=False or train one with `msrnet train`"
+        )
+    path = Path(file)
+    if not path.is_file():
+        raise RuntimeError(f"pretrained weights for {name!r} are missing: {path} (reinstall msrnet)")
+    actual = sha256sum(path)
+    if actual != PRETRAINED_SHA256[name]:
+        raise RuntimeError(
+            f"pretrained weights for {name!r} are corrupted: sha256 of {path} is {actual}, "
+            f"expected {PRETRAINED_SHA256[name]} (reinstall msrnet)"
+        )
+    # load_state_dict casts the fp16 file to the model's dtype.
+    model.load_state_dict(load_file(path))
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """msrnet's registered models matching a glob ``pattern`` (with their tags if ``pretrained``)."""
+    return timm.list_models(pattern, module=_TIMM_MODULE, pretrained=pretrained)
+
+
+def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered msrnet model, e.g. ``create_model('msr_x4', pretrained=True)``.
+
+    ``model_name`` may carry a pretrained tag (``'msr_x4.t291'``). Keyword arguments go to the
+    model constructor (`MultiScaleSRNet`), as with ``timm.create_model``.
+    """
+    arch = model_name.split(".", 1)[0]
+    if arch not in list_models():
+        raise ValueError(
+            f"unknown msrnet model {model_name!r}; valid models: {', '.join(list_models())}"
+        )
+    return timm.create_model(model_name, pretrained=pretrained, **kwargs)

@@ -1,0 +1,414 @@
+"""Multi-scale pyramid super-resolution networks (msr_x2, msr_x4, msr_x8).
+
+The model family in one file, timm style: the building blocks (`FeatureExtractor`,
+`PyramidResidualBlock`, `PyramidLevel`), the network (`MultiScaleSRNet`), the pretrained
+configs (`default_cfgs`) and the `@register_model` entry points.
+
+The network (see docs/architecture.md for the diagram)::
+
+    x (B, 3, H, W) ──stem──> r_0 (B, 128, H, W)                         LR-space residual flow
+                               │ block 1..n_1 ──> up maps at 2x ──cat──compress──> f_1 ──> +─> img_1 (2x)
+                               │ block ..n_2  ──> up maps at 4x ──cat──compress─(+ up(f_1))──> f_2 ──> img_2 (4x)
+                               │ ...                                                 img_k = up(img_{k-1}) + head(f_k)
+
+Every block reads the LR-space features left by the block before (no weight sharing, no
+repeated inputs: both were defects of the seed code), up-projects them to its level's scale
+and passes on the back-projection residual ``r - down(up(r))``, refined and re-weighted by
+squeeze-and-excitation. Levels run coarse to fine (LapSRN), so one pass gives the whole
+pyramid; feature widths shrink as resolution grows so every level costs about the same.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.layers import SEModule, create_act_layer, get_act_layer
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+from ._registry import load_pretrained_weights, pretrained_file
+
+__all__ = [
+    "FeatureExtractor",
+    "PyramidResidualBlock",
+    "PyramidLevel",
+    "MultiScaleSRNet",
+    "default_level_scales",
+    "default_blocks_per_level",
+]
+
+ActLayer = str | type[nn.Module]
+
+
+def _conv(in_chans: int, out_chans: int, kernel_size: int = 3) -> nn.Conv2d:
+    """'Same' convolution (odd kernel), so any H, W >= 1 keeps its size."""
+    return nn.Conv2d(in_chans, out_chans, kernel_size, padding=kernel_size // 2)
+
+
+class FeatureExtractor(nn.Module):
+    """The seed's stem: a stack of convolutions, each followed by the activation.
+
+    Args:
+        in_chans: input image channels.
+        widths: output channels of each convolution (seed: 512 -> 128 -> 128).
+        kernel_size: odd kernel size of every convolution.
+        act_layer: activation (name known to timm, e.g. ``"relu"``, ``"silu"``, or a class).
+
+    Shapes:
+        (B, in_chans, H, W) -> (B, widths[-1], H, W)
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 3,
+        widths: Sequence[int] = (512, 128, 128),
+        kernel_size: int = 3,
+        act_layer: ActLayer = "relu",
+    ) -> None:
+        super().__init__()
+        if not widths:
+            raise ValueError("FeatureExtractor needs at least one width")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep H and W, got {kernel_size}")
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip((in_chans, *widths[:-1]), widths):
+            layers += [_conv(c_in, c_out, kernel_size), create_act_layer(act_layer, inplace=True)]
+        self.layers = nn.Sequential(*layers)
+        self.out_chans = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class PyramidResidualBlock(nn.Module):
+    """Up-projection with a back-projection residual, the seed's residual block.
+
+    ``up = act(up_proj(r))`` maps LR-space features to ``scale`` x the resolution;
+    ``e = r - down_proj(up)`` is what the up-projection failed to explain; the block returns
+    ``up`` and ``r_next = e + se(refine(e))`` for the next block.
+
+    Args:
+        channels: channels C of the LR-space features ``r``.
+        scale: integer up-sampling factor s of ``up``.
+        up_chans: channels of ``up`` (default: ``channels``); fewer at higher scales keeps the
+            cost of a pyramid level flat.
+        projection_kernel: kernel of the strided (transposed) projection convs; ``None`` means
+            ``scale`` (non-overlapping, the cheapest; a sub-pixel conv). Must be >= scale with
+            ``kernel - scale`` even so that ``down(up(r))`` has the shape of ``r``.
+        refine_convs: number of 3x3 convs refining ``e`` (seed: 3, with the activation between).
+        kernel_size: kernel of the refinement convs.
+        act_layer: activation.
+        se_ratio: squeeze-excitation reduction ratio (timm's ``SEModule``); 0 disables it.
+
+    Shapes:
+        r: (B, C, H, W) -> up: (B, up_chans, s*H, s*W), r_next: (B, C, H, W)
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        scale: int,
+        up_chans: int | None = None,
+        projection_kernel: int | None = None,
+        refine_convs: int = 3,
+        kernel_size: int = 3,
+        act_layer: ActLayer = "relu",
+        se_ratio: float = 1.0 / 16,
+    ) -> None:
+        super().__init__()
+        if scale < 1:
+            raise ValueError(f"scale must be a positive integer, got {scale}")
+        up_chans = up_chans or channels
+        k = projection_kernel or scale
+        if k < scale or (k - scale) % 2:
+            raise ValueError(
+                f"projection_kernel must be >= scale ({scale}) with an even difference, got {k}"
+            )
+        pad = (k - scale) // 2
+        self.scale = scale
+        self.up_proj = nn.ConvTranspose2d(channels, up_chans, k, stride=scale, padding=pad)
+        self.up_act = create_act_layer(act_layer, inplace=True)
+        self.down_proj = nn.Conv2d(up_chans, channels, k, stride=scale, padding=pad)
+        refine: list[nn.Module] = []
+        for i in range(refine_convs):
+            if i:
+                refine.append(create_act_layer(act_layer, inplace=True))
+            refine.append(_conv(channels, channels, kernel_size))
+        self.refine = nn.Sequential(*refine)
+        self.attn = (
+            SEModule(channels, rd_ratio=se_ratio, act_layer=get_act_layer(act_layer))
+            if se_ratio > 0
+            else nn.Identity()
+        )
+
+    def forward(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        up = self.up_act(self.up_proj(r))
+        e = r - self.down_proj(up)
+        return up, e + self.attn(self.refine(e))
+
+
+class PyramidLevel(nn.Module):
+    """One level of the pyramid: its blocks, concatenate-and-compress and the image head.
+
+    Args:
+        channels: channels of the LR-space residual flow.
+        scale: total up-sampling factor of this level relative to the LR input.
+        num_blocks: `PyramidResidualBlock`s in this level.
+        level_chans: feature channels at this level's resolution.
+        prev_chans: feature channels of the previous level (``None`` for the first level).
+        prev_scale: up-sampling factor from the previous level to this one.
+        out_chans: image channels of the predicted residual.
+        block_kwargs: further `PyramidResidualBlock` arguments.
+
+    Shapes:
+        r: (B, C, H, W), prev: (B, prev_chans, H*scale/prev_scale, ...) or None
+        -> r_next: (B, C, H, W), features: (B, level_chans, s*H, s*W),
+           residual image: (B, out_chans, s*H, s*W)
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        scale: int,
+        num_blocks: int,
+        level_chans: int,
+        prev_chans: int | None,
+        prev_scale: int,
+        out_chans: int,
+        act_layer: ActLayer = "relu",
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if num_blocks < 1:
+            raise ValueError(f"a pyramid level needs at least one block, got {num_blocks}")
+        self.blocks = nn.ModuleList(
+            PyramidResidualBlock(channels, scale, level_chans, act_layer=act_layer, **block_kwargs)
+            for _ in range(num_blocks)
+        )
+        self.compress = nn.Sequential(
+            _conv(num_blocks * level_chans, level_chans), create_act_layer(act_layer, inplace=True)
+        )
+        # The previous level's features reach this level through a learned up-sampling, so
+        # detail recovered at a coarse level is not lost at the next one.
+        self.skip = (
+            nn.ConvTranspose2d(prev_chans, level_chans, prev_scale, stride=prev_scale)
+            if prev_chans is not None
+            else None
+        )
+        self.to_residual = _conv(level_chans, out_chans)
+
+    def forward(
+        self, r: torch.Tensor, prev: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ups = []
+        for block in self.blocks:
+            up, r = block(r)
+            ups.append(up)
+        features = self.compress(torch.cat(ups, dim=1))
+        if self.skip is not None and prev is not None:
+            features = features + self.skip(prev)
+        return r, features, self.to_residual(features)
+
+
+def default_level_scales(scale: int) -> tuple[int, ...]:
+    """Scales of the pyramid levels: 2, 4, ..., scale for powers of two, else one level."""
+    if scale < 2:
+        raise ValueError(f"scale must be an integer >= 2, got {scale}")
+    if scale & (scale - 1) == 0:
+        return tuple(2**i for i in range(1, int(math.log2(scale)) + 1))
+    return (scale,)
+
+
+def default_blocks_per_level(num_levels: int, num_blocks: int = 12) -> tuple[int, ...]:
+    """Spread ``num_blocks`` over levels, coarse levels first and largest.
+
+    Every block costs about the same wherever it sits (its refinement runs at LR), but blocks
+    at coarse levels feed every later level, so they get more: 12 -> (12,), (8, 4), (6, 4, 2)
+    (the seed's 6/4/2 split, now coarse to fine). See docs/architecture.md for the measurements.
+    """
+    weights = range(num_levels, 0, -1)
+    total = sum(weights)
+    counts = [max(1, round(num_blocks * w / total)) for w in weights]
+    counts[0] += num_blocks - sum(counts)
+    return tuple(counts)
+
+
+class MultiScaleSRNet(nn.Module):
+    """Stem, pyramid levels of residual blocks, and a Laplacian image pyramid.
+
+    Args:
+        scale: total up-sampling factor (2, 4, 8, ...; a power of two gives one level per 2x).
+        in_chans: input image channels (3 for RGB, 1 for grayscale).
+        out_chans: output image channels (default: ``in_chans``).
+        stem_widths: `FeatureExtractor` widths; the last is the channel count C of the
+            LR-space residual flow.
+        num_blocks: total residual blocks (seed: 12).
+        blocks_per_level: blocks of each level, coarse first (default: `default_blocks_per_level`).
+        level_chans: feature channels of each level, coarse first (default: 64, 32, 16, ...:
+            halving as resolution doubles keeps the cost of every level about equal).
+        level_scales: scale of each level (default: `default_level_scales`).
+        projection_kernel, refine_convs, kernel_size, se_ratio: `PyramidResidualBlock` args.
+        act_layer: activation everywhere.
+        image_upsample: interpolation of the image pyramid ("bicubic", "bilinear", "nearest").
+        num_classes: accepted for timm compatibility; must be 0 (there is no classifier).
+
+    Shapes:
+        x: (B, in_chans, H, W) RGB in [0, 1], any B >= 1, H, W >= 1
+        forward(x) -> (B, out_chans, scale*H, scale*W)
+        forward_pyramid(x) -> [(B, out_chans, s_1*H, s_1*W), ..., (B, out_chans, scale*H, ...)]
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        in_chans: int = 3,
+        out_chans: int | None = None,
+        stem_widths: Sequence[int] = (512, 128, 128),
+        num_blocks: int = 12,
+        blocks_per_level: Sequence[int] | None = None,
+        level_chans: Sequence[int] | None = None,
+        level_scales: Sequence[int] | None = None,
+        projection_kernel: int | None = None,
+        refine_convs: int = 3,
+        kernel_size: int = 3,
+        se_ratio: float = 1.0 / 16,
+        act_layer: ActLayer = "relu",
+        image_upsample: str = "bicubic",
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_classes:
+            raise ValueError(
+                f"msrnet models map images to images and have no classifier; got num_classes={num_classes}"
+            )
+        level_scales = tuple(level_scales or default_level_scales(scale))
+        if level_scales[-1] != scale or any(b % a for a, b in zip(level_scales, level_scales[1:])):
+            raise ValueError(
+                f"level_scales {level_scales} must increase by integer factors up to scale={scale}"
+            )
+        n = len(level_scales)
+        blocks_per_level = tuple(blocks_per_level or default_blocks_per_level(n, num_blocks))
+        level_chans = tuple(level_chans or (max(8, 128 // s) for s in level_scales))
+        if len(blocks_per_level) != n or len(level_chans) != n:
+            raise ValueError(
+                f"blocks_per_level {blocks_per_level} and level_chans {level_chans} need one entry "
+                f"per level {level_scales}"
+            )
+        if image_upsample not in ("bicubic", "bilinear", "nearest"):
+            raise ValueError(f"image_upsample must be bicubic, bilinear or nearest, got {image_upsample!r}")
+
+        self.scale = scale
+        self.in_chans = in_chans
+        self.out_chans = out_chans or in_chans
+        self.level_scales = level_scales
+        self.image_upsample = image_upsample
+        # timm reads these (save_for_hf, feature info); there is no classifier head.
+        self.num_classes = 0
+        self.num_features = level_chans[-1]
+
+        self.stem = FeatureExtractor(in_chans, stem_widths, kernel_size, act_layer)
+        # A learned 1x1 map lets the image pyramid start from the input when channels differ.
+        self.image_in = (
+            nn.Conv2d(in_chans, self.out_chans, 1) if self.out_chans != in_chans else nn.Identity()
+        )
+        self.levels = nn.ModuleList()
+        prev_chans, prev_scale = None, 1
+        for s, blocks, chans in zip(level_scales, blocks_per_level, level_chans):
+            self.levels.append(
+                PyramidLevel(
+                    channels=stem_widths[-1],
+                    scale=s,
+                    num_blocks=blocks,
+                    level_chans=chans,
+                    prev_chans=prev_chans,
+                    prev_scale=s // prev_scale,
+                    out_chans=self.out_chans,
+                    act_layer=act_layer,
+                    projection_kernel=projection_kernel,
+                    refine_convs=refine_convs,
+                    kernel_size=kernel_size,
+                    se_ratio=se_ratio,
+                )
+            )
+            prev_chans, prev_scale = chans, s
+
+    def _upsample_image(self, image: torch.Tensor, factor: int) -> torch.Tensor:
+        if self.image_upsample == "nearest":
+            return F.interpolate(image, scale_factor=factor, mode="nearest")
+        return F.interpolate(image, scale_factor=factor, mode=self.image_upsample, align_corners=False)
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Images of every level, coarse first: [(B, out, s_1*H, s_1*W), ..., (B, out, scale*H, scale*W)]."""
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}"
+            )
+        r = self.stem(x)
+        image = self.image_in(x)
+        features: torch.Tensor | None = None
+        prev_scale = 1
+        images = []
+        for level, s in zip(self.levels, self.level_scales):
+            r, features, residual = level(r, features)
+            image = self._upsample_image(image, s // prev_scale) + residual
+            images.append(image)
+            prev_scale = s
+        return images
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_chans, H, W) in [0, 1] -> (B, out_chans, scale*H, scale*W)."""
+        return self.forward_pyramid(x)[-1]
+
+
+def _cfg(scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
+    file = pretrained_file(f"msr_x{scale}.{tag}")
+    return {
+        # timm prefers `file` over url/hf_hub_id; it is set only when the weights ship.
+        "file": str(file) if file is not None else None,
+        "num_classes": 0,
+        "input_size": (3, 64, 64),
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "interpolation": "bicubic",
+        "license": "mit",
+        "description": f"x{scale} super-resolution, {tag}",
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs(
+    {
+        "msr_x2.t291": _cfg(2, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
+        "msr_x4.t291": _cfg(4, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
+        "msr_x8.t291": _cfg(8, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
+    }
+)
+
+
+def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    # Weights are loaded here, not by timm, so the file's sha256 is checked first.
+    model = build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **kwargs)
+    if pretrained:
+        load_pretrained_weights(model, model.pretrained_cfg)
+    return model
+
+
+@register_model
+def msr_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """x2 model: 12 blocks at one 2x level."""
+    return _create_msr("msr_x2", 2, pretrained, **kwargs)
+
+
+@register_model
+def msr_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """x4 model: 8 blocks at 2x, 4 at 4x."""
+    return _create_msr("msr_x4", 4, pretrained, **kwargs)
+
+
+@register_model
+def msr_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """x8 model: 6 blocks at 2x, 4 at 4x, 2 at 8x."""
+    return _create_msr("msr_x8", 8, pretrained, **kwargs)
