@@ -1,0 +1,107 @@
+"""Image file I/O and the uint8 <-> float tensor conversions the benchmarks rely on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "list_images",
+    "read_image",
+    "read_image_tensor",
+    "tensor_to_uint8",
+    "uint8_to_tensor",
+    "write_image",
+]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".webp", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), sorted by name.
+
+    Extensions are matched case-insensitively against :data:`IMAGE_EXTENSIONS`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a directory: {folder}")
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
+    """Read an image file as a ``uint8`` array of shape ``(H, W, C)``.
+
+    Args:
+        path: image file.
+        channels: ``None`` keeps the file's colour model (``C = 1`` for grayscale,
+            else ``C = 3``; alpha is dropped); ``3`` expands grayscale to R = G = B;
+            ``1`` converts colour to luma with PIL's ITU-R 601-2 transform.
+    """
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+    with Image.open(path) as img:
+        # Deeper-than-8-bit grayscale ('I;16', 'I', 'F') is outside the benchmarks'
+        # uint8 protocol; PIL's conversion to 'L' clips it, so refuse it instead.
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            raise ValueError(f"{path}: {img.mode!r} images are not 8-bit")
+        gray = img.mode in ("1", "L", "LA")
+        if channels == 1 or (channels is None and gray):
+            arr = np.asarray(img.convert("L"))
+        else:
+            arr = np.asarray(img.convert("RGB"))
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return np.ascontiguousarray(arr)
+
+
+def uint8_to_tensor(img: np.ndarray) -> Tensor:
+    """``uint8`` ``(H, W)`` or ``(H, W, C)`` array to a float32 ``(C, H, W)`` tensor in [0, 1]."""
+    if img.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {img.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def tensor_to_uint8(x: Tensor) -> np.ndarray:
+    """Float ``(C, H, W)`` tensor in [0, 1] to a ``uint8`` ``(H, W, C)`` array.
+
+    Values are clamped to [0, 1] and rounded half away from zero on the 0-255 scale,
+    as MATLAB's ``uint8()`` does, so scores match the published tables.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
+    levels = torch.floor(x.detach().float().clamp(0.0, 1.0) * 255.0 + 0.5)
+    return levels.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def read_image_tensor(path: str | Path, channels: int | None = None) -> Tensor:
+    """Read an image file as a float32 ``(C, H, W)`` tensor in [0, 1] (see :func:`read_image`)."""
+    return uint8_to_tensor(read_image(path, channels))
+
+
+def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
+    """Write a ``uint8`` ``(H, W[, C])`` array or a float ``(C, H, W)`` tensor in [0, 1].
+
+    The format follows the file extension; parent folders are created. Use a
+    lossless format (PNG) for anything that will be scored.
+    """
+    if isinstance(img, Tensor):
+        img = tensor_to_uint8(img)
+    if img.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # PIL writes WebP lossy by default; a saved SR result must keep its exact pixels.
+    options = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    Image.fromarray(img).save(path, **options)
