@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from msrnet.data.benchmark import BenchmarkDataset, PairedDataset, bicubic_degrade, mod_crop
+from msrnet.data.div2k import DIV2K, download_url, extract_zip
 from msrnet.data.io import (
     IMAGE_EXTENSIONS,
     list_images,
@@ -15,8 +16,11 @@ from msrnet.data.io import (
 __all__ = [
     "IMAGE_EXTENSIONS",
     "BenchmarkDataset",
+    "DIV2K",
     "PairedDataset",
     "bicubic_degrade",
+    "download_url",
+    "extract_zip",
     "list_images",
     "mod_crop",
     "read_image",
