@@ -102,6 +102,9 @@ class PyramidResidualBlock(nn.Module):
         kernel_size: kernel of the refinement convs.
         act_layer: activation.
         se_ratio: squeeze-excitation reduction ratio (timm's ``SEModule``); 0 disables it.
+        back_project: compute ``r_next``. The last block of a network has no reader for it, so
+            it is built without the down-projection, refinement and attention (no dead
+            weights) and returns ``r`` unchanged as ``r_next``.
 
     Shapes:
         r: (B, C, H, W) -> up: (B, up_chans, s*H, s*W), r_next: (B, C, H, W)
@@ -117,6 +120,7 @@ class PyramidResidualBlock(nn.Module):
         kernel_size: int = 3,
         act_layer: ActLayer = "relu",
         se_ratio: float = 1.0 / 16,
+        back_project: bool = True,
     ) -> None:
         super().__init__()
         if scale < 1:
@@ -131,6 +135,9 @@ class PyramidResidualBlock(nn.Module):
         self.scale = scale
         self.up_proj = nn.ConvTranspose2d(channels, up_chans, k, stride=scale, padding=pad)
         self.up_act = create_act_layer(act_layer, inplace=True)
+        self.back_project = back_project
+        if not back_project:
+            return
         self.down_proj = nn.Conv2d(up_chans, channels, k, stride=scale, padding=pad)
         refine: list[nn.Module] = []
         for i in range(refine_convs):
@@ -146,6 +153,8 @@ class PyramidResidualBlock(nn.Module):
 
     def forward(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         up = self.up_act(self.up_proj(r))
+        if not self.back_project:
+            return up, r
         e = r - self.down_proj(up)
         return up, e + self.attn(self.refine(e))
 
@@ -161,6 +170,7 @@ class PyramidLevel(nn.Module):
         prev_chans: feature channels of the previous level (``None`` for the first level).
         prev_scale: up-sampling factor from the previous level to this one.
         out_chans: image channels of the predicted residual.
+        last: this is the network's last level (its last block need not back-project).
         block_kwargs: further `PyramidResidualBlock` arguments.
 
     Shapes:
@@ -179,14 +189,22 @@ class PyramidLevel(nn.Module):
         prev_scale: int,
         out_chans: int,
         act_layer: ActLayer = "relu",
+        last: bool = False,
         **block_kwargs: Any,
     ) -> None:
         super().__init__()
         if num_blocks < 1:
             raise ValueError(f"a pyramid level needs at least one block, got {num_blocks}")
         self.blocks = nn.ModuleList(
-            PyramidResidualBlock(channels, scale, level_chans, act_layer=act_layer, **block_kwargs)
-            for _ in range(num_blocks)
+            PyramidResidualBlock(
+                channels,
+                scale,
+                level_chans,
+                act_layer=act_layer,
+                back_project=not (last and i == num_blocks - 1),
+                **block_kwargs,
+            )
+            for i in range(num_blocks)
         )
         self.compress = nn.Sequential(
             _conv(num_blocks * level_chans, level_chans), create_act_layer(act_layer, inplace=True)
@@ -229,10 +247,16 @@ def default_blocks_per_level(num_levels: int, num_blocks: int = 12) -> tuple[int
     at coarse levels feed every later level, so they get more: 12 -> (12,), (8, 4), (6, 4, 2)
     (the seed's 6/4/2 split, now coarse to fine). See docs/architecture.md for the measurements.
     """
+    if num_blocks < num_levels:
+        raise ValueError(f"{num_blocks} blocks cannot fill {num_levels} levels")
+    # One block per level, the rest in proportion to n, n-1, ..., 1 (largest remainder,
+    # ties to the coarser level), which keeps the counts non-increasing.
     weights = range(num_levels, 0, -1)
-    total = sum(weights)
-    counts = [max(1, round(num_blocks * w / total)) for w in weights]
-    counts[0] += num_blocks - sum(counts)
+    shares = [(num_blocks - num_levels) * w / sum(weights) for w in weights]
+    counts = [1 + int(share) for share in shares]
+    by_remainder = sorted(range(num_levels), key=lambda i: (int(shares[i]) - shares[i], i))
+    for i in by_remainder[: num_blocks - sum(counts)]:
+        counts[i] += 1
     return tuple(counts)
 
 
@@ -316,7 +340,7 @@ class MultiScaleSRNet(nn.Module):
         )
         self.levels = nn.ModuleList()
         prev_chans, prev_scale = None, 1
-        for s, blocks, chans in zip(level_scales, blocks_per_level, level_chans):
+        for i, (s, blocks, chans) in enumerate(zip(level_scales, blocks_per_level, level_chans)):
             self.levels.append(
                 PyramidLevel(
                     channels=stem_widths[-1],
@@ -327,6 +351,7 @@ class MultiScaleSRNet(nn.Module):
                     prev_scale=s // prev_scale,
                     out_chans=self.out_chans,
                     act_layer=act_layer,
+                    last=i == n - 1,
                     projection_kernel=projection_kernel,
                     refine_convs=refine_convs,
                     kernel_size=kernel_size,
@@ -335,10 +360,11 @@ class MultiScaleSRNet(nn.Module):
             )
             prev_chans, prev_scale = chans, s
 
-    def _upsample_image(self, image: torch.Tensor, factor: int) -> torch.Tensor:
+    def _upsample_image(self, image: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        # An explicit size (not scale_factor) keeps H and W symbolic under torch.export.
         if self.image_upsample == "nearest":
-            return F.interpolate(image, scale_factor=factor, mode="nearest")
-        return F.interpolate(image, scale_factor=factor, mode=self.image_upsample, align_corners=False)
+            return F.interpolate(image, size=size, mode="nearest")
+        return F.interpolate(image, size=size, mode=self.image_upsample, align_corners=False)
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Images of every level, coarse first: [(B, out, s_1*H, s_1*W), ..., (B, out, scale*H, scale*W)]."""
@@ -349,13 +375,11 @@ class MultiScaleSRNet(nn.Module):
         r = self.stem(x)
         image = self.image_in(x)
         features: torch.Tensor | None = None
-        prev_scale = 1
         images = []
-        for level, s in zip(self.levels, self.level_scales):
+        for level in self.levels:
             r, features, residual = level(r, features)
-            image = self._upsample_image(image, s // prev_scale) + residual
+            image = self._upsample_image(image, residual.shape[-2:]) + residual
             images.append(image)
-            prev_scale = s
         return images
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

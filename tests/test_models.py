@@ -1,0 +1,256 @@
+"""Model contracts: shapes, dtypes, memory formats, gradients, registry and serialization."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import msrnet
+from msrnet import FeatureExtractor, MultiScaleSRNet, PyramidResidualBlock
+from msrnet.models import default_blocks_per_level, default_level_scales
+
+PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def tiny_net(scale: int, **kwargs) -> MultiScaleSRNet:
+    """A network with the real structure and small widths, fast on 2 CPU cores."""
+    defaults = dict(stem_widths=(8, 8), num_blocks=3, level_chans=None, se_ratio=0.25)
+    defaults.update(kwargs)
+    if defaults["level_chans"] is None:
+        defaults["level_chans"] = (8,) * len(default_level_scales(scale))
+    return MultiScaleSRNet(scale=scale, **defaults).eval()
+
+
+sizes = st.integers(min_value=1, max_value=13)
+
+
+@PROPERTY_SETTINGS
+@given(batch=st.integers(1, 3), h=sizes, w=sizes, scale=st.sampled_from([2, 3, 4, 8]))
+def test_output_and_pyramid_shapes(batch: int, h: int, w: int, scale: int) -> None:
+    net = tiny_net(scale)
+    x = torch.rand(batch, 3, h, w)
+    with torch.no_grad():
+        pyramid = net.forward_pyramid(x)
+        out = net(x)
+    assert [tuple(p.shape) for p in pyramid] == [
+        (batch, 3, h * s, w * s) for s in default_level_scales(scale)
+    ]
+    assert out.shape == (batch, 3, h * scale, w * scale)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, pyramid[-1])
+
+
+@PROPERTY_SETTINGS
+@given(h=sizes, w=sizes, scale=st.sampled_from([2, 4]))
+def test_channels_last_matches_contiguous(h: int, w: int, scale: int) -> None:
+    net = tiny_net(scale)
+    x = torch.rand(2, 3, h, w)
+    with torch.no_grad():
+        expected = net(x)
+        actual = net.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+@PROPERTY_SETTINGS
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(1, 12),
+    up_chans=st.integers(1, 8),
+    h=sizes,
+    w=sizes,
+    scale=st.integers(1, 5),
+    extra_kernel=st.sampled_from([0, 2]),
+)
+def test_block_contract(
+    batch: int, channels: int, up_chans: int, h: int, w: int, scale: int, extra_kernel: int
+) -> None:
+    block = PyramidResidualBlock(
+        channels, scale, up_chans=up_chans, projection_kernel=scale + extra_kernel, se_ratio=0.5
+    )
+    r = torch.randn(batch, channels, h, w)
+    with torch.no_grad():
+        up, r_next = block(r)
+        # r_next is the back-projection residual plus its attention-weighted refinement.
+        e = r - block.down_proj(up)
+        expected = e + block.attn(block.refine(e))
+    assert up.shape == (batch, up_chans, h * scale, w * scale)
+    assert r_next.shape == r.shape
+    torch.testing.assert_close(r_next, expected)
+
+
+def test_last_block_skips_back_projection() -> None:
+    block = PyramidResidualBlock(4, 2, back_project=False)
+    r = torch.randn(1, 4, 3, 3)
+    up, r_next = block(r)
+    assert up.shape == (1, 4, 6, 6) and r_next is r
+    assert not hasattr(block, "down_proj")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_cpu(dtype: torch.dtype) -> None:
+    net = tiny_net(4)
+    x = torch.rand(1, 3, 7, 5)
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
+        out = net(x)
+    assert out.shape == (1, 3, 28, 20)
+    assert torch.isfinite(out).all()
+    # The image pyramid stays in the input's precision; only the features run in low precision.
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_cuda(dtype: torch.dtype) -> None:
+    net = tiny_net(4).cuda().to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 9, 11, device="cuda").to(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
+        out = net(x)
+    assert out.shape == (2, 3, 36, 44) and torch.isfinite(out).all()
+
+
+def test_gradients_reach_every_parameter() -> None:
+    net = tiny_net(8).train()
+    pyramid = net.forward_pyramid(torch.rand(2, 3, 6, 5))
+    sum(p.square().mean() for p in pyramid).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient for {missing}"
+
+
+def test_feature_extractor_widths_and_activation() -> None:
+    stem = FeatureExtractor(in_chans=1, widths=(6, 5, 4), act_layer="gelu")
+    assert stem(torch.rand(2, 1, 3, 4)).shape == (2, 4, 3, 4)
+    assert sum(type(m).__name__ == "GELU" for m in stem.modules()) == 3
+    with pytest.raises(ValueError, match="odd"):
+        FeatureExtractor(kernel_size=4)
+
+
+def test_default_block_spread_sums_to_num_blocks() -> None:
+    assert default_blocks_per_level(1) == (12,)
+    assert default_blocks_per_level(2) == (8, 4)
+    assert default_blocks_per_level(3) == (6, 4, 2)
+    for levels in range(1, 5):
+        for blocks in range(levels, 20):
+            spread = default_blocks_per_level(levels, blocks)
+            assert sum(spread) == blocks and min(spread) >= 1
+            assert list(spread) == sorted(spread, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_classes=10), "no classifier"),
+        (dict(level_scales=(2, 3)), "level_scales"),
+        (dict(blocks_per_level=(1, 2, 3)), "one entry per level"),
+        (dict(image_upsample="area"), "image_upsample"),
+        (dict(projection_kernel=5), "projection_kernel"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MultiScaleSRNet(scale=4, stem_widths=(4, 4), **kwargs)
+
+
+def test_bad_input_shape_is_reported() -> None:
+    net = tiny_net(2)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        net(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        net(torch.rand(1, 4, 8, 8))
+
+
+def test_grayscale_and_channel_mapping() -> None:
+    gray = tiny_net(2, in_chans=1)
+    assert gray(torch.rand(1, 1, 5, 5)).shape == (1, 1, 10, 10)
+    to_rgb = tiny_net(2, in_chans=1, out_chans=3)
+    assert to_rgb(torch.rand(1, 1, 5, 5)).shape == (1, 3, 10, 10)
+
+
+# --- registry -------------------------------------------------------------------------------
+SMALL = dict(stem_widths=(8, 8), num_blocks=3, level_chans=(8, 8, 8))
+
+
+def test_list_models() -> None:
+    assert msrnet.list_models() == ["msr_x2", "msr_x4", "msr_x8"]
+    assert msrnet.list_models("*x4") == ["msr_x4"]
+    assert set(msrnet.list_models(pretrained=True)) <= {"msr_x2.t291", "msr_x4.t291", "msr_x8.t291"}
+    assert not any(n.startswith("resnet") for n in msrnet.list_models())
+
+
+@pytest.mark.parametrize("name, scale", [("msr_x2", 2), ("msr_x4", 4), ("msr_x8", 8)])
+def test_timm_and_msrnet_registries_agree(name: str, scale: int) -> None:
+    kwargs = dict(SMALL, level_chans=(8,) * len(default_level_scales(scale)))
+    torch.manual_seed(0)
+    ours = msrnet.create_model(name, **kwargs)
+    torch.manual_seed(0)
+    theirs = timm.create_model(name, **kwargs)
+    assert type(ours) is type(theirs) is MultiScaleSRNet
+    assert ours.scale == theirs.scale == scale
+    assert ours.pretrained_cfg["architecture"] == name
+    for (k1, v1), (k2, v2) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert k1 == k2
+        torch.testing.assert_close(v1, v2)
+    assert name in timm.list_models("msr_*")
+
+
+def test_default_models_fit_the_parameter_budget() -> None:
+    for name in msrnet.list_models():
+        model = msrnet.create_model(name)
+        assert sum(p.numel() for p in model.parameters()) <= 8_000_000, name
+
+
+def test_timm_keywords() -> None:
+    gray = msrnet.create_model("msr_x2", in_chans=1, **dict(SMALL, level_chans=(8,)))
+    assert gray.in_chans == gray.out_chans == 1
+    assert gray.num_classes == 0 and gray.num_features == 8
+    with pytest.raises(ValueError, match="no classifier"):
+        timm.create_model("msr_x2", num_classes=1000)
+
+
+def test_unknown_model_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"'msr_x3'.*msr_x2, msr_x4, msr_x8"):
+        msrnet.create_model("msr_x3")
+
+
+def test_pretrained_without_weights_is_a_clear_error() -> None:
+    name = "msr_x4"
+    if f"{name}.t291" in msrnet.list_models(pretrained=True):
+        pytest.skip("weights ship for msr_x4")
+    with pytest.raises(RuntimeError, match="no pretrained weights ship for 'msr_x4.t291'"):
+        msrnet.create_model(name, pretrained=True)
+
+
+def test_state_dict_round_trips_through_create_model(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    kwargs = dict(SMALL, level_chans=(8, 8))
+    model = msrnet.create_model("msr_x4", **kwargs).eval()
+    save_file(model.state_dict(), tmp_path / "w.safetensors")
+    restored = msrnet.create_model("msr_x4", **kwargs).eval()
+    restored.load_state_dict(load_file(tmp_path / "w.safetensors"))
+    x = torch.rand(1, 3, 6, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+
+
+# --- graph capture --------------------------------------------------------------------------
+def test_torch_export_with_dynamic_batch_height_width() -> None:
+    net = tiny_net(4)
+    dims = {0: torch.export.Dim("batch", max=64)}
+    dims |= {2: torch.export.Dim("height", max=4096), 3: torch.export.Dim("width", max=4096)}
+    program = torch.export.export(net, (torch.rand(2, 3, 6, 7),), dynamic_shapes={"x": dims})
+    for shape in [(2, 3, 6, 7), (1, 3, 1, 1), (3, 3, 13, 4)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), net(x))
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager() -> None:
+    net = tiny_net(2)
+    compiled = torch.compile(net, dynamic=True)
+    for shape in [(1, 3, 6, 7), (2, 3, 9, 5)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), net(x), rtol=1e-4, atol=1e-4)
