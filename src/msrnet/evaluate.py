@@ -1,0 +1,213 @@
+"""The benchmark runner behind ``msrnet benchmark``: Y-PSNR / SSIM as the published tables.
+
+The protocol (see ``docs/evaluation.md``): HR images are mod-cropped to the scale,
+LR images are MATLAB's bicubic down-scaling of the uint8 HR images, the model's
+output is clamped and rounded to uint8, and PSNR / SSIM are taken on Y (BT.601)
+with ``scale`` pixels shaved from each border.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from msrnet import metrics
+from msrnet.data.benchmark import BenchmarkDataset
+from msrnet.data.io import tensor_to_uint8, write_image
+from msrnet.models import create_model
+from msrnet.ops.ensemble import self_ensemble as _self_ensemble
+from msrnet.ops.imresize import imresize
+
+__all__ = ["bicubic_upscale", "evaluate", "load_model", "load_weights"]
+
+SRFunction = Callable[[Tensor], Tensor]
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
+    """The tables' bicubic baseline: MATLAB ``imresize(lr, scale, 'bicubic')`` on uint8 LR.
+
+    Args:
+        lr: float ``(B, C, h, w)`` in [0, 1]; rounded to uint8 levels first, as the
+            LR images of the tables are uint8.
+        scale: integer up-scaling factor.
+
+    Returns:
+        Float ``(B, C, h * scale, w * scale)`` in [0, 1] on uint8 levels.
+    """
+    levels = torch.floor(lr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+    return imresize(levels, scale).to(lr.dtype) / 255.0
+
+
+def load_weights(path: str | Path, scale: int | None = None, arch: str | None = None) -> nn.Module:
+    """Build a registered architecture and load a weights file into it.
+
+    The architecture is ``arch`` if given, else the ``"arch"`` entry of a
+    safetensors file's metadata, else ``msr_x{scale}``.
+
+    Args:
+        path: a ``.safetensors`` file, or a ``.pth`` / ``.pt`` file holding a
+            state_dict (possibly under a ``"state_dict"`` or ``"model"`` key).
+        scale: used only to name the default architecture.
+        arch: a registered model name, e.g. ``"msr_x4"``.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(path))
+        arch = arch or metadata.get("arch")
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if arch is None:
+        if scale is None:
+            raise ValueError(f"cannot tell the architecture of {path}: pass a scale or an arch")
+        arch = f"msr_x{scale}"
+    model = create_model(arch, pretrained=False)
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(
+    model: str | Path | nn.Module | SRFunction,
+    scale: int | None = None,
+    pretrained: bool = False,
+    arch: str | None = None,
+) -> tuple[SRFunction, str, int]:
+    """Resolve what ``evaluate`` accepts as a model into ``(fn, name, scale)``.
+
+    Args:
+        model: ``"bicubic"``; a path to a weights file (see :func:`load_weights`);
+            a registered model name (``"msr_x4"``, optionally with a pretrained
+            tag); an ``nn.Module``; or any callable mapping ``(B, 3, h, w)`` to
+            ``(B, 3, h * scale, w * scale)``.
+        scale: the super-resolution factor; taken from ``model.scale`` if omitted.
+        pretrained: load the packaged weights of a registered name.
+        arch: the architecture of a weights file.
+
+    Raises:
+        ValueError: the scale is unknown or disagrees with the model's.
+    """
+    if isinstance(model, (str, Path)):
+        name = str(model)
+        if name == "bicubic":
+            if scale is None:
+                raise ValueError("the bicubic baseline needs a scale")
+            return (lambda lr: bicubic_upscale(lr, scale)), "bicubic", scale
+        path = Path(model)
+        if path.suffix in WEIGHT_SUFFIXES or path.is_file():
+            if not path.is_file():
+                raise FileNotFoundError(f"weights file not found: {path}")
+            model, name = load_weights(path, scale, arch), path.name
+        else:
+            model = create_model(name, pretrained=pretrained)
+    else:
+        name = type(model).__name__ if isinstance(model, nn.Module) else getattr(model, "__name__", "model")
+    model_scale = getattr(model, "scale", None)
+    if scale is None:
+        scale = model_scale
+    if scale is None:
+        raise ValueError(f"model {name!r} has no `scale` attribute: pass the scale")
+    if model_scale is not None and model_scale != scale:
+        raise ValueError(f"model {name!r} up-scales x{model_scale}, but scale={scale} was asked")
+    return model, name, int(scale)
+
+
+def evaluate(
+    model: str | Path | nn.Module | SRFunction,
+    dataset_dir: str | Path | Dataset,
+    scale: int | None = None,
+    device: str | torch.device = "cpu",
+    self_ensemble: bool = False,
+    save_dir: str | Path | None = None,
+    *,
+    pretrained: bool = False,
+    arch: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a super-resolution model on one benchmark set at one scale.
+
+    Each LR image runs through the model whole (benchmark images are small). The
+    output is clamped and rounded to uint8, then scored against the mod-cropped
+    HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
+    shaving ``scale`` pixels.
+
+    Args:
+        model: see :func:`load_model` (``"bicubic"``, a weights path, a registered
+            name, a module or a callable).
+        dataset_dir: a folder of HR images (read by
+            :class:`~msrnet.data.BenchmarkDataset`), or a dataset yielding the same
+            ``{"lr", "hr", "name"}`` items, e.g. :class:`~msrnet.data.PairedDataset`.
+        scale: the super-resolution factor (default: the model's).
+        device: where the model runs.
+        self_ensemble: average the outputs over the 8 flips/rotations.
+        save_dir: if given, each SR image is written there as ``<name>.png``.
+        pretrained: load the packaged weights of a registered model name.
+        arch: the architecture of a weights file (see :func:`load_weights`).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        ``{"model": str, "dataset": str, "scale": int, "psnr": float,
+        "ssim": float, "images": int}``, PSNR in dB and both averaged over images.
+    """
+    fn, name, scale = load_model(model, scale, pretrained, arch)
+    device = torch.device(device)
+    if isinstance(fn, nn.Module):
+        fn = fn.to(device).eval()
+    if isinstance(dataset_dir, (str, Path)):
+        dataset: Dataset = BenchmarkDataset(dataset_dir, scale)
+    else:
+        dataset = dataset_dir
+    dataset_name = getattr(dataset, "name", type(dataset).__name__)
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    items = tqdm(
+        dataset,
+        desc=f"{name} {dataset_name} x{scale}",
+        unit="img",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
+    with torch.inference_mode():
+        for item in items:
+            lr = item["lr"].unsqueeze(0).to(device)
+            sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
+            hr = tensor_to_uint8(item["hr"])
+            sr_u8 = tensor_to_uint8(sr[0])
+            if sr_u8.shape != hr.shape:
+                raise ValueError(
+                    f"{item['name']}: output {sr_u8.shape} does not match HR {hr.shape} "
+                    f"(is the model x{scale}?)"
+                )
+            psnrs.append(metrics.psnr(sr_u8, hr, crop_border=scale))
+            ssims.append(metrics.ssim(sr_u8, hr, crop_border=scale))
+            if save_dir is not None:
+                write_image(save_dir / f"{item['name']}.png", sr_u8)
+    if not psnrs:
+        raise ValueError(f"dataset {dataset_name!r} is empty")
+    return {
+        "model": name,
+        "dataset": dataset_name,
+        "scale": scale,
+        "psnr": float(np.mean(psnrs)),
+        "ssim": float(np.mean(ssims)),
+        "images": len(psnrs),
+    }
