@@ -12,9 +12,12 @@ from msrnet.data.io import (
     uint8_to_tensor,
     write_image,
 )
+from msrnet.data.patches import InMemoryPatchSampler, PatchDataset, load_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "InMemoryPatchSampler",
+    "PatchDataset",
     "BenchmarkDataset",
     "DIV2K",
     "PairedDataset",
@@ -22,6 +25,7 @@ __all__ = [
     "download_url",
     "extract_zip",
     "list_images",
+    "load_images",
     "mod_crop",
     "read_image",
     "read_image_tensor",
