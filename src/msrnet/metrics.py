@@ -50,7 +50,7 @@ def _as_chw(img: ImageT) -> Tensor:
             img = img[:, :, None]
         if img.ndim != 3:
             raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {img.shape}")
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).to(torch.float64)
+        return torch.from_numpy(img.transpose(2, 0, 1).astype(np.float64))
     if isinstance(img, Tensor):
         if not img.is_floating_point():
             raise TypeError(f"tensors must be float in [0, 1], got {img.dtype}")

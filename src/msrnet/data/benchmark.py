@@ -33,7 +33,7 @@ def bicubic_degrade(hr: np.ndarray, scale: int) -> np.ndarray:
         ``uint8`` ``(H / scale, W / scale, C)``, rounded after each 1-D pass as
         MATLAB's uint8 path does.
     """
-    chw = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
+    chw = torch.from_numpy(hr.transpose(2, 0, 1).copy())
     return imresize(chw, 1.0 / scale).permute(1, 2, 0).numpy()
 
 

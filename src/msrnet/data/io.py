@@ -54,12 +54,12 @@ def read_image(path: str | Path, channels: int | None = None) -> np.ndarray:
             raise ValueError(f"{path}: {img.mode!r} images are not 8-bit")
         gray = img.mode in ("1", "L", "LA")
         if channels == 1 or (channels is None and gray):
-            arr = np.asarray(img.convert("L"))
+            arr = np.array(img.convert("L"))
         else:
-            arr = np.asarray(img.convert("RGB"))
+            arr = np.array(img.convert("RGB"))
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def uint8_to_tensor(img: np.ndarray) -> Tensor:
@@ -68,7 +68,7 @@ def uint8_to_tensor(img: np.ndarray) -> Tensor:
         raise TypeError(f"expected a uint8 array, got {img.dtype}")
     if img.ndim == 2:
         img = img[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+    return torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div_(255.0)
 
 
 def tensor_to_uint8(x: Tensor) -> np.ndarray:
