@@ -1,0 +1,155 @@
+"""msrnet.evaluate, msrnet.ops.self_ensemble and ``msrnet benchmark``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+import msrnet
+from msrnet.cli import main
+from msrnet.data import BenchmarkDataset, read_image, tensor_to_uint8, write_image
+from msrnet.evaluate import bicubic_upscale, evaluate
+from msrnet.metrics import psnr
+from msrnet.ops import imresize, self_ensemble
+
+# MATLAB's bicubic rows of the published tables (SRCNN / LapSRN), Y-PSNR in dB.
+PUBLISHED_SET5_BICUBIC = {2: 33.66, 4: 28.42, 8: 24.40}
+
+
+class Nearest(nn.Module):
+    """Pixel replication: a tiny SR model that commutes with flips and rotations."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+@pytest.fixture()
+def tiny_set(tmp_path: Path) -> Path:
+    root = tmp_path / "Tiny"
+    rng = np.random.default_rng(0)
+    for i, shape in enumerate([(26, 31, 3), (24, 24, 3), (19, 22)]):
+        write_image(root / f"im{i}.png", rng.integers(0, 256, shape, dtype=np.uint8))
+    return root
+
+
+# --- the acceptance check -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", sorted(PUBLISHED_SET5_BICUBIC))
+def test_bicubic_reproduces_published_set5(shared_data: Path, scale: int) -> None:
+    result = evaluate("bicubic", shared_data / "Set5", scale, progress=False)
+    assert result["images"] == 5 and result["dataset"] == "Set5"
+    assert result["psnr"] == pytest.approx(PUBLISHED_SET5_BICUBIC[scale], abs=0.03)
+
+
+# --- the runner -----------------------------------------------------------------------------
+
+
+def test_bicubic_upscale_is_uint8_imresize() -> None:
+    lr_u8 = torch.randint(0, 256, (1, 3, 7, 9), dtype=torch.uint8)
+    sr = bicubic_upscale(lr_u8.float() / 255, 3)
+    assert sr.shape == (1, 3, 21, 27)
+    assert torch.equal(torch.round(sr * 255).to(torch.uint8), imresize(lr_u8, 3))
+
+
+def test_evaluate_module_and_result_keys(tiny_set: Path) -> None:
+    result = evaluate(Nearest(2), tiny_set, 2, progress=False)
+    assert set(result) == {"model", "dataset", "scale", "psnr", "ssim", "images"}
+    assert result["model"] == "Nearest" and result["dataset"] == "Tiny" and result["images"] == 3
+    # Recompute the mean by hand from the dataset's items.
+    ds = BenchmarkDataset(tiny_set, 2)
+    expected = np.mean(
+        [psnr(tensor_to_uint8(Nearest(2)(it["lr"][None])[0]), tensor_to_uint8(it["hr"]), 2) for it in ds]
+    )
+    assert result["psnr"] == pytest.approx(expected, abs=1e-12)
+    assert evaluate(lambda x: Nearest(2)(x), tiny_set, 2, progress=False)["psnr"] == result["psnr"]
+
+
+def test_evaluate_scale_checks(tiny_set: Path) -> None:
+    assert evaluate(Nearest(3), tiny_set, progress=False)["scale"] == 3
+    with pytest.raises(ValueError, match="x3"):
+        evaluate(Nearest(3), tiny_set, 2, progress=False)
+    with pytest.raises(ValueError):
+        evaluate("bicubic", tiny_set, progress=False)
+
+
+def test_evaluate_saves_rounded_outputs(tiny_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sr"
+    result = evaluate("bicubic", tiny_set, 2, save_dir=out, progress=False)
+    saved = sorted(p.name for p in out.iterdir())
+    assert saved == ["im0.png", "im1.png", "im2.png"]
+    ds = BenchmarkDataset(tiny_set, 2)
+    scores = [psnr(read_image(out / f"{it['name']}.png", 3), tensor_to_uint8(it["hr"]), 2) for it in ds]
+    assert result["psnr"] == pytest.approx(np.mean(scores), abs=1e-12)
+
+
+def test_evaluate_weights_files(tmp_path: Path) -> None:
+    # One small image: the default msr_x2 is heavy for 2 CPU cores.
+    write_image(tmp_path / "One" / "a.png", np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    model = msrnet.create_model("msr_x2").eval()
+    expected = evaluate(model, tmp_path / "One", 2, progress=False)["psnr"]
+    # The safetensors metadata names the architecture, so no scale is needed.
+    save_file(model.state_dict(), str(tmp_path / "w.safetensors"), metadata={"arch": "msr_x2"})
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "w.pth")
+    for path, scale in ((tmp_path / "w.safetensors", None), (tmp_path / "w.pth", 2)):
+        result = evaluate(path, tmp_path / "One", scale, progress=False)
+        assert result["model"] == path.name and result["scale"] == 2
+        assert result["psnr"] == pytest.approx(expected, abs=1e-9)
+
+
+# --- self-ensemble --------------------------------------------------------------------------
+
+
+def test_self_ensemble_of_equivariant_model_is_unchanged() -> None:
+    x = torch.rand(2, 3, 5, 7)
+    torch.testing.assert_close(self_ensemble(Nearest(2), x), Nearest(2)(x))
+
+
+def test_self_ensemble_averages_the_eight_transforms() -> None:
+    calls = []
+
+    def add_column_ramp(x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return x + torch.arange(x.shape[-1], dtype=x.dtype)
+
+    x = torch.rand(1, 1, 6, 6)
+    # The ramp comes back along both axes in both directions, twice each: its mean is 2.5.
+    torch.testing.assert_close(self_ensemble(add_column_ramp, x), x + 2.5)
+    assert len(calls) == 8
+
+
+def test_evaluate_self_ensemble(tiny_set: Path) -> None:
+    plain = evaluate(Nearest(2), tiny_set, 2, progress=False)
+    ensembled = evaluate(Nearest(2), tiny_set, 2, self_ensemble=True, progress=False)
+    assert ensembled["psnr"] == pytest.approx(plain["psnr"], abs=1e-9)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_cli_benchmark_json(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["benchmark", "--model", "bicubic", "--dataset", str(tiny_set), "--scale", "2", "--scale", "3"]
+    assert main([*argv, "--json", "--device", "cpu"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["dataset"], r["scale"]) for r in rows] == [("Tiny", 2), ("Tiny", 3)]
+    assert rows[0] == evaluate("bicubic", tiny_set, 2, progress=False)
+
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "bicubic" in table and "Tiny" in table and f"{rows[1]['psnr']:.2f}" in table
+
+
+def test_cli_benchmark_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["benchmark", "--model", "bicubic", "--dataset", str(tmp_path / "none"), "--scale", "2"]) == 1
+    assert "error" in capsys.readouterr().err
+    assert main(["benchmark", "--model", "bicubic", "--dataset", str(tmp_path)]) == 1
