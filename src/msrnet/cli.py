@@ -118,12 +118,118 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 # --- train -----------------------------------------------------------------------------------
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a model on a folder of HR images")
+    from dataclasses import fields
+
+    from msrnet.train import TrainConfig
+
+    default = {f.name: f.default for f in fields(TrainConfig)}
+    p = subparsers.add_parser(
+        "train",
+        help="train a model on a folder of HR images",
+        description="Train (or fine-tune) a model on random patches of a folder of HR images, LR made "
+        "by MATLAB-exact bicubic down-scaling; Y-PSNR on --val-dir. Run under torchrun for several "
+        "GPUs/processes. Writes config.json, log.jsonl, checkpoint.pt and best.safetensors to "
+        "--output-dir. See docs/training.md.",
+    )
+    p.add_argument("--train-dir", required=True, help="folder of HR training images")
+    p.add_argument("--val-dir", default=None, help="folder of HR validation images (e.g. Set5)")
+    p.add_argument("--model", default=None, help="architecture (default: msr_x<scale>)")
+    p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
+    p.add_argument("--model-kwargs", default="{}", metavar="JSON", help='model arguments, e.g. \'{"num_blocks": 8}\'')
+    p.add_argument("--init-weights", default=None, metavar="FILE", help="safetensors weights to fine-tune from")
+    p.add_argument("--output-dir", default=None, help="where outputs go (default: runs/<model>)")
+    p.add_argument("--max-steps", type=int, default=default["max_steps"])
+    p.add_argument(
+        "--schedule-steps", type=int, default=None, help="cosine schedule length (default: --max-steps)"
+    )
+    p.add_argument("--batch-size", type=int, default=default["batch_size"], help="patches per step per process")
+    p.add_argument("--patch-size", type=int, default=default["patch_size"], help="LR patch side")
+    p.add_argument("--lr", type=float, default=default["lr"], help="peak learning rate (AdamW)")
+    p.add_argument("--warmup-steps", type=int, default=default["warmup_steps"])
+    p.add_argument("--weight-decay", type=float, default=default["weight_decay"])
+    p.add_argument(
+        "--loss", default=default["loss"], help="l1, charbonnier, dssim or a mix like 0.8*charbonnier+0.2*dssim"
+    )
+    p.add_argument(
+        "--level-weights", default=None, metavar="W,W,..", help="loss weight of each pyramid level, coarse first"
+    )
+    p.add_argument("--grad-clip", type=float, default=default["grad_clip"], help="max gradient norm (0: off)")
+    p.add_argument("--ema-decay", type=float, default=default["ema_decay"], help="weight EMA decay (0: off)")
+    p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
+    p.add_argument(
+        "--min-scale", type=float, default=default["min_scale"], help="down-scaling augmentation, e.g. 0.5 (1: off)"
+    )
+    p.add_argument("--val-every", type=int, default=default["val_every"])
+    p.add_argument("--ckpt-every", type=int, default=default["ckpt_every"])
+    p.add_argument("--log-every", type=int, default=default["log_every"])
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
+    p.add_argument("--seed", type=int, default=default["seed"])
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CKPT",
+        help="continue from a checkpoint (default: the one in --output-dir)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    raise NotImplementedError("msrnet train is not implemented yet")
+    import json
+    import os
+
+    from msrnet.train import CheckpointError, TrainConfig, train
+
+    try:
+        if args.model is None:
+            model = f"msr_x{args.scale or 4}"
+        else:
+            model = args.model
+            arch_scale = model.split(".", 1)[0].removeprefix("msr_x")
+            if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
+                raise ValueError(f"--model {model} is x{arch_scale}, but --scale {args.scale} was given")
+        output_dir = args.output_dir or f"runs/{model}"
+        config = TrainConfig(
+            train_dir=args.train_dir,
+            val_dir=args.val_dir,
+            output_dir=output_dir,
+            model=model,
+            model_kwargs=json.loads(args.model_kwargs),
+            init_weights=args.init_weights,
+            max_steps=args.max_steps,
+            schedule_steps=args.schedule_steps,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay,
+            loss=args.loss,
+            level_weights=tuple(float(w) for w in args.level_weights.split(",")) if args.level_weights else None,
+            grad_clip=args.grad_clip,
+            ema_decay=args.ema_decay,
+            augment=not args.no_augment,
+            min_scale=args.min_scale,
+            val_every=args.val_every,
+            ckpt_every=args.ckpt_every,
+            log_every=args.log_every,
+            device=args.device,
+            amp=not args.no_amp,
+            compile=args.compile,
+            seed=args.seed,
+            resume=(args.resume or output_dir) if args.resume is not None else None,
+            progress=not args.no_progress,
+        )
+        summary = train(config)
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        print(f"msrnet train: error: {e}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
+        print(json.dumps(summary))
+    return 0
 
 
 # --- export ----------------------------------------------------------------------------------
