@@ -14,13 +14,213 @@ from msrnet import __version__
 
 
 # --- upscale ---------------------------------------------------------------------------------
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model, --pretrained/--no-pretrained and --weights (shared by upscale and export)."""
+    p.add_argument(
+        "--model", default=None, help="registered model (default: msr_x4, or the architecture recorded in --weights)"
+    )
+    p.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the weights that ship with msrnet; --no-pretrained: random weights, to try the pipeline",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        default=None,
+        help="a .safetensors/.pth state dict (e.g. best.safetensors from `msrnet train`); overrides --pretrained",
+    )
+
+
+def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | None
+    """The model that --model/--pretrained/--weights name, or None after saying why there is none."""
+    from msrnet.evaluate import load_weights
+    from msrnet.models import create_model
+
+    name = args.model or "msr_x4"
+    try:
+        if args.weights:
+            return load_weights(args.weights, 4, args.model)
+        model = create_model(name, pretrained=args.pretrained)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"msrnet {command}: error: {e}", file=sys.stderr)
+        if not args.weights and args.pretrained:
+            print(
+                f"msrnet {command}: pass --weights FILE (a state dict, e.g. best.safetensors from "
+                "`msrnet train`), or --no-pretrained to run with random weights",
+                file=sys.stderr,
+            )
+        return None
+    if not args.pretrained:
+        print(
+            f"msrnet {command}: note: {name} has random weights (--no-pretrained); "
+            "its output shows the pipeline working, not a useful result",
+            file=sys.stderr,
+        )
+    return model
+
+
 def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("upscale", help="upscale images, folders or globs")
+    def tile(value: str) -> int | str | None:
+        if value in ("auto", "none"):
+            return None if value == "none" else value
+        if not value.isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(f"expected 'auto', 'none' or a positive integer, got {value!r}")
+        return int(value)
+
+    def non_negative(value: str) -> int:
+        if not value.isdigit():
+            raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
+        return int(value)
+
+    p = subparsers.add_parser(
+        "upscale",
+        help="upscale images, folders or globs",
+        description="Upscale images by the model's scale. Grayscale stays grayscale, alpha is kept, "
+        "16-bit stays 16-bit, EXIF orientation is applied and ICC profiles are kept. Large images "
+        "run in blended tiles. See docs/inference.md.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (not recursive) or globs")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output file (one input; its extension picks the format) or folder (files keep their names)",
+    )
+    _add_model_args(p)
+    p.add_argument(
+        "--tile",
+        type=tile,
+        default="auto",
+        help="LR tile side, 'auto' (fit the device's memory; the default) or 'none' (whole image)",
+    )
+    p.add_argument("--tile-overlap", type=non_negative, default=32, help="LR pixels neighbouring tiles share")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--dtype", choices=("fp32", "bf16", "fp16"), default=None, help="compute dtype (default: bf16 on CUDA, else fp32)"
+    )
+    p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="upscale the sample image shipped with msrnet (NASA's astronaut portrait) into the current folder",
+    )
     p.set_defaults(func=_run_upscale)
 
 
 def _run_upscale(args: argparse.Namespace) -> int:
-    raise NotImplementedError("msrnet upscale is not implemented yet")
+    import glob
+    import time
+    from importlib.resources import files
+    from pathlib import Path
+
+    import torch
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from msrnet.data.io import IMAGE_EXTENSIONS, list_images
+    from msrnet.inference import resolve_dtype, upscale
+
+    def error(message: str) -> int:
+        print(f"msrnet upscale: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.demo == bool(args.inputs):
+        return error("give INPUT files, folders or globs, or --demo (not both)")
+    if not args.demo and args.output is None:
+        return error("-o/--output is required")
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as e:
+        return error(f"bad --device: {e}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return error("--device cuda asked for, but CUDA is not available")
+
+    failures: list[str] = []
+    sources: list[Path] = []
+    if args.demo:
+        sources.append(Path(str(files("msrnet") / "assets" / "astronaut.png")))
+    for spec in args.inputs:
+        if Path(spec).is_dir():
+            found = list_images(spec)
+        elif glob.has_magic(spec):
+            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            found = [Path(spec)]  # a bad file is reported when it fails to open
+        if not found:
+            failures.append(f"{spec}: no images found")
+        sources += found
+    sources = list(dict.fromkeys(sources))
+
+    model = _load_cli_model(args, "upscale")
+    if model is None:
+        return 2
+    scale = model.scale
+
+    out = Path(args.output) if args.output else None
+    to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
+    if args.demo:
+        targets = [out if to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
+    elif to_file:
+        if len(sources) != 1:
+            return error(f"-o {out} is a file, but {len(sources)} images were given: pass a folder")
+        targets = [out]
+    else:
+        targets = [out / src.name for src in sources]
+        clashes = {t.name for t in targets if targets.count(t) > 1}
+        if clashes:
+            return error(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders")
+    overwritten = [str(s) for s, t in zip(sources, targets) if s.resolve() == t.resolve()]
+    if overwritten:
+        return error(f"refusing to overwrite the input {overwritten[0]}: pick another -o")
+
+    dtype = resolve_dtype(args.dtype, device)
+    start = time.perf_counter()
+    done = 0
+    for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
+        try:
+            with Image.open(src) as img:
+                result = upscale(
+                    model,
+                    img,
+                    tile=args.tile,
+                    tile_overlap=args.tile_overlap,
+                    self_ensemble=args.self_ensemble,
+                    device=device,
+                    dtype=dtype,
+                    progress=True,
+                )
+                in_size = img.size
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            options: dict[str, object] = {}
+            if result.info.get("icc_profile"):
+                options["icc_profile"] = result.info["icc_profile"]
+            if dst.suffix.lower() == ".webp":
+                options["lossless"] = True  # PIL's WebP is lossy by default
+            elif dst.suffix.lower() in (".jpg", ".jpeg"):
+                options["quality"] = 95
+            result.save(dst, **options)
+            done += 1
+        except (OSError, ValueError, TypeError, RuntimeError, Image.DecompressionBombError) as e:
+            failures.append(f"{src}: {e}")
+            tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+
+    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
+    arch = model.pretrained_cfg["architecture"]
+    what = f"x{scale} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
+    if args.demo and done:
+        print(
+            f"upscaled {sources[0].name} ({in_size[0]}x{in_size[1]}) {what} in {seconds:.1f} s "
+            f"-> {targets[0]} ({result.width}x{result.height})"
+        )
+    elif not args.demo:
+        where = targets[0] if to_file else out
+        print(f"msrnet upscale: {done} of {done + len(failures)} images upscaled {what} in {seconds:.1f} s -> {where}", file=sys.stderr)
+    for failure in failures:
+        print(f"msrnet upscale: failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 # --- benchmark -------------------------------------------------------------------------------
@@ -234,12 +434,54 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # --- export ----------------------------------------------------------------------------------
 def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="export a model to ONNX or a torch.export program")
+    p = subparsers.add_parser(
+        "export",
+        help="export a model to ONNX or a torch.export program",
+        description="Export a model (float32) with dynamic batch, height and width, as ONNX "
+        "(needs `pip install \"msrnet[onnx]\"`) or as a torch.export program (.pt2, load with "
+        "torch.export.load(path).module()).",
+    )
+    _add_model_args(p)
+    p.add_argument("-o", "--output", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "exported-program"),
+        default=None,
+        help="default: from the extension of -o (.onnx, .pt2)",
+    )
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: torch's)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the exported file at two new sizes (onnxruntime for ONNX) and compare with PyTorch",
+    )
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    raise NotImplementedError("msrnet export is not implemented yet")
+    from msrnet.export import export_model, format_from_path, verify_export
+
+    try:
+        format = args.format or format_from_path(args.output)
+    except ValueError as e:
+        print(f"msrnet export: error: {e}", file=sys.stderr)
+        return 2
+    model = _load_cli_model(args, "export")
+    if model is None:
+        return 2
+    try:
+        path = export_model(model, args.output, format, opset_version=args.opset)
+        print(f"exported {model.pretrained_cfg['architecture']} as {format} -> {path}")
+        if args.verify:
+            error = verify_export(path, model, format)
+            print(f"max abs difference to PyTorch over two new input sizes: {error:.3g}")
+            if error > 1e-4:
+                print("msrnet export: error: the exported model disagrees with PyTorch", file=sys.stderr)
+                return 1
+    except ImportError as e:
+        print(f"msrnet export: error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # --- entry point -----------------------------------------------------------------------------
