@@ -332,7 +332,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--output-dir. See docs/training.md.",
     )
     p.add_argument("--train-dir", required=True, help="folder of HR training images")
+    p.add_argument("--train-images", type=int, default=None, metavar="N", help="use only the first N of them")
     p.add_argument("--val-dir", default=None, help="folder of HR validation images (e.g. Set5)")
+    p.add_argument("--val-images", type=int, default=None, metavar="N", help="score only the first N of them")
     p.add_argument("--model", default=None, help="architecture (default: msr_x<scale>)")
     p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
     p.add_argument("--model-kwargs", default="{}", metavar="JSON", help='model arguments, e.g. \'{"num_blocks": 8}\'')
@@ -395,7 +397,9 @@ def _run_train(args: argparse.Namespace) -> int:
         output_dir = args.output_dir or f"runs/{model}"
         config = TrainConfig(
             train_dir=args.train_dir,
+            train_images=args.train_images,
             val_dir=args.val_dir,
+            val_images=args.val_images,
             output_dir=output_dir,
             model=model,
             model_kwargs=json.loads(args.model_kwargs),

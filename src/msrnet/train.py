@@ -46,6 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from msrnet.data.benchmark import BenchmarkDataset
+from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler
 from msrnet.evaluate import evaluate
 from msrnet.models import create_model
@@ -72,7 +73,9 @@ class TrainConfig:
 
     Args:
         train_dir: folder of HR training images (decoded once into memory on the device).
+        train_images: use only the first this many images of ``train_dir`` (default: all).
         val_dir: folder of HR validation images (e.g. Set5); Y-PSNR every ``val_every`` steps.
+        val_images: score only the first this many images of ``val_dir`` (default: all).
         output_dir: where checkpoints, weights and the log go.
         model: registered architecture (``msr_x2``, ``msr_x4``, ``msr_x8``); its scale is used.
         model_kwargs: constructor arguments of the model (widths, block counts, ...).
@@ -102,7 +105,9 @@ class TrainConfig:
     """
 
     train_dir: str
+    train_images: int | None = None
     val_dir: str | None = None
+    val_images: int | None = None
     output_dir: str = "runs/train"
     model: str = "msr_x4"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -392,6 +397,8 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
     torch.manual_seed(config.seed)
     model = create_model(config.model, **config.model_kwargs)
     if config.init_weights:
+        if not config.init_weights.endswith(".safetensors"):
+            raise ValueError(f"init_weights must be a .safetensors file, got {config.init_weights}")
         model.load_state_dict(load_file(config.init_weights))
     scale = int(model.scale)
     rank_seed = _seed_for(config.seed, rank)
@@ -401,8 +408,11 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
     memory_format = torch.channels_last if cuda else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
 
+    train_files = list_images(config.train_dir)[: config.train_images]
+    if not train_files:
+        raise FileNotFoundError(f"no training images in {config.train_dir}")
     sampler = InMemoryPatchSampler(
-        config.train_dir,
+        train_files,
         scale,
         config.patch_size,
         config.batch_size,
@@ -412,7 +422,10 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
         seed=rank_seed,
         progress=config.progress and main,
     )
-    val_items = list(BenchmarkDataset(config.val_dir, scale)) if config.val_dir and main else None
+    val_items = None
+    if config.val_dir and main:
+        val_set = BenchmarkDataset(config.val_dir, scale)
+        val_items = [val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))]
 
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay

@@ -277,6 +277,8 @@ class InMemoryPatchSampler:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if not isinstance(images, (str, Path)) and len(images) == 0:
+            raise ValueError("InMemoryPatchSampler needs at least one image")
         if isinstance(images, (str, Path)) or not all(isinstance(i, Tensor) for i in images):
             images = load_images(images, progress=progress)  # type: ignore[arg-type]
         self.batch_size = batch_size

@@ -1,0 +1,100 @@
+"""Training throughput of the reference trainer; prints one JSON object.
+
+Runs `msrnet.train.train` itself (sampler, pyramid loss, AdamW, clipping, EMA, scheduler) on
+generated images for ``2 * steps`` steps and reports the second half (the first absorbs start-up,
+cudnn autotuning and compilation). Model FLOPs per step (forward + backward) are counted once with
+``torch.utils.flop_counter.FlopCounterMode``; on CUDA the achieved rate is compared with the H100's
+dense bf16 peak (989 TFLOP/s).
+
+    python benchmarks/train_speed.py --device cpu --batch-size 2 --steps 2
+    python benchmarks/train_speed.py --device cuda --batch-size 64 --steps 50 --compile
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from msrnet import create_model
+from msrnet.train import TrainConfig, train
+
+H100_BF16_DENSE_TFLOPS = 989.0
+
+
+def _model_flops(model_name: str, batch_size: int, patch_size: int) -> int:
+    """FLOPs of one forward + backward of the model on a (B, 3, p, p) batch (on the meta device).
+
+    The pixel losses and the optimizer are elementwise, negligible next to the convolutions.
+    """
+    with torch.device("meta"):
+        model = create_model(model_name)
+        lr = torch.rand(batch_size, 3, patch_size, patch_size)
+    with FlopCounterMode(display=False) as counter:
+        sum(o.mean() for o in model.forward_pyramid(lr)).backward()
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="msr_x4")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patch-size", type=int, default=48, help="LR patch side")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (as many again warm up)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--loss", default="charbonnier")
+    args = parser.parse_args()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images"
+        images.mkdir()
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(images / f"{i}.png")
+        config = TrainConfig(
+            train_dir=str(images),
+            output_dir=str(Path(tmp) / "run"),
+            model=args.model,
+            max_steps=2 * args.steps,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            loss=args.loss,
+            log_every=args.steps,
+            ckpt_every=10**9,  # only the final one
+            device=str(device),
+            compile=args.compile,
+            progress=False,
+        )
+        train(config)
+        log = [json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()]
+    samples_per_s = log[-1]["samples_per_s"]
+    flops_per_step = _model_flops(args.model, args.batch_size, args.patch_size)
+    tflops = flops_per_step / args.batch_size * samples_per_s / 1e12
+    result = {
+        "model": args.model,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "patch_size": args.patch_size,
+        "timed_steps": args.steps,
+        "compile": args.compile,
+        "amp_bf16": device.type == "cuda",
+        "samples_per_s": round(samples_per_s, 3),
+        "steps_per_s": round(samples_per_s / args.batch_size, 4),
+        "model_gflops_per_sample": round(flops_per_step / args.batch_size / 1e9, 2),
+        "achieved_tflops": round(tflops, 4),
+        "h100_bf16_peak_fraction": round(tflops / H100_BF16_DENSE_TFLOPS, 4) if device.type == "cuda" else None,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
