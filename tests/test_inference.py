@@ -1,0 +1,317 @@
+"""msrnet.inference.upscale: tiling, every image kind and mode, dtypes, auto tiles, self-ensemble."""
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, ImageOps
+from torch import Tensor, nn
+
+import msrnet.inference as inference
+from msrnet import MultiScaleSRNet
+from msrnet.inference import _tile_starts, auto_tile_size, resolve_dtype, upscale
+
+
+class Nearest(nn.Module):
+    """Nearest-neighbour up-scaling: every output pixel is an input pixel, so values are exact."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = scale
+        self.in_chans = 3
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.seen.append(tuple(x.shape))
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+@functools.cache
+def small_net(scale: int) -> MultiScaleSRNet:
+    """A narrow network without global pooling (se_ratio=0); receptive radius 6-7 LR pixels."""
+    torch.manual_seed(scale)
+    levels = {2: 1, 4: 2}[scale]
+    return MultiScaleSRNet(
+        scale=scale, stem_widths=(8, 8), num_blocks=2, level_chans=(8,) * levels, se_ratio=0
+    ).eval()
+
+
+def nearest_numpy(arr: np.ndarray, s: int) -> np.ndarray:
+    return arr.repeat(s, axis=0).repeat(s, axis=1)
+
+
+# --- tiling ------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    length=st.integers(1, 300),
+    tile=st.integers(2, 120),
+    overlap=st.integers(0, 60),
+)
+def test_tile_starts_cover_with_overlap(length: int, tile: int, overlap: int) -> None:
+    overlap = min(overlap, tile // 2)
+    starts = _tile_starts(length, tile, overlap)
+    assert starts[0] == 0
+    assert starts[-1] + min(tile, length) == length
+    for a, b in zip(starts, starts[1:]):
+        assert 0 < b - a <= tile - overlap
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    scale=st.sampled_from([2, 4]),
+    batch=st.integers(1, 2),
+    height=st.integers(5, 96),
+    width=st.integers(5, 96),
+    overlap=st.integers(28, 40),
+    extra=st.integers(0, 24),
+)
+def test_tiled_equals_untiled_without_global_pooling(
+    scale: int, batch: int, height: int, width: int, overlap: int, extra: int
+) -> None:
+    # The receptive radius is <= 7 LR pixels, so an overlap >= 28 (a quarter >= 7) makes tiles
+    # exact everywhere, image borders included.
+    model = small_net(scale)
+    x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(height * width))
+    full = upscale(model, x)
+    tiled = upscale(model, x, tile=2 * overlap + extra, tile_overlap=overlap)
+    assert tiled.shape == (batch, 3, scale * height, scale * width)
+    assert (tiled - full).abs().max().item() < 1e-4
+
+
+def test_tiled_uint8_within_one_level_and_actually_tiles() -> None:
+    model = small_net(2)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    full = upscale(model, img)
+    tiled = upscale(model, img, tile=56, tile_overlap=28)
+    assert np.abs(full.astype(int) - tiled.astype(int)).max() <= 1
+
+    probe = Nearest(2)
+    upscale(probe, img, tile=56, tile_overlap=28)
+    assert len(probe.seen) == 3 * 4  # 97 rows -> 3 tiles, 131 columns -> 4 tiles
+    assert max(max(s[2:]) for s in probe.seen) <= 56
+
+
+def test_tiled_self_ensemble_equals_untiled_self_ensemble() -> None:
+    model = small_net(2)
+    x = torch.rand(1, 3, 70, 50)
+    full = upscale(model, x, self_ensemble=True)
+    tiled = upscale(model, x, tile=60, tile_overlap=28, self_ensemble=True)
+    assert (tiled - full).abs().max().item() < 1e-4
+    assert (full - upscale(model, x)).abs().max().item() > 1e-3  # the ensemble did something
+
+
+def test_tile_smaller_than_twice_overlap_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        upscale(Nearest(), torch.rand(3, 40, 40), tile=20, tile_overlap=16)
+
+
+# --- automatic tiles and out-of-memory ------------------------------------------------------------
+def test_auto_tile_follows_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = small_net(2)
+    monkeypatch.setattr(inference, "CPU_MEMORY_BUDGET", 64 << 20)
+    small = auto_tile_size(model, device="cpu")
+    monkeypatch.setattr(inference, "CPU_MEMORY_BUDGET", 256 << 20)
+    large = auto_tile_size(model, device="cpu")
+    assert small % 8 == 0 and large % 8 == 0
+    assert 1.6 < large / small < 2.4  # 4x the memory -> about 2x the side
+    # Two images per tile need half the pixels of one.
+    assert auto_tile_size(model, device="cpu", batch_size=4) == pytest.approx(large / 2, abs=8)
+
+
+def test_auto_tile_bounds_the_work_per_call_whatever_the_image_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "auto_tile_size", lambda *a, **k: 48)
+    model = Nearest(2)
+    img = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    out = upscale(model, img, tile="auto", tile_overlap=8)
+    np.testing.assert_array_equal(out, nearest_numpy(img, 2))
+    assert max(max(s[2:]) for s in model.seen) <= 48
+
+
+class OutOfMemoryAbove(Nearest):
+    """Raises CUDA's out-of-memory error for tiles larger than ``limit`` pixels on a side."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(2)
+        self.limit = limit
+
+    def forward(self, x: Tensor) -> Tensor:
+        if max(x.shape[-2:]) > self.limit:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return super().forward(x)
+
+
+def test_auto_tile_halves_on_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "auto_tile_size", lambda *a, **k: 160)
+    model = OutOfMemoryAbove(50)
+    img = np.random.default_rng(1).integers(0, 256, (120, 90), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="tile=40"):
+        out = upscale(model, img, tile="auto", tile_overlap=8)
+    np.testing.assert_array_equal(out, nearest_numpy(img, 2))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        upscale(OutOfMemoryAbove(10), img, tile="auto", tile_overlap=8)
+
+
+# --- image kinds and modes ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "dtype", "channels"),
+    [("RGB", np.uint8, 3), ("RGBA", np.uint8, 4), ("L", np.uint8, None), ("LA", np.uint8, 2),
+     ("I;16", np.uint16, None), ("I", np.int32, None)],
+)
+def test_pil_modes_round_trip(mode: str, dtype: type, channels: int | None) -> None:
+    rng = np.random.default_rng(0)
+    high = 65536 if dtype != np.uint8 else 256
+    shape = (5, 7) if channels is None else (5, 7, channels)
+    arr = rng.integers(0, high, shape).astype(dtype)
+    if channels in (2, 4):
+        arr[..., -1] = 200  # constant alpha: bicubic keeps it exactly
+    img = Image.fromarray(arr)
+    assert img.mode == mode
+    out = upscale(Nearest(2), img)
+    assert out.mode == mode and out.size == (14, 10)
+    expected = nearest_numpy(arr, 2)
+    np.testing.assert_array_equal(np.asarray(out), expected)
+
+
+def test_alpha_is_upscaled_with_bicubic_and_clamped() -> None:
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (6, 8, 4), dtype=np.uint8)
+    out = upscale(Nearest(2), Image.fromarray(arr))
+    alpha = torch.from_numpy(arr[..., 3].astype(np.float32) / 255)[None, None]
+    expected = F.interpolate(alpha, scale_factor=2, mode="bicubic").clamp(0, 1)
+    expected = torch.floor(expected * 255 + 0.5)[0, 0].numpy().astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], expected)
+    np.testing.assert_array_equal(np.asarray(out)[..., :3], nearest_numpy(arr[..., :3], 2))
+
+
+def test_palette_images_become_rgb_or_rgba() -> None:
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    palette = rgb.convert("P")
+    assert upscale(Nearest(2), palette).mode == "RGB"
+    palette.info["transparency"] = 0
+    assert upscale(Nearest(2), palette).mode == "RGBA"
+
+
+def test_gray_runs_through_an_rgb_model_and_stays_gray() -> None:
+    arr = np.random.default_rng(0).integers(0, 256, (9, 11), dtype=np.uint8)
+    out = upscale(small_net(2), Image.fromarray(arr))
+    assert out.mode == "L" and out.size == (22, 18)
+    # Gray is the BT.601 luma of the RGB model's output on R = G = B.
+    x = torch.from_numpy(arr.astype(np.float32) / 255).expand(1, 3, -1, -1)
+    with torch.no_grad():
+        rgb = small_net(2)(x)
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)[0].clamp(0, 1)
+    expected = torch.floor(luma * 255 + 0.5).numpy().astype(np.uint8)
+    assert np.abs(np.asarray(out).astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 5, 1), (6, 5, 2), (6, 5, 3), (6, 5, 4)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_numpy_round_trip(shape: tuple[int, ...], dtype: type) -> None:
+    arr = np.random.default_rng(0).integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+    if len(shape) == 3 and shape[2] in (2, 4):
+        arr[..., -1] = np.iinfo(dtype).max
+    out = upscale(Nearest(3), arr)
+    assert out.dtype == dtype and out.shape == (18, 15, *shape[2:])
+    np.testing.assert_array_equal(out, nearest_numpy(arr, 3))
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 5), (1, 6, 5), (4, 6, 5), (2, 3, 6, 5), (2, 1, 6, 5)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_tensor_round_trip(shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    x = torch.rand(shape).to(dtype)
+    if shape[-3] in (2, 4):
+        x[..., -1, :, :] = 0.5  # constant alpha: bicubic keeps it exactly
+    out = upscale(Nearest(2), x)
+    assert out.dtype == dtype and out.device == x.device and out.shape == (*shape[:-2], 12, 10)
+    expected = F.interpolate(x.float().reshape(-1, 1, 6, 5), scale_factor=2).reshape(out.shape)
+    torch.testing.assert_close(out.float(), expected.to(dtype).float(), atol=1e-3, rtol=0)
+
+
+def test_exif_orientation_is_applied_and_icc_profile_kept() -> None:
+    arr = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG", exif=exif, icc_profile=icc)
+    buf.seek(0)
+    with Image.open(buf) as img:
+        upright = np.asarray(ImageOps.exif_transpose(img))
+        out = upscale(Nearest(2), img)
+    assert upright.shape == (6, 4, 3)
+    assert out.size == (8, 12)
+    np.testing.assert_array_equal(np.asarray(out), nearest_numpy(upright, 2))
+    assert out.info["icc_profile"] == icc
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        upscale(Nearest(), np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="C in 1..4"):
+        upscale(Nearest(), np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(TypeError, match="floating point"):
+        upscale(Nearest(), torch.zeros(3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="PIL image, numpy array or tensor"):
+        upscale(Nearest(), [[0.0]])  # type: ignore[type-var]
+    with pytest.raises(ValueError, match="scale"):
+        upscale(nn.Identity(), torch.zeros(3, 4, 4))
+    with pytest.raises(ValueError, match="tile"):
+        upscale(Nearest(), torch.zeros(3, 4, 4), tile=0)
+
+
+# --- dtypes, devices, model state ----------------------------------------------------------------
+def test_resolve_dtype() -> None:
+    assert resolve_dtype(None, torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert resolve_dtype(torch.float16, torch.device("cpu")) == torch.float16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("int8", torch.device("cpu"))
+
+
+class NanUnderAutocast(Nearest):
+    """Returns NaN when autocast is on, as an fp16 overflow would."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        return y * float("nan") if torch.is_autocast_enabled("cpu") else y
+
+
+def test_reduced_precision_falls_back_to_fp32_on_nan() -> None:
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.warns(RuntimeWarning, match="falling back to float32"):
+        out = upscale(NanUnderAutocast(2), x, dtype="bf16")
+    torch.testing.assert_close(out, F.interpolate(x, scale_factor=2))
+
+
+def test_bf16_on_cpu_is_close_to_fp32() -> None:
+    x = torch.rand(1, 3, 16, 16)
+    model = small_net(2)
+    err = (upscale(model, x, dtype="bf16") - upscale(model, x)).abs().max().item()
+    assert 0 < err < 0.05
+
+
+def test_model_mode_is_restored() -> None:
+    model = small_net(2).train()
+    upscale(model, torch.rand(3, 8, 8))
+    assert model.training
+    model.eval()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_matches_cpu_fp32() -> None:
+    model = small_net(2)
+    x = torch.rand(1, 3, 40, 40)
+    cpu = upscale(model, x, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gpu = upscale(model, x.cuda(), device="cuda", tile=32, tile_overlap=8)
+    model.cpu()
+    assert gpu.is_cuda and (gpu.cpu() - cpu).abs().max().item() < 0.05
