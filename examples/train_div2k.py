@@ -1,6 +1,6 @@
 """Train msrnet on DIV2K: the complete recipe for x2, x4 and x8.
 
-The 800 DIV2K training images are decoded once into the GPU's memory (6.9 GB as uint8) and
+The 800 DIV2K training images are decoded once into the GPU's memory (about 7 GB as uint8) and
 patches are cut there; LR patches are MATLAB-bicubic down-scalings of the HR patches, as DIV2K's
 own LR images are. Validation is Y-PSNR on the first ``--val-images`` DIV2K validation images
 (0801, 0802, ...) or on ``--val-dir`` (e.g. Set5), scored as the field's tables score it.

@@ -14,7 +14,7 @@ Every patch is cut and augmented the same way, whichever class serves it:
 :class:`PatchDataset` serves one pair per item (a ``torch.utils.data.Dataset`` for a
 ``DataLoader``); :class:`InMemoryPatchSampler` keeps every decoded image in one uint8 buffer on
 the training device and cuts whole batches there with a handful of tensor ops, for small
-datasets (DIV2K's 800 images are 6.9 GB as uint8; train291 is 0.1 GB).
+datasets (DIV2K's 800 images are about 7 GB as uint8; train291 is 0.1 GB).
 """
 from __future__ import annotations
 
