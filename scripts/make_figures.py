@@ -36,7 +36,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import msrnet
 from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.io import read_image
-from msrnet.inference import load_model, upscale
+from msrnet.evaluate import load_weights
+from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.ops import imresize
 
@@ -298,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out_dir / f"{figure}.png"
         if figure == "crops":
             model = None
-            if args.pretrained or args.weights:
-                model = load_model(args.model, pretrained=args.pretrained, weights=args.weights)
+            if args.weights:
+                model = load_weights(args.weights, arch=args.model).eval()
+            elif args.pretrained:
+                model = msrnet.create_model(args.model, pretrained=True).eval()
             make_crops(out, scale=int(msrnet.create_model(args.model).scale), model=model, label=args.model)
         elif figure == "architecture":
             make_architecture(out, args.arch_model)
