@@ -1,0 +1,161 @@
+"""`msrnet upscale` from the command line (run in-process)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageCms
+from safetensors.torch import save_file
+
+import msrnet.models
+from msrnet.cli import main
+from msrnet.inference import upscale
+from msrnet.models import create_model
+
+TINY = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
+
+
+@pytest.fixture(autouse=True)
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registered names build narrow networks in the CLI, so every command here stays fast."""
+
+    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+        return create_model(name, pretrained=pretrained, **TINY, **kwargs)
+
+    monkeypatch.setattr(msrnet.models, "create_model", create)
+
+
+def write(path: Path, arr: np.ndarray, **options: Any) -> Path:
+    Image.fromarray(arr).save(path, **options)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    write(folder / "a.png", rng.integers(0, 256, (8, 10, 3), dtype=np.uint8))
+    write(folder / "b.png", rng.integers(0, 256, (7, 9), dtype=np.uint8))
+    return folder
+
+
+RANDOM = ["--model", "msr_x2", "--no-pretrained", "--tile", "none"]
+
+
+def test_folder_and_glob_success(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["upscale", str(images), "-o", str(out), *RANDOM]) == 0
+    with Image.open(out / "a.png") as a, Image.open(out / "b.png") as b:
+        assert (a.mode, a.size) == ("RGB", (20, 16))
+        assert (b.mode, b.size) == ("L", (18, 14))  # grayscale stays grayscale
+    assert "2 of 2 images upscaled x2 with msr_x2 (random weights)" in capsys.readouterr().err
+
+    out2 = tmp_path / "out2"
+    assert main(["upscale", str(images / "*.png"), "-o", str(out2), *RANDOM]) == 0
+    assert sorted(p.name for p in out2.iterdir()) == ["a.png", "b.png"]
+
+
+def test_one_file_to_another_format_keeps_icc(tmp_path: Path) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    arr = np.random.default_rng(1).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    src = write(tmp_path / "x.png", arr, icc_profile=icc)
+    dst = tmp_path / "deep" / "y.webp"
+    assert main(["upscale", str(src), "-o", str(dst), *RANDOM]) == 0
+    with Image.open(dst) as img:
+        assert img.format == "WEBP" and img.size == (12, 12)
+        assert img.info["icc_profile"] == icc
+
+
+def test_weights_file_is_used(images: Path, tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = msrnet.models.create_model("msr_x2")
+    weights = tmp_path / "w.safetensors"
+    save_file(model.state_dict(), str(weights))
+    dst = tmp_path / "a_x2.png"
+    assert main(["upscale", str(images / "a.png"), "-o", str(dst), "--weights", str(weights),
+                 "--model", "msr_x2", "--tile", "none"]) == 0
+    with Image.open(images / "a.png") as img:
+        expected = np.asarray(upscale(model, img))
+    np.testing.assert_array_equal(np.asarray(Image.open(dst)), expected)
+
+
+def test_partial_failure_skips_bad_files_and_exits_1(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (images / "broken.png").write_bytes(b"not a png at all")
+    out = tmp_path / "out"
+    code = main(["upscale", str(images), str(tmp_path / "missing.png"), "-o", str(out), *RANDOM])
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    err = capsys.readouterr().err
+    assert "2 of 4 images upscaled" in err
+    assert "failed: " + str(images / "broken.png") in err
+    assert "failed: " + str(tmp_path / "missing.png") in err
+
+
+def test_unwritable_format_is_a_failure_not_a_crash(images: Path, tmp_path: Path) -> None:
+    rgba = write(images / "c.png", np.zeros((4, 4, 4), dtype=np.uint8))
+    assert main(["upscale", str(rgba), "-o", str(tmp_path / "c.jpg"), *RANDOM]) == 1  # no JPEG alpha
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dtype", "int8"],
+        ["--tile", "-3"],
+        ["--tile", "big"],
+        ["--tile-overlap", "x"],
+    ],
+)
+def test_argparse_errors_exit_2(images: Path, tmp_path: Path, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["upscale", str(images), "-o", str(tmp_path / "o"), *RANDOM, *argv])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give INPUT"),
+        (["{images}"], "-o/--output is required"),
+        (["{images}", "-o", "{tmp}/one.png"], "is a file, but 2 images"),
+        (["{images}", "-o", "{images}"], "refusing to overwrite"),
+        (["{images}", "-o", "{tmp}/o", "--device", "tpu9"], "bad --device"),
+        (["{images}", "-o", "{tmp}/o", "--model", "resnet50"], "unknown msrnet model"),
+        (["{images}/a.png", "--demo"], "not both"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    argv = [a.format(images=images, tmp=tmp_path) for a in argv]
+    extra = [] if "--model" in argv else ["--model", "msr_x2"]
+    assert main(["upscale", *argv, *extra, "--no-pretrained"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["upscale", str(images), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no pretrained weights ship" in err
+    assert "--weights FILE" in err and "--no-pretrained" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["upscale", "--demo"]) == 2  # no weights ship yet: no silent random output
+    assert "--no-pretrained" in capsys.readouterr().err
+
+    assert main(["upscale", "--demo", "--no-pretrained"]) == 0
+    captured = capsys.readouterr()
+    assert "upscaled astronaut.png (128x128) x4 with msr_x4 (random weights)" in captured.out
+    assert "random weights" in captured.err
+    with Image.open(tmp_path / "astronaut_x4.png") as img:
+        assert img.size == (512, 512) and img.mode == "RGB" and "icc_profile" in img.info

@@ -1,0 +1,102 @@
+"""msrnet.export: torch.export programs and ONNX with dynamic batch/H/W, checked against eager."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import msrnet.models
+from msrnet import MultiScaleSRNet
+from msrnet.cli import main
+from msrnet.export import export_model, format_from_path, verify_export
+from msrnet.models import create_model
+
+
+@pytest.fixture(scope="module")
+def model() -> MultiScaleSRNet:
+    # Narrow but complete: two pyramid levels and SE channel attention (a global mean that must
+    # stay dynamic in H and W).
+    torch.manual_seed(0)
+    return MultiScaleSRNet(scale=4, stem_widths=(8, 8), num_blocks=2, level_chans=(8, 8)).eval()
+
+
+@pytest.fixture(scope="module")
+def program_path(model: MultiScaleSRNet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_model(model, tmp_path_factory.mktemp("export") / "msr.pt2")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 17, 23), (3, 3, 40, 31)])
+def test_exported_program_runs_at_new_sizes(
+    model: MultiScaleSRNet, program_path: Path, shape: tuple[int, int, int, int]
+) -> None:
+    exported = torch.export.load(program_path).module()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        expected = model(x)
+        actual = exported(x)
+    assert actual.shape == (shape[0], 3, 4 * shape[2], 4 * shape[3])
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=0)
+
+
+def test_verify_export_and_format_from_path(model: MultiScaleSRNet, program_path: Path) -> None:
+    assert format_from_path(program_path) == "exported-program"
+    assert format_from_path("m.ONNX") == "onnx"
+    assert verify_export(program_path, model) < 1e-5
+    with pytest.raises(ValueError, match="cannot tell the export format"):
+        format_from_path("m.bin")
+    with pytest.raises(ValueError, match="format must be"):
+        export_model(model, "m.pt2", "tflite")  # type: ignore[arg-type]
+
+
+def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
+    net = MultiScaleSRNet(scale=2, stem_widths=(8,), num_blocks=1, level_chans=(8,)).double().train()
+    export_model(net, tmp_path / "m.pt2")
+    assert net.training and next(net.parameters()).dtype == torch.float64
+
+
+@pytest.mark.slow
+def test_onnx_agrees_with_pytorch(model: MultiScaleSRNet, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    path = export_model(model, tmp_path / "msr.onnx", verify=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "lr" and isinstance(inp.shape[2], str) and isinstance(inp.shape[3], str)
+    x = torch.rand(2, 3, 29, 18)
+    (actual,) = session.run(None, {"lr": x.numpy()})
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert actual.shape == (2, 3, 116, 72)
+    assert abs(actual - expected).max() < 1e-4
+    assert verify_export(path, model) < 1e-4
+
+
+# --- the command line --------------------------------------------------------------------------
+@pytest.fixture
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registered names build narrow networks in the CLI, so exports stay fast."""
+
+    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+        return create_model(name, pretrained=pretrained, stem_widths=(8, 8), num_blocks=2, **kwargs)
+
+    monkeypatch.setattr(msrnet.models, "create_model", create)
+
+
+def test_export_cli(tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.pt2"
+    assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(path), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert path.is_file() and "exported msr_x2 as exported-program" in out
+    assert "max abs difference to PyTorch" in out
+
+
+def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(tmp_path / "m.bin")]) == 2
+    assert "cannot tell the export format" in capsys.readouterr().err
+    assert main(["export", "--model", "msr_x2", "-o", str(tmp_path / "m.pt2")]) == 2
+    assert "--no-pretrained" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--model", "msr_x2", "--format", "tflite", "-o", str(tmp_path / "m.pt2")])
+    assert e.value.code == 2
