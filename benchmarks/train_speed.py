@@ -42,7 +42,9 @@ def _model_flops(model_name: str, batch_size: int, patch_size: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="msr_x4")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=48, help="LR patch side")
@@ -58,7 +60,9 @@ def main() -> None:
         images = Path(tmp) / "images"
         images.mkdir()
         for i in range(8):
-            Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(images / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(
+                images / f"{i}.png"
+            )
         config = TrainConfig(
             train_dir=str(images),
             output_dir=str(Path(tmp) / "run"),
@@ -74,13 +78,17 @@ def main() -> None:
             progress=False,
         )
         train(config)
-        log = [json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()]
+        log = [
+            json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()
+        ]
     samples_per_s = log[-1]["samples_per_s"]
     flops_per_step = _model_flops(args.model, args.batch_size, args.patch_size)
     tflops = flops_per_step / args.batch_size * samples_per_s / 1e12
     result = {
         "model": args.model,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "patch_size": args.patch_size,
@@ -91,7 +99,9 @@ def main() -> None:
         "steps_per_s": round(samples_per_s / args.batch_size, 4),
         "model_gflops_per_sample": round(flops_per_step / args.batch_size / 1e9, 2),
         "achieved_tflops": round(tflops, 4),
-        "h100_bf16_peak_fraction": round(tflops / H100_BF16_DENSE_TFLOPS, 4) if device.type == "cuda" else None,
+        "h100_bf16_peak_fraction": round(tflops / H100_BF16_DENSE_TFLOPS, 4)
+        if device.type == "cuda"
+        else None,
     }
     print(json.dumps(result, indent=2))
 

@@ -8,7 +8,7 @@ own LR images are. Validation is Y-PSNR on the first ``--val-images`` DIV2K vali
     # fetch DIV2K (about 4.3 GB for x4: HR + bicubic LR of both splits) and train x4
     python examples/train_div2k.py --data-dir data/DIV2K --download --scale 4
     # 8 GPUs (download first with one process: add --max-steps 0 to only fetch the data)
-    torchrun --nproc-per-node 8 examples/train_div2k.py --data-dir data/DIV2K --scale 4 --batch-size 8
+    torchrun --nproc-per-node 8 examples/train_div2k.py --data-dir data/DIV2K --batch-size 8
     # continue an interrupted run where it stopped, bit for bit on the CPU
     python examples/train_div2k.py --data-dir data/DIV2K --scale 4 --resume
     # CPU smoke run on 8 images
@@ -33,9 +33,17 @@ SCALES = (2, 4, 8)  # the registered msr_x2 / msr_x4 / msr_x8
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="folder holding (or to receive) DIV2K's official layout")
-    p.add_argument("--download", action="store_true", help="fetch missing DIV2K archives (sha256-checked, resumable)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", required=True, help="folder holding (or to receive) DIV2K's official layout"
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing DIV2K archives (sha256-checked, resumable)",
+    )
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
     p.add_argument("--max-steps", type=int, default=300_000, help="0 only prepares the data")
     # 32 LR patches of 48x48 per step: the EDSR convention for DIV2K, at every scale.
@@ -43,9 +51,13 @@ def main() -> int:
     p.add_argument("--patch-size", type=int, default=48, help="LR patch side")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--loss", default="charbonnier")
-    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
+    p.add_argument(
+        "--train-images", type=int, default=None, help="use only the first N training images"
+    )
     p.add_argument("--val-dir", default=None, help="HR validation folder (default: DIV2K_valid_HR)")
-    p.add_argument("--val-images", type=int, default=10, help="validation images scored (0: no validation)")
+    p.add_argument(
+        "--val-images", type=int, default=10, help="validation images scored (0: no validation)"
+    )
     p.add_argument("--val-every", type=int, default=5000)
     p.add_argument("--ckpt-every", type=int, default=5000)
     p.add_argument("--output-dir", default=None)
@@ -56,7 +68,10 @@ def main() -> int:
     args = p.parse_args()
 
     if args.download and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        p.error("download with one process first (add --max-steps 0), then start torchrun without --download")
+        p.error(
+            "download with one process first (add --max-steps 0), "
+            "then start torchrun without --download"
+        )
     try:
         train_set = DIV2K(args.data_dir, "train", args.scale, download=args.download)
         val_set = DIV2K(args.data_dir, "valid", args.scale, download=args.download)

@@ -100,7 +100,9 @@ def payload() -> bytes:
 
 def test_download_verifies_and_renames(server: _Server, tmp_path: Path, payload: bytes) -> None:
     server.files["blob.bin"] = payload
-    out = download_url(server.url + "blob.bin", tmp_path / "blob.bin", _sha(payload), progress=False)
+    out = download_url(
+        server.url + "blob.bin", tmp_path / "blob.bin", _sha(payload), progress=False
+    )
     assert out.read_bytes() == payload
     assert not (tmp_path / "blob.bin.part").exists()
     # A verified file is not fetched again.
@@ -108,14 +110,18 @@ def test_download_verifies_and_renames(server: _Server, tmp_path: Path, payload:
     assert len(server.requests) == 1
 
 
-def test_download_bad_checksum_deletes_part(server: _Server, tmp_path: Path, payload: bytes) -> None:
+def test_download_bad_checksum_deletes_part(
+    server: _Server, tmp_path: Path, payload: bytes
+) -> None:
     server.files["blob.bin"] = payload
     with pytest.raises(RuntimeError, match="checksum mismatch.*deleted"):
         download_url(server.url + "blob.bin", tmp_path / "blob.bin", _sha(b"other"), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_interrupted_transfer_resumes_with_range(server: _Server, tmp_path: Path, payload: bytes) -> None:
+def test_interrupted_transfer_resumes_with_range(
+    server: _Server, tmp_path: Path, payload: bytes
+) -> None:
     server.files["blob.bin"] = payload
     server.cuts = [100_000]
     out = download_url(
@@ -125,12 +131,16 @@ def test_interrupted_transfer_resumes_with_range(server: _Server, tmp_path: Path
     assert server.requests == [("/blob.bin", None), ("/blob.bin", "bytes=100000-")]
 
 
-def test_part_file_kept_when_retries_run_out(server: _Server, tmp_path: Path, payload: bytes) -> None:
+def test_part_file_kept_when_retries_run_out(
+    server: _Server, tmp_path: Path, payload: bytes
+) -> None:
     server.files["blob.bin"] = payload
     server.cuts = [70_000, 50_000]
     dest = tmp_path / "blob.bin"
     with pytest.raises(RuntimeError, match="120000 bytes received are kept.*resumes"):
-        download_url(server.url + "blob.bin", dest, _sha(payload), retries=1, retry_wait=0, progress=False)
+        download_url(
+            server.url + "blob.bin", dest, _sha(payload), retries=1, retry_wait=0, progress=False
+        )
     assert (tmp_path / "blob.bin.part").stat().st_size == 120_000
     assert not dest.exists()
     download_url(server.url + "blob.bin", dest, _sha(payload), progress=False)
@@ -138,11 +148,15 @@ def test_part_file_kept_when_retries_run_out(server: _Server, tmp_path: Path, pa
     assert server.requests[-1] == ("/blob.bin", "bytes=120000-")
 
 
-def test_server_ignoring_range_restarts_cleanly(server: _Server, tmp_path: Path, payload: bytes) -> None:
+def test_server_ignoring_range_restarts_cleanly(
+    server: _Server, tmp_path: Path, payload: bytes
+) -> None:
     server.files["blob.bin"] = payload
     server.honour_range = False
     (tmp_path / "blob.bin.part").write_bytes(b"stale bytes from another file")
-    out = download_url(server.url + "blob.bin", tmp_path / "blob.bin", _sha(payload), progress=False)
+    out = download_url(
+        server.url + "blob.bin", tmp_path / "blob.bin", _sha(payload), progress=False
+    )
     assert out.read_bytes() == payload
 
 
@@ -176,7 +190,10 @@ def test_div2k_downloads_extracts_and_loads(fake_div2k: _Server, tmp_path: Path)
     item = ds[1]
     assert item["name"] == "0802"
     assert item["hr"].shape == (3, 16, 16) and item["lr"].shape == (3, 8, 8)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["DIV2K_valid_HR", "DIV2K_valid_LR_bicubic"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "DIV2K_valid_HR",
+        "DIV2K_valid_LR_bicubic",
+    ]
     requests = len(fake_div2k.requests)
     # Present folders are used as they are, with or without download.
     assert len(DIV2K(tmp_path, "valid", 2, download=True, base_url=fake_div2k.url)) == 2
@@ -192,7 +209,10 @@ def test_div2k_broken_archive_leaves_nothing(fake_div2k: _Server, tmp_path: Path
 
 
 def test_div2k_missing_without_download(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"missing DIV2K_train_HR/, DIV2K_train_LR_bicubic/X4/.*download=True"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"missing DIV2K_train_HR/, DIV2K_train_LR_bicubic/X4/.*download=True",
+    ):
         DIV2K(tmp_path, "train", 4)
     with pytest.raises(FileNotFoundError, match=r"missing DIV2K_valid_LR_x8/"):
         (tmp_path / "DIV2K_valid_HR").mkdir()

@@ -32,7 +32,11 @@ def _as_crop(hr: torch.Tensor) -> tuple[int, int] | None:
     top, left = int(rows[0, 0]), int(cols[0, 0])
     expected_rows = top + torch.arange(n).view(-1, 1).expand(n, n)
     expected_cols = left + torch.arange(n).view(1, -1).expand(n, n)
-    return (top, left) if torch.equal(rows, expected_rows) and torch.equal(cols, expected_cols) else None
+    return (
+        (top, left)
+        if torch.equal(rows, expected_rows) and torch.equal(cols, expected_cols)
+        else None
+    )
 
 
 def _quantized(x: torch.Tensor) -> torch.Tensor:
@@ -40,8 +44,12 @@ def _quantized(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_batch_shapes_levels_and_lr_is_imresize_of_hr() -> None:
-    images = [torch.randint(0, 256, (3, 40 + 3 * i, 50 - 2 * i), dtype=torch.uint8) for i in range(4)]
-    sampler = InMemoryPatchSampler(images, scale=4, patch_size=6, batch_size=5, device="cpu", seed=3)
+    images = [
+        torch.randint(0, 256, (3, 40 + 3 * i, 50 - 2 * i), dtype=torch.uint8) for i in range(4)
+    ]
+    sampler = InMemoryPatchSampler(
+        images, scale=4, patch_size=6, batch_size=5, device="cpu", seed=3
+    )
     lr, hr = sampler.sample()
     assert lr.shape == (5, 3, 6, 6) and hr.shape == (5, 3, 24, 24)
     assert lr.dtype == hr.dtype == torch.float32 and lr.device.type == "cpu"
@@ -54,7 +62,12 @@ def test_batch_shapes_levels_and_lr_is_imresize_of_hr() -> None:
 
 def test_without_augmentation_patches_are_crops() -> None:
     sampler = InMemoryPatchSampler(
-        [_coordinate_image(40, 60)], scale=2, patch_size=5, batch_size=32, augment=False, device="cpu"
+        [_coordinate_image(40, 60)],
+        scale=2,
+        patch_size=5,
+        batch_size=32,
+        augment=False,
+        device="cpu",
     )
     _, hr = sampler.sample()
     crops = [_as_crop(p) for p in hr]
@@ -81,7 +94,9 @@ def test_augmentation_uses_all_eight_transforms_of_crops() -> None:
 def test_downscaling_augmentation_covers_larger_regions() -> None:
     image = _coordinate_image(120, 120)
     plain = InMemoryPatchSampler([image], 2, 8, 4, augment=False, device="cpu", seed=0)
-    scaled = InMemoryPatchSampler([image], 2, 8, 4, augment=False, min_scale=0.5, device="cpu", seed=0)
+    scaled = InMemoryPatchSampler(
+        [image], 2, 8, 4, augment=False, min_scale=0.5, device="cpu", seed=0
+    )
     span = lambda hr: (hr[:, 0] * 255).amax((1, 2)) - (hr[:, 0] * 255).amin((1, 2))  # noqa: E731
     assert torch.all(span(plain.sample()[1]) == 15)
     spans = torch.cat([span(scaled.sample()[1]) for _ in range(10)])
@@ -117,7 +132,9 @@ def test_patch_dataset_over_a_folder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(30, 40), (36, 36), (10, 50)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "gray.webp", lossless=True)
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(
+        tmp_path / "gray.webp", lossless=True
+    )
     with pytest.warns(UserWarning, match="1 of 4 images"):
         ds = PatchDataset(tmp_path, scale=3, patch_size=8, repeats=2)
     assert len(ds) == 6

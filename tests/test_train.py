@@ -1,4 +1,4 @@
-"""The reference trainer on tiny models and generated images: learning, exact resume, DDP, integrity."""
+"""The trainer on tiny models and generated images: learning, exact resume, DDP, integrity."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,10 @@ TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
 
 def _smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    planes = [np.sin(x / rng.uniform(3, 9) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(3, 9)) for _ in range(3)]
+    planes = [
+        np.sin(x / rng.uniform(3, 9) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(3, 9))
+        for _ in range(3)
+    ]
     return ((np.stack(planes, -1) * 0.5 + 0.5) * 255).round().astype(np.uint8)
 
 
@@ -80,18 +83,26 @@ def test_pyramid_loss_targets_every_level() -> None:
 
 def test_few_steps_lower_the_loss_and_export_weights(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    summary = train(_config(data, out, max_steps=30, val_dir=str(data / "val"), val_every=15, log_every=5))
+    summary = train(
+        _config(data, out, max_steps=30, val_dir=str(data / "val"), val_every=15, log_every=5)
+    )
     log = _log(out)
     losses = [r["loss"] for r in log if r["event"] == "train"]
     assert losses[-1] < 0.6 * losses[0]
     assert [r["step"] for r in log if r["event"] == "val"] == [15, 30]
     assert set(log[0]) == {"event", "step", "loss", "lr", "samples_per_s"}
-    assert summary["step"] == 30 and summary["best_psnr"] == max(r["psnr"] for r in log if r["event"] == "val")
+    assert summary["step"] == 30 and summary["best_psnr"] == max(
+        r["psnr"] for r in log if r["event"] == "val"
+    )
 
     weights = out / "best.safetensors"
     with safe_open(str(weights), framework="pt") as f:
         meta = f.metadata()
-    assert meta["arch"] == "msr_x4" and meta["scale"] == "4" and json.loads(meta["model_kwargs"]) == TINY
+    assert (
+        meta["arch"] == "msr_x4"
+        and meta["scale"] == "4"
+        and json.loads(meta["model_kwargs"]) == TINY
+    )
     assert float(meta["psnr"]) == pytest.approx(summary["best_psnr"], abs=1e-4)
     state = load_file(str(weights))
     assert all(t.dtype == torch.float16 for t in state.values())
@@ -118,7 +129,8 @@ def test_stop_and_resume_repeats_the_uninterrupted_run(data: Path, tmp_path: Pat
     assert torch.equal(a["rng"][0]["sampler"]["generator"], b["rng"][0]["sampler"]["generator"])
     # The log of the resumed run continues the first half's and matches the whole run's.
     assert _log(tmp_path / "whole") == [
-        {**r, "samples_per_s": w["samples_per_s"]} for r, w in zip(_log(tmp_path / "split"), _log(tmp_path / "whole"))
+        {**r, "samples_per_s": w["samples_per_s"]}
+        for r, w in zip(_log(tmp_path / "split"), _log(tmp_path / "whole"))
     ]
 
 
@@ -160,7 +172,10 @@ def test_cli_train_smoke(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main([*common, "--max-steps", "6", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 6
     assert [r["step"] for r in _log(out) if r["event"] == "train"] == [2, 4, 6]
-    assert cli.main(["train", "--train-dir", str(data / "train"), "--model", "msr_x4", "--scale", "2"]) == 1
+    assert (
+        cli.main(["train", "--train-dir", str(data / "train"), "--model", "msr_x4", "--scale", "2"])
+        == 1
+    )
     assert "is x4, but --scale 2" in capsys.readouterr().err
 
 
@@ -175,7 +190,9 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4  # one summary, from rank 0
+    assert (
+        json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
+    )  # one summary, from rank 0
     log = _log(out)
     assert [r["step"] for r in log] == [2, 4]  # written once, by rank 0
     assert log[-1]["samples_per_s"] > 0

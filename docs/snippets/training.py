@@ -1,4 +1,5 @@
 """Training from Python and the patch pipeline (docs/training.md)."""
+
 import json
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,9 @@ config = TrainConfig(
     log_every=2,
     device="cpu",
 )
-summary = train(config)  # {"step": 4, "best_psnr": ..., "weights": "runs/tiny/best.safetensors", ...}
+summary = train(
+    config
+)  # {"step": 4, "best_psnr": ..., "weights": "runs/tiny/best.safetensors", ...}
 # --8<-- [end:train]
 
 assert summary["step"] == 4

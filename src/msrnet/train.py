@@ -168,7 +168,9 @@ def _dssim(pred: Tensor, target: Tensor) -> Tensor:
     mu_x, mu_y, xx, yy, xy = stats.chunk(5, dim=1)
     var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
     return (1 - ssim.mean()) / 2
 
 
@@ -190,12 +192,16 @@ def _parse_loss(spec: str) -> list[tuple[float, str]]:
 
 
 def pyramid_loss(
-    outputs: Sequence[Tensor], hr: Tensor, loss: str = "charbonnier", level_weights: Sequence[float] | None = None
+    outputs: Sequence[Tensor],
+    hr: Tensor,
+    loss: str = "charbonnier",
+    level_weights: Sequence[float] | None = None,
 ) -> Tensor:
-    """Weighted loss over every pyramid level; each level's target is ``hr`` bicubic-resized to its size.
+    """Weighted loss over every pyramid level, each against ``hr`` bicubic-resized to its size.
 
     Args:
-        outputs: ``forward_pyramid`` images, coarse first: ``(B, C, h_k, w_k)``, the last the size of ``hr``.
+        outputs: ``forward_pyramid`` images, coarse first: ``(B, C, h_k, w_k)``, the last one
+            the size of ``hr``.
         hr: HR target ``(B, C, H, W)`` in [0, 1].
         loss: loss spec (see `TrainConfig.loss`).
         level_weights: one weight per level (default: equal); normalised to sum to 1.
@@ -217,6 +223,7 @@ def pyramid_loss(
 
 # --- checkpoints -----------------------------------------------------------------------------
 _MAGIC = b"MSRNETCK"  # then 8 bytes payload length, 32 bytes sha256, the torch.save payload
+_CHECKPOINT_FORMAT = 1  # version of the payload's keys
 
 
 class CheckpointError(RuntimeError):
@@ -233,7 +240,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` (tensors and plain Python values) with a length and sha256 header, atomically."""
+    """Write ``state`` (tensors and plain values) atomically, after a length and sha256 header."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
@@ -257,7 +264,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     data = path.read_bytes()
     head = len(_MAGIC) + 8 + 32
     if len(data) < head or not data.startswith(_MAGIC):
-        raise CheckpointError(f"{path} is not an msrnet training checkpoint (or is truncated to {len(data)} bytes)")
+        raise CheckpointError(
+            f"{path} is not an msrnet training checkpoint (or is truncated to {len(data)} bytes)"
+        )
     length = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 8], "little")
     payload = data[head:]
     if len(payload) != length:
@@ -266,12 +275,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refusing to resume from it"
         )
     if hashlib.sha256(payload).digest() != data[len(_MAGIC) + 8 : head]:
-        raise CheckpointError(f"{path} is corrupted or was modified: sha256 mismatch; refusing to resume from it")
+        raise CheckpointError(
+            f"{path} is corrupted or was modified: sha256 mismatch; refusing to resume from it"
+        )
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
 
 
 def _export_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None:
-    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()
+    }
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
@@ -345,13 +358,17 @@ def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool
 
 
 class _Log:
-    """JSON-lines log and tqdm bar; silent on ranks other than 0."""
+    """The JSON-lines log; silent on ranks other than 0."""
 
     def __init__(self, path: Path, active: bool, resume_step: int | None) -> None:
         self.path, self.active = path, active
         if active and resume_step is not None and path.exists():
             # Lines past the checkpoint belong to the interrupted run and will be written again.
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if json.loads(line)["step"] <= resume_step
+            ]
             path.write_text("".join(line + "\n" for line in kept))
         elif active:
             path.write_text("")
@@ -383,7 +400,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, device: torch.device) -> dict[str, Any]:
+def _train(
+    config: TrainConfig, schedule_steps: int, rank: int, world: int, device: torch.device
+) -> dict[str, Any]:
     main = rank == 0
     out_dir = Path(config.output_dir)
     cuda = device.type == "cuda"
@@ -425,7 +444,9 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
     val_items = None
     if config.val_dir and main:
         val_set = BenchmarkDataset(config.val_dir, scale)
-        val_items = [val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))]
+        val_items = [
+            val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))
+        ]
 
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
@@ -458,6 +479,11 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
         if resume_path.is_dir():
             resume_path = resume_path / CHECKPOINT_NAME
         state = load_checkpoint(resume_path)
+        if state.get("format") != _CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"{resume_path} has checkpoint format {state.get('format')}, "
+                f"expected {_CHECKPOINT_FORMAT}"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -476,7 +502,10 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
             )
             sampler.generator.manual_seed(_seed_for(config.seed + step, rank))
         if step >= config.max_steps:
-            warnings.warn(f"checkpoint is at step {step} >= max_steps {config.max_steps}: nothing to do", stacklevel=2)
+            warnings.warn(
+                f"checkpoint is at step {step} >= max_steps {config.max_steps}: nothing to do",
+                stacklevel=2,
+            )
     scheduler.step_update(step)
     log = _Log(out_dir / LOG_NAME, main, step if resume_path else None)
 
@@ -492,7 +521,7 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
         if main:
             save_checkpoint(
                 {
-                    "format": 1,
+                    "format": _CHECKPOINT_FORMAT,
                     "config": asdict(config),
                     "step": step,
                     "best_psnr": best_psnr,
@@ -509,7 +538,12 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
 
     def export(psnr: float | None) -> None:
         weights = ema.module if ema is not None else model
-        metadata = {"arch": arch, "scale": str(scale), "model_kwargs": config.model_kwargs, "step": step}
+        metadata = {
+            "arch": arch,
+            "scale": str(scale),
+            "model_kwargs": config.model_kwargs,
+            "step": step,
+        }
         if psnr is not None:
             metadata["psnr"] = f"{psnr:.4f}"
         _export_weights(weights, out_dir / WEIGHTS_NAME, metadata)
@@ -537,7 +571,11 @@ def _train(config: TrainConfig, schedule_steps: int, rank: int, world: int, devi
     )
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.amp)
-    loss_sum, interval_steps, interval_start = torch.zeros((), device=device), 0, time.perf_counter()
+    loss_sum, interval_steps, interval_start = (
+        torch.zeros((), device=device),
+        0,
+        time.perf_counter(),
+    )
     last_loss, last_psnr = math.nan, None
     while step < config.max_steps:
         lr_patch, hr_patch = sampler.sample()

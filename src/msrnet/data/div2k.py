@@ -1,4 +1,5 @@
-"""DIV2K (Agustsson & Timofte, NTIRE 2017) in its official layout, with a checked, resumable download.
+"""DIV2K (Agustsson & Timofte, NTIRE 2017) in its official layout, with a checked, resumable
+download.
 
 After download (or unzipping the official archives by hand) ``root`` holds::
 
@@ -34,6 +35,7 @@ DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 
 # Archive name -> (size in bytes, sha256) of the official archives, as recorded by
 # tensorflow/datasets in tensorflow_datasets/url_checksums/div2k.txt.
+# fmt: off
 _ARCHIVES: dict[str, tuple[int, str]] = {
     "DIV2K_train_HR.zip": (3530603713, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335"),
     "DIV2K_valid_HR.zip": (448993893, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"),
@@ -46,6 +48,7 @@ _ARCHIVES: dict[str, tuple[int, str]] = {
     "DIV2K_valid_LR_bicubic_X4.zip": (31505881, "a50a5d1c4b88de4e8d300d8fb2b904c52fe93b2b298a4899697760d7cbb6d553"),
     "DIV2K_valid_LR_x8.zip": (8428103, "3432f23da7c6887acc5e2cde9669427a7710b3b256c58912dddc19e3eda5bc69"),
 }
+# fmt: on
 
 _SPLITS = ("train", "valid")
 _SCALES = (2, 3, 4, 8)
@@ -70,7 +73,9 @@ def _fetch_to_part(url: str, part: Path, timeout: float, chunk_size: int, progre
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:
             # Nothing left past `offset`: the part is already whole; the checksum decides.
@@ -148,7 +153,9 @@ def download_url(
             break
         except urllib.error.HTTPError as err:
             if err.code < 500:  # 404, 403, ...: retrying cannot help
-                raise RuntimeError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
+                raise RuntimeError(
+                    f"download of {url} failed: HTTP {err.code} {err.reason}"
+                ) from err
             failure: Exception = err
         except (OSError, http.client.HTTPException) as err:  # refused, reset, timeout, cut short
             failure = err
@@ -256,7 +263,9 @@ class DIV2K(PairedDataset):
         self.root = Path(root)
         self.split = split
         needed = [_archive(split, None), _archive(split, scale)]
-        missing = [(name, folder) for name, folder in needed if not self._present(self.root / folder)]
+        missing = [
+            (name, folder) for name, folder in needed if not self._present(self.root / folder)
+        ]
         if missing and not download:
             size = sum(_ARCHIVES[name][0] for name, _ in missing) / 1e9
             folders = ", ".join(f"{folder}/" for _, folder in missing)

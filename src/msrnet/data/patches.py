@@ -84,7 +84,12 @@ class _PatchCutter:
             raise ValueError(f"scale and patch_size must be positive, got {scale} and {patch_size}")
         if not 0 < min_scale <= 1:
             raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
-        self.scale, self.patch_size, self.augment, self.min_scale = scale, patch_size, augment, min_scale
+        self.scale, self.patch_size, self.augment, self.min_scale = (
+            scale,
+            patch_size,
+            augment,
+            min_scale,
+        )
         self.hr_size = scale * patch_size
         channels = {img.shape[0] for img in images}
         if len(channels) != 1 or any(img.dtype != torch.uint8 or img.dim() != 3 for img in images):
@@ -111,7 +116,9 @@ class _PatchCutter:
             self.buffer[start : start + size].copy_(img.reshape(-1))
         self.device = device
         # Per image: buffer offset, channel-plane stride, row stride (for the gather indices).
-        self._strides = torch.stack((self.starts, self.heights * self.widths, self.widths)).to(device)
+        self._strides = torch.stack((self.starts, self.heights * self.widths, self.widths)).to(
+            device
+        )
 
     def __len__(self) -> int:
         return len(self.heights)
@@ -134,7 +141,9 @@ class _PatchCutter:
         lr = imresize(hr, scale=1.0 / self.scale)
         return lr.float().div_(255.0), hr.float().div_(255.0)
 
-    def _gather(self, index: Tensor, top: Tensor, left: Tensor, transform: Tensor, size: int) -> Tensor:
+    def _gather(
+        self, index: Tensor, top: Tensor, left: Tensor, transform: Tensor, size: int
+    ) -> Tensor:
         """uint8 ``(B, C, size, size)`` crops, each under its dihedral transform (3 bits).
 
         Output pixel ``(u, v)`` reads source row ``top + r(u)`` and column ``left + c(v)``, or
@@ -215,7 +224,12 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
             )
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
-        self.scale, self.patch_size, self.augment, self.min_scale = scale, patch_size, augment, min_scale
+        self.scale, self.patch_size, self.augment, self.min_scale = (
+            scale,
+            patch_size,
+            augment,
+            min_scale,
+        )
         self.repeats, self.cache = repeats, cache
         self._cutters: dict[int, _PatchCutter] = {}
 
@@ -226,9 +240,16 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
         i = index % len(self.files)
         cutter = self._cutters.get(i)
         if cutter is None:
-            image = torch.from_numpy(np.ascontiguousarray(read_image(self.files[i], 3).transpose(2, 0, 1)))
+            image = torch.from_numpy(
+                np.ascontiguousarray(read_image(self.files[i], 3).transpose(2, 0, 1))
+            )
             cutter = _PatchCutter(
-                [image], self.scale, self.patch_size, self.augment, self.min_scale, torch.device("cpu")
+                [image],
+                self.scale,
+                self.patch_size,
+                self.augment,
+                self.min_scale,
+                torch.device("cpu"),
             )
             if self.cache:
                 self._cutters[i] = cutter
@@ -282,7 +303,9 @@ class InMemoryPatchSampler:
         if isinstance(images, (str, Path)) or not all(isinstance(i, Tensor) for i in images):
             images = load_images(images, progress=progress)  # type: ignore[arg-type]
         self.batch_size = batch_size
-        self._cutter = _PatchCutter(images, scale, patch_size, augment, min_scale, torch.device(device))  # type: ignore[arg-type]
+        self._cutter = _PatchCutter(
+            images, scale, patch_size, augment, min_scale, torch.device(device)
+        )  # type: ignore[arg-type]
         self.generator = torch.Generator().manual_seed(seed)
 
     @property
