@@ -318,8 +318,9 @@ def _set_rng_state(state: dict[str, Any], sampler: InMemoryPatchSampler) -> None
         }
     )
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
     sampler.load_state_dict(state["sampler"])
 
 

@@ -135,16 +135,21 @@ class _PatchCutter:
         top = (torch.rand(batch_size, generator=g) * (heights - region + 1)).long()
         left = (torch.rand(batch_size, generator=g) * (widths - region + 1)).long()
 
-        hr = self._gather(index, top, left, transform, region)
+        params = torch.stack((index, transform, top, left))
+        if self.device.type == "cuda":
+            # Pinned and non-blocking, the copy is queued behind the GPU's work instead of
+            # making the host wait for that work to finish.
+            params = params.pin_memory().to(self.device, non_blocking=True)
+        hr = self._gather(params, region)
         if region != self.hr_size:
             hr = imresize(hr, size=self.hr_size)
         lr = imresize(hr, scale=1.0 / self.scale)
         return lr.float().div_(255.0), hr.float().div_(255.0)
 
-    def _gather(
-        self, index: Tensor, top: Tensor, left: Tensor, transform: Tensor, size: int
-    ) -> Tensor:
+    def _gather(self, params: Tensor, size: int) -> Tensor:
         """uint8 ``(B, C, size, size)`` crops, each under its dihedral transform (3 bits).
+
+        ``params`` is ``(4, B)`` on the buffer's device: image index, transform, top, left.
 
         Output pixel ``(u, v)`` reads source row ``top + r(u)`` and column ``left + c(v)``, or
         with the transpose bit set, row ``top + r(v)`` and column ``left + c(u)``, where ``r``
@@ -152,16 +157,16 @@ class _PatchCutter:
         per-image offset, a ``(B, size)`` term in ``u`` and a ``(B, size)`` term in ``v``.
         """
         dev = self.device
-        start, plane, width = (m.view(-1, 1) for m in self._strides[:, index.to(dev)])
-        transform, top, left = (t.to(dev).view(-1, 1) for t in (transform, top, left))
+        index, transform, top, left = (p.view(-1, 1) for p in params)
+        start, plane, width = self._strides[:, index.squeeze(1)].unsqueeze(-1)
         axis = torch.arange(size, device=dev).view(1, size)
         transpose = (transform & 1).bool()
         row_offset = (top + torch.where((transform & 2).bool(), size - 1 - axis, axis)) * width
         col_offset = left + torch.where((transform & 4).bool(), size - 1 - axis, axis)
         along_u = torch.where(transpose, col_offset, row_offset)
         along_v = torch.where(transpose, row_offset, col_offset)
-        channel = torch.arange(self.channels, device=dev).view(1, -1, 1, 1)
-        base = (start + plane * channel.flatten(1)).view(-1, self.channels, 1, 1)
+        channel = torch.arange(self.channels, device=dev).view(1, -1)
+        base = (start + plane * channel).view(-1, self.channels, 1, 1)
         flat = base + along_u.unsqueeze(1).unsqueeze(-1) + along_v.unsqueeze(1).unsqueeze(2)
         return self.buffer[flat]
 
