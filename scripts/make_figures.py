@@ -150,20 +150,21 @@ def make_architecture(out: Path, name: str) -> None:
     n = len(levels)
     col_w, x_first = 3.2, 3.0
     width = x_first + n * col_w + 0.4
-    fig, ax = plt.subplots(figsize=(width * 0.95, 5.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(width * 0.64, 4.4), dpi=140)
     ax.set_xlim(0, width)
     ax.set_ylim(0, 5.6)
     ax.set_axis_off()
 
     y_flow, y_feat, y_img = 4.3, 2.6, 0.7
-    _box(ax, (0.1, y_img - 0.3), (1.5, 0.6), f"LR image\n({model.in_chans}, H, W)", COLORS["image"])
-    _box(ax, (0.1, y_flow - 0.35), (1.5, 0.7), "FeatureExtractor\n" + " → ".join(map(str, stem_widths)), COLORS["stem"])
-    _arrow(ax, (0.85, y_img + 0.3), (0.85, y_flow - 0.35))
+    _box(ax, (0.0, y_img - 0.3), (1.9, 0.6), f"LR image\n({model.in_chans}, H, W)", COLORS["image"], fontsize=7.5)
+    _box(ax, (0.0, y_flow - 0.35), (1.9, 0.7), "FeatureExtractor\n" + " → ".join(map(str, stem_widths)),
+         COLORS["stem"], fontsize=7.5)
+    _arrow(ax, (0.95, y_img + 0.3), (0.95, y_flow - 0.35))
     ax.text(0.2, y_flow + 0.55, "LR-space residual flow r (C, H, W)", fontsize=8, color=INK, ha="left")
-    _arrow(ax, (1.6, y_flow), (x_first - 0.15, y_flow))
+    _arrow(ax, (1.9, y_flow), (x_first - 0.15, y_flow))
     ax.text(0.15, y_img - 0.55, "image pyramid", fontsize=8, color=INK, ha="left")
 
-    prev_feat, prev_img, prev_scale = None, (1.6, y_img), 1
+    prev_feat, prev_img, prev_scale = None, (1.9, y_img), 1
     for i, (s, blocks, chans) in enumerate(levels):
         x = x_first + i * col_w
         ax.add_patch(
@@ -173,14 +174,17 @@ def make_architecture(out: Path, name: str) -> None:
             )
         )
         ax.text(x + (col_w - 0.5) / 2, 5.08, f"level x{s}", ha="center", fontsize=9.5, color=INK, weight="bold")
-        _box(ax, (x, y_flow - 0.35), (col_w - 0.5, 0.7), f"{blocks} × PyramidResidualBlock\n(scale {s})", COLORS["block"])
+        _box(ax, (x, y_flow - 0.35), (col_w - 0.5, 0.7), f"{blocks} × PyramidResidualBlock\n(scale {s})", COLORS["block"],
+             fontsize=7.5)
         if i + 1 < n:
             _arrow(ax, (x + col_w - 0.5, y_flow), (x + col_w - 0.15, y_flow))
         _arrow(ax, (x + (col_w - 0.5) / 2, y_flow - 0.35), (x + (col_w - 0.5) / 2, y_feat + 0.35),
                text=f"{blocks} up maps ({chans}, {s}H, {s}W)", offset=(0.0, -0.1))
-        _box(ax, (x, y_feat - 0.35), (col_w - 0.5, 0.7), f"concat → conv3x3 → {chans} ch\n(compress)", COLORS["merge"])
+        _box(ax, (x, y_feat - 0.35), (col_w - 0.5, 0.7), f"concat → conv3x3\n→ {chans} channels", COLORS["merge"],
+             fontsize=7.5)
         if prev_feat is not None:
-            _arrow(ax, prev_feat, (x, y_feat), text=f"ConvT ×{s // prev_scale}", ls="--", offset=(0, 0.12))
+            _arrow(ax, prev_feat, (x, y_feat), text=f"ConvT ×{s // prev_scale}", ls="--", offset=(0, 0.1),
+                   fontsize=7)
         prev_feat = (x + col_w - 0.5, y_feat)
         # residual image head and the image pyramid: img_k = bicubic(img_{k-1}) + residual_k
         xm = x + (col_w - 0.5) / 2
@@ -202,7 +206,7 @@ def make_architecture(out: Path, name: str) -> None:
 
 
 def make_block(out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(9.0, 3.7), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.4, 3.1), dpi=140)
     ax.set_xlim(0, 10.2)
     ax.set_ylim(0, 4.1)
     ax.set_axis_off()
@@ -252,7 +256,7 @@ def make_cost(out: Path, results: Path | None) -> None:
     # The axes span the networks (bicubic, 28.42 / 26.00 dB, is far below; the page says so).
     lows = {"Set5": 31.2, "Set14": 27.85}
     highs = {"Set5": 32.4, "Set14": 28.75}
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=110)
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.3), dpi=130)
     for ax, (dataset, column) in zip(axes, (("Set5", 3), ("Set14", 4))):
         for name, row in PUBLISHED_X4.items():
             marker = "o" if row[0] == "291 images" else "s"
@@ -273,9 +277,9 @@ def make_cost(out: Path, results: Path | None) -> None:
         ax.set_ylabel(f"{dataset} ×4 PSNR (dB, Y)", fontsize=8.5)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, which="both")
-    axes[0].scatter([], [], marker="o", color="#546e7a", label="trained on the 291 images")
-    axes[0].scatter([], [], marker="s", color="#546e7a", label="trained on DIV2K")
-    axes[0].legend(fontsize=7.5, loc="lower left")
+    axes[1].scatter([], [], marker="o", color="#546e7a", label="trained on the 291 images")
+    axes[1].scatter([], [], marker="s", color="#546e7a", label="trained on DIV2K")
+    axes[1].legend(fontsize=7.5, loc="lower left")
     fig.tight_layout(pad=0.4)
     fig.savefig(out, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)

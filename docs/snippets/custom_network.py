@@ -41,7 +41,7 @@ from msrnet.ops import imresize
 model = TinySR()
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 for step in range(10):
-    hr = torch.rand(4, 3, 32, 32)  # real HR patches here: see the training page
+    hr = torch.rand(4, 3, 32, 32)  # real HR patches here: see Training
     lr = imresize(hr, scale=1 / model.scale)  # MATLAB-exact bicubic
     loss = F.l1_loss(model(lr), hr)
     optimizer.zero_grad()
