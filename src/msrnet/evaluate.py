@@ -141,7 +141,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a super-resolution model on one benchmark set at one scale.
 
-    Each LR image runs through the model whole (benchmark images are small). The
+    Each LR image runs through the model whole (benchmark images are small); a
+    module is moved to ``device`` and put in eval mode. The
     output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
