@@ -1,6 +1,7 @@
 """msrnet.ops.imresize against MATLAB's algorithm, written out independently below."""
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -271,6 +272,24 @@ def test_differentiable() -> None:
     x = torch.rand(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: imresize(t, 0.5), (x,))
     assert torch.autograd.gradcheck(lambda t: imresize(t, size=(7, 4)), (x,))
+
+
+def test_row_blocking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CPU path multiplies row blocks of the weight matrix; GPUs use it whole. Emulate
+    # the whole matrix (and degenerate blockings) on the CPU.
+    # (`msrnet.ops.imresize` is the function; the module is reached through importlib.)
+    module = importlib.import_module("msrnet.ops.imresize")
+    x = torch.rand(2, 3, 70, 45, dtype=torch.float64)
+    expected = [imresize(x, 0.25), imresize(x, 3), imresize(x, size=(33, 100))]
+    try:
+        for rows in (1, 7, 10_000):
+            monkeypatch.setattr(module, "_CPU_BLOCK_ROWS", rows)
+            module._weight_blocks.cache_clear()
+            got = [imresize(x, 0.25), imresize(x, 3), imresize(x, size=(33, 100))]
+            for g, e in zip(got, expected):
+                torch.testing.assert_close(g, e, rtol=0, atol=1e-12)
+    finally:
+        module._weight_blocks.cache_clear()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
