@@ -1,7 +1,8 @@
 """The documentation site: its tutorial code runs, it builds strictly, it opens cleanly offline.
 
-- Every ``docs/snippets/*.py`` (the code the pages include with ``--8<--``) is executed in a
-  temporary directory, so a tutorial cannot rot.
+- Every ``docs/snippets/*.py`` and ``*.sh`` (the code the pages include with ``--8<--``) is
+  executed in a temporary directory, so a tutorial cannot rot; one that needs an optional
+  extra skips without it.
 - ``mkdocs build --strict`` passes (skips without the ``docs`` extra).
 - With Chromium at /usr/bin/chromium, the built site is served on 127.0.0.1 and the home page
   and a tutorial are loaded headless over the DevTools protocol (``--remote-debugging-pipe``):
@@ -33,7 +34,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
-SNIPPETS = sorted((DOCS / "snippets").glob("*.py"))
+SNIPPETS = sorted(p for p in (DOCS / "snippets").iterdir() if p.suffix in (".py", ".sh"))
+# Snippets that need an optional extra skip cleanly without it.
+OPTIONAL_MODULES = {"onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx"}
 CHROMIUM = Path("/usr/bin/chromium")
 # Pages checked in the browser: the home page and one tutorial (paths under the site root).
 BROWSER_PAGES = ("", "tutorials/custom-network/")
@@ -43,7 +46,22 @@ BROWSER_PAGES = ("", "tutorials/custom-network/")
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda p: p.name)
 def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    runpy.run_path(str(snippet), run_name="__main__")
+    if snippet.suffix == ".sh":
+        # The shell snippets call `msrnet` and `python`: those of this interpreter's environment.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", str(snippet)],
+            capture_output=True, text=True, env={**os.environ, "PATH": path}, timeout=600,
+        )
+        assert proc.returncode == 0, f"{snippet.name} failed:\n{proc.stdout}\n{proc.stderr}"
+        return
+    try:
+        runpy.run_path(str(snippet), run_name="__main__")
+    except ModuleNotFoundError as e:
+        extra = OPTIONAL_MODULES.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        pytest.skip(f'{snippet.name} needs the {extra} extra (pip install -e ".[{extra}]")')
 
 
 def test_every_snippet_is_included_by_a_page() -> None:
