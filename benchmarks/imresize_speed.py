@@ -1,4 +1,4 @@
-"""CPU throughput of msrnet.ops.imresize against PIL and torch on a DIV2K-sized image down-scaled x4.
+"""CPU throughput of msrnet.ops.imresize, PIL and torch on a DIV2K-sized image down-scaled x4.
 
     python benchmarks/imresize_speed.py               # JSON on stdout
     python benchmarks/imresize_speed.py --threads 1   # one core (PIL always uses one)
@@ -9,6 +9,7 @@ the cold first call is reported separately). The PIL and ``F.interpolate`` rows 
 references: neither matches MATLAB, so ``max_abs_diff_levels`` says how far each lands from
 msrnet's MATLAB-exact uint8 result, in uint8 levels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1356)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

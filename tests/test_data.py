@@ -1,4 +1,5 @@
 """msrnet.data: image I/O, BenchmarkDataset and PairedDataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -132,8 +133,14 @@ def test_paired_dataset_div2k_layout(tmp_path: Path) -> None:
         ds = PairedDataset(hr_root, lr_root, scale=4)
         assert len(ds) == 2 and ds.name == "DIV2K_valid_HR"
         item = ds[1]
-        assert item["name"] == "0802" and item["hr"].shape == (3, 32, 24) and item["lr"].shape == (3, 8, 6)
-        assert np.array_equal(tensor_to_uint8(item["lr"]), read_image(lr_parent / "X4" / "0802x4.png"))
+        assert (
+            item["name"] == "0802"
+            and item["hr"].shape == (3, 32, 24)
+            and item["lr"].shape == (3, 8, 6)
+        )
+        assert np.array_equal(
+            tensor_to_uint8(item["lr"]), read_image(lr_parent / "X4" / "0802x4.png")
+        )
 
 
 def test_paired_dataset_plain_stems_and_mod_crop(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """msrnet.evaluate, msrnet.ops.self_ensemble and ``msrnet benchmark``."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,14 @@ from torch import nn
 
 import msrnet
 from msrnet.cli import main
-from msrnet.data import BenchmarkDataset, list_images, mod_crop, read_image, tensor_to_uint8, write_image
+from msrnet.data import (
+    BenchmarkDataset,
+    list_images,
+    mod_crop,
+    read_image,
+    tensor_to_uint8,
+    write_image,
+)
 from msrnet.evaluate import bicubic_upscale, evaluate
 from msrnet.metrics import psnr, rgb_to_y
 from msrnet.ops import imresize, self_ensemble
@@ -85,7 +93,10 @@ def test_evaluate_module_and_result_keys(tiny_set: Path) -> None:
     # Recompute the mean by hand from the dataset's items.
     ds = BenchmarkDataset(tiny_set, 2)
     expected = np.mean(
-        [psnr(tensor_to_uint8(Nearest(2)(it["lr"][None])[0]), tensor_to_uint8(it["hr"]), 2) for it in ds]
+        [
+            psnr(tensor_to_uint8(Nearest(2)(it["lr"][None])[0]), tensor_to_uint8(it["hr"]), 2)
+            for it in ds
+        ]
     )
     assert result["psnr"] == pytest.approx(expected, abs=1e-12)
     assert evaluate(lambda x: Nearest(2)(x), tiny_set, 2, progress=False)["psnr"] == result["psnr"]
@@ -105,13 +116,18 @@ def test_evaluate_saves_rounded_outputs(tiny_set: Path, tmp_path: Path) -> None:
     saved = sorted(p.name for p in out.iterdir())
     assert saved == ["im0.png", "im1.png", "im2.png"]
     ds = BenchmarkDataset(tiny_set, 2)
-    scores = [psnr(read_image(out / f"{it['name']}.png", 3), tensor_to_uint8(it["hr"]), 2) for it in ds]
+    scores = [
+        psnr(read_image(out / f"{it['name']}.png", 3), tensor_to_uint8(it["hr"]), 2) for it in ds
+    ]
     assert result["psnr"] == pytest.approx(np.mean(scores), abs=1e-12)
 
 
 def test_evaluate_weights_files(tmp_path: Path) -> None:
     # One small image: the default msr_x2 is heavy for 2 CPU cores.
-    write_image(tmp_path / "One" / "a.png", np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    write_image(
+        tmp_path / "One" / "a.png",
+        np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8),
+    )
     model = msrnet.create_model("msr_x2").eval()
     expected = evaluate(model, tmp_path / "One", 2, progress=False)["psnr"]
     # The safetensors metadata names the architecture, so no scale is needed.
@@ -154,7 +170,17 @@ def test_evaluate_self_ensemble(tiny_set: Path) -> None:
 
 
 def test_cli_benchmark_json(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["benchmark", "--model", "bicubic", "--dataset", str(tiny_set), "--scale", "2", "--scale", "3"]
+    argv = [
+        "benchmark",
+        "--model",
+        "bicubic",
+        "--dataset",
+        str(tiny_set),
+        "--scale",
+        "2",
+        "--scale",
+        "3",
+    ]
     assert main([*argv, "--json", "--device", "cpu"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["dataset"], r["scale"]) for r in rows] == [("Tiny", 2), ("Tiny", 3)]
@@ -166,6 +192,11 @@ def test_cli_benchmark_json(tiny_set: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cli_benchmark_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["benchmark", "--model", "bicubic", "--dataset", str(tmp_path / "none"), "--scale", "2"]) == 1
+    assert (
+        main(
+            ["benchmark", "--model", "bicubic", "--dataset", str(tmp_path / "none"), "--scale", "2"]
+        )
+        == 1
+    )
     assert "error" in capsys.readouterr().err
     assert main(["benchmark", "--model", "bicubic", "--dataset", str(tmp_path)]) == 1

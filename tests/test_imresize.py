@@ -1,4 +1,5 @@
 """msrnet.ops.imresize against MATLAB's algorithm, written out independently below."""
+
 from __future__ import annotations
 
 import importlib
@@ -27,10 +28,13 @@ def _ref_cubic(x: float) -> float:
 def _ref_contributions(
     in_length: int, out_length: int, scale: float, antialias: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MATLAB's contributions(): (out, P) weights and 1-based mirrored indices, zero columns killed."""
+    """MATLAB's contributions(): (out, P) weights, 1-based mirrored indices; zero columns killed."""
     kernel_width = 4.0
     if scale < 1 and antialias:
-        kernel = lambda d: scale * _ref_cubic(scale * d)  # noqa: E731
+
+        def kernel(d: float) -> float:
+            return scale * _ref_cubic(scale * d)
+
         kernel_width /= scale
     else:
         kernel = _ref_cubic
@@ -51,10 +55,12 @@ def _ref_contributions(
     return weights[:, keep], indices[:, keep]
 
 
-def _ref_resize_along(a: np.ndarray, dim: int, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def _ref_resize_along(
+    a: np.ndarray, dim: int, weights: np.ndarray, indices: np.ndarray
+) -> np.ndarray:
     """imresizemex: out[k] = sum_p w[k, p] * a[idx[k, p]] along `dim`; uint8 in, uint8 out."""
     moved = np.moveaxis(a.astype(np.float64), dim, 0)
-    out = np.zeros((weights.shape[0],) + moved.shape[1:])
+    out = np.zeros((weights.shape[0], *moved.shape[1:]))
     for k in range(weights.shape[0]):
         for p in range(weights.shape[1]):
             out[k] += weights[k, p] * moved[indices[k, p] - 1]
@@ -102,19 +108,25 @@ def test_hand_computed_downscale_column() -> None:
     v = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
     out = imresize(v, scale=(0.5, 1.0))
     assert out.shape == (2, 1)
-    torch.testing.assert_close(out[:, 0], torch.tensor([0.4609375, 2.5390625], dtype=torch.float64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        out[:, 0], torch.tensor([0.4609375, 2.5390625], dtype=torch.float64), rtol=0, atol=1e-14
+    )
 
 
 def test_hand_computed_downscale_2d() -> None:
     x = torch.arange(16, dtype=torch.float64).view(1, 4, 4)  # value = 4 * row + col
-    expected = torch.tensor([[[2.3046875, 4.3828125], [10.6171875, 12.6953125]]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[[2.3046875, 4.3828125], [10.6171875, 12.6953125]]], dtype=torch.float64
+    )
     torch.testing.assert_close(imresize(x, 0.5), expected, rtol=0, atol=1e-13)
 
 
 def test_hand_computed_upscale() -> None:
     x = torch.tensor([[0.0], [48.0]], dtype=torch.float64)
     out = imresize(x, scale=(2.0, 1.0))[:, 0]
-    torch.testing.assert_close(out, torch.tensor([-4.5, 9.75, 38.25, 52.5], dtype=torch.float64), rtol=0, atol=1e-13)
+    torch.testing.assert_close(
+        out, torch.tensor([-4.5, 9.75, 38.25, 52.5], dtype=torch.float64), rtol=0, atol=1e-13
+    )
     # uint8 saturates -4.5 to 0 and rounds the tie 52.5 away from zero (round-half-even gives 52).
     out_u8 = imresize(x.to(torch.uint8), scale=(2.0, 1.0))[:, 0]
     assert out_u8.tolist() == [0, 10, 38, 53]
@@ -160,7 +172,9 @@ def test_matches_reference_uint8_size(h: int, w: int, out_h: int, out_w: int, se
 def test_matches_reference_uint8_benchmark_scales(scale: float) -> None:
     # The benchmark path: dyadic weights on integers make exact .5 ties common at x2/x4/x8.
     a = np.random.default_rng(0).integers(0, 256, (24, 17), dtype=np.uint8)
-    np.testing.assert_array_equal(imresize(torch.from_numpy(a), scale).numpy(), ref_imresize(a, scale))
+    np.testing.assert_array_equal(
+        imresize(torch.from_numpy(a), scale).numpy(), ref_imresize(a, scale)
+    )
 
 
 def test_dimension_order_matters_with_rounding() -> None:
@@ -189,7 +203,9 @@ def test_scale_one_is_identity(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("scale", [0.125, 1 / 3, 0.5, 0.7, 1.5, 2.0, 3.0, 8.0])
 def test_constant_stays_constant(scale: float) -> None:
     x = torch.full((2, 3, 17, 10), 0.37, dtype=torch.float64)
-    torch.testing.assert_close(imresize(x, scale), torch.full_like(imresize(x, scale), 0.37), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        imresize(x, scale), torch.full_like(imresize(x, scale), 0.37), rtol=0, atol=1e-12
+    )
     u8 = torch.full((3, 17, 10), 201, dtype=torch.uint8)
     assert (imresize(u8, scale) == 201).all()
 
@@ -205,7 +221,9 @@ def test_constant_stays_constant(scale: float) -> None:
         ((7, 6), 2, (14, 12)),
     ],
 )
-def test_output_size_is_ceil(shape: tuple[int, int], scale: float, expected: tuple[int, int]) -> None:
+def test_output_size_is_ceil(
+    shape: tuple[int, int], scale: float, expected: tuple[int, int]
+) -> None:
     assert imresize(torch.rand(1, *shape), scale).shape[-2:] == expected
 
 
@@ -286,7 +304,7 @@ def test_row_blocking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -
             monkeypatch.setattr(module, "_CPU_BLOCK_ROWS", rows)
             module._weight_blocks.cache_clear()
             got = [imresize(x, 0.25), imresize(x, 3), imresize(x, size=(33, 100))]
-            for g, e in zip(got, expected):
+            for g, e in zip(got, expected, strict=True):
                 torch.testing.assert_close(g, e, rtol=0, atol=1e-12)
     finally:
         module._weight_blocks.cache_clear()
@@ -296,7 +314,9 @@ def test_row_blocking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -
 def test_cuda_matches_cpu() -> None:
     x = torch.rand(2, 3, 37, 29, dtype=torch.float64)
     for scale in (0.25, 0.5, 2.0, 3.0):
-        torch.testing.assert_close(imresize(x.cuda(), scale).cpu(), imresize(x, scale), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            imresize(x.cuda(), scale).cpu(), imresize(x, scale), rtol=0, atol=1e-12
+        )
         torch.testing.assert_close(
             imresize(x.float().cuda(), scale).cpu(), imresize(x.float(), scale), rtol=0, atol=1e-5
         )

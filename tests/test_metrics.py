@@ -1,4 +1,5 @@
 """msrnet.metrics: Y conversion, PSNR and SSIM on known inputs and against a naive reference."""
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,12 @@ def _ref_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_rgb_to_y_known_values() -> None:
-    img = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
-    np.testing.assert_allclose(rgb_to_y(img), [[16.0, 235.0, 81.481, 144.553, 40.966]], rtol=0, atol=1e-12)
+    img = np.array(
+        [[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8
+    )
+    np.testing.assert_allclose(
+        rgb_to_y(img), [[16.0, 235.0, 81.481, 144.553, 40.966]], rtol=0, atol=1e-12
+    )
 
 
 def test_rgb_to_y_gray_is_r_eq_g_eq_b() -> None:
@@ -53,7 +58,9 @@ def test_rgb_to_y_gray_is_r_eq_g_eq_b() -> None:
     expected = 16 + 219 * gray.astype(np.float64) / 255
     np.testing.assert_allclose(rgb_to_y(gray), expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(rgb_to_y(gray[:, :, None]), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(rgb_to_y(np.repeat(gray[:, :, None], 3, axis=2)), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        rgb_to_y(np.repeat(gray[:, :, None], 3, axis=2)), expected, rtol=0, atol=1e-12
+    )
 
 
 def test_rgb_to_y_tensor_matches_numpy() -> None:
@@ -72,7 +79,9 @@ def test_psnr_constant_offset() -> None:
     hr = np.full((20, 20, 3), 100, dtype=np.uint8)
     sr = hr + np.uint8(10)
     # RGB: MSE = 100. Y of an offset gray image moves by 219/255 * 10.
-    assert psnr(sr, hr, 0, y_channel=False) == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-10)
+    assert psnr(sr, hr, 0, y_channel=False) == pytest.approx(
+        10 * math.log10(255**2 / 100), abs=1e-10
+    )
     dy = 219 / 255 * 10
     assert psnr(sr, hr, 0) == pytest.approx(10 * math.log10(255**2 / dy**2), abs=1e-10)
 
@@ -91,7 +100,10 @@ def test_psnr_gray_layouts_agree() -> None:
     hr, sr = _rand_u8((12, 14), 1), _rand_u8((12, 14), 2)
     expected = psnr(sr, hr, 1)
     assert psnr(sr[:, :, None], hr[:, :, None], 1) == pytest.approx(expected, abs=1e-12)
-    rgb = lambda g: np.repeat(g[:, :, None], 3, axis=2)  # noqa: E731
+
+    def rgb(g: np.ndarray) -> np.ndarray:
+        return np.repeat(g[:, :, None], 3, axis=2)
+
     assert psnr(rgb(sr), rgb(hr), 1) == pytest.approx(expected, abs=1e-10)
 
 
@@ -130,13 +142,17 @@ def test_ssim_matches_naive_reference() -> None:
     sr = np.clip(hr.astype(int) + noise, 0, 255).astype(np.uint8)
     expected = _ref_ssim(rgb_to_y(sr)[2:-2, 2:-2], rgb_to_y(hr)[2:-2, 2:-2])
     assert ssim(sr, hr, 2) == pytest.approx(expected, abs=1e-10)
-    per_channel = np.mean([_ref_ssim(sr[..., c].astype(float), hr[..., c].astype(float)) for c in range(3)])
+    per_channel = np.mean(
+        [_ref_ssim(sr[..., c].astype(float), hr[..., c].astype(float)) for c in range(3)]
+    )
     assert ssim(sr, hr, 0, y_channel=False) == pytest.approx(per_channel, abs=1e-10)
 
 
 def test_ssim_tensor_matches_numpy_and_batches() -> None:
     hr = _rand_u8((30, 28, 3), 5)
-    sr = np.clip(hr.astype(int) + np.random.default_rng(6).integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
+    sr = np.clip(
+        hr.astype(int) + np.random.default_rng(6).integers(-20, 21, hr.shape), 0, 255
+    ).astype(np.uint8)
     expected = ssim(sr, hr, 3)
     batch_sr = torch.stack([_to_tensor(sr), _to_tensor(hr)]).float()
     batch_hr = torch.stack([_to_tensor(hr), _to_tensor(hr)]).float()

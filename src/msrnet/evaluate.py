@@ -5,6 +5,7 @@ LR images are MATLAB's bicubic down-scaling of the uint8 HR images, the model's
 output is clamped and rounded to uint8, and PSNR / SSIM are taken on Y (BT.601)
 with ``scale`` pixels shaved from each border.
 """
+
 from __future__ import annotations
 
 import sys
@@ -116,7 +117,11 @@ def load_model(
         else:
             model = create_model(name, pretrained=pretrained)
     else:
-        name = type(model).__name__ if isinstance(model, nn.Module) else getattr(model, "__name__", "model")
+        name = (
+            type(model).__name__
+            if isinstance(model, nn.Module)
+            else getattr(model, "__name__", "model")
+        )
     model_scale = getattr(model, "scale", None)
     if scale is None:
         scale = model_scale

@@ -12,6 +12,7 @@ Every function takes either ``uint8`` numpy images ``(H, W)`` / ``(H, W, C)``
 ``(B,)``) on any device. On quantized float input (multiples of 1/255) the two
 paths agree. Arithmetic is float64 so that the 4th decimal of a dB is meaningful.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,7 +56,9 @@ def _as_chw(img: ImageT) -> Tensor:
         if not img.is_floating_point():
             raise TypeError(f"tensors must be float in [0, 1], got {img.dtype}")
         if img.dim() not in (3, 4):
-            raise ValueError(f"expected a (C, H, W) or (B, C, H, W) tensor, got shape {tuple(img.shape)}")
+            raise ValueError(
+                f"expected a (C, H, W) or (B, C, H, W) tensor, got shape {tuple(img.shape)}"
+            )
         return img.detach().to(_compute_dtype(img.device)) * 255.0
     raise TypeError(f"expected a numpy array or a tensor, got {type(img).__name__}")
 
@@ -91,9 +94,7 @@ def rgb_to_y(img: np.ndarray | Tensor) -> np.ndarray | Tensor:
     return y.numpy() if isinstance(img, np.ndarray) else y
 
 
-def _prepare(
-    sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool
-) -> tuple[Tensor, bool]:
+def _prepare(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool) -> tuple[Tensor, bool]:
     """Both images as ``(B, C, H, W)`` float tensors on the 0-255 scale, shaved.
 
     Also returns whether the input was a single (unbatched) image.
@@ -125,9 +126,7 @@ def _finish(values: Tensor, single: bool, numpy_input: bool) -> float | Tensor:
     return values[0] if single else values
 
 
-def psnr(
-    sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True
-) -> float | Tensor:
+def psnr(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> float | Tensor:
     """Peak signal-to-noise ratio in dB, with peak 255.
 
     Args:
@@ -175,9 +174,7 @@ def _ssim_per_plane(x: Tensor, y: Tensor) -> Tensor:
     return ssim_map.flatten(1).mean(dim=1)
 
 
-def ssim(
-    sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True
-) -> float | Tensor:
+def ssim(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> float | Tensor:
     """Structural similarity (Wang et al. 2004, the reference ``ssim_index.m``).
 
     Args:

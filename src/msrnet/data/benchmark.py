@@ -1,4 +1,5 @@
 """Evaluation datasets: HR folders degraded on the fly, and folders of ready LR/HR pairs."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ Sample = dict[str, torch.Tensor | str]
 
 
 def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop a ``(H, W[, C])`` image at the bottom/right to multiples of ``scale`` (MATLAB ``modcrop``)."""
+    """Cut an ``(H, W[, C])`` image at bottom/right to multiples of ``scale`` (``modcrop``)."""
     h, w = img.shape[:2]
     return img[: h - h % scale, : w - w % scale]
 

@@ -1,4 +1,5 @@
 """Image file I/O and the uint8 <-> float tensor conversions the benchmarks rely on."""
+
 from __future__ import annotations
 
 from pathlib import Path

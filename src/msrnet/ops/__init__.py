@@ -1,4 +1,5 @@
 """Functional tensor ops."""
+
 from __future__ import annotations
 
 from msrnet.ops.ensemble import self_ensemble

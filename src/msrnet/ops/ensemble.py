@@ -1,4 +1,5 @@
 """Geometric self-ensemble (the "x8" / "+" trick of EDSR)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -15,6 +15,7 @@ span its band covers: about 8x faster than one dense matmul on a DIV2K image
 down-scaled x4. On GPUs one dense matmul beats many small launches, so the matrix
 stays whole there.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,9 +43,7 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     ) * ((absx > 1) & (absx <= 2))
 
 
-def _contributions(
-    in_length: int, out_length: int, scale: float, antialias: bool
-) -> np.ndarray:
+def _contributions(in_length: int, out_length: int, scale: float, antialias: bool) -> np.ndarray:
     """MATLAB's ``contributions()`` folded into a dense float64 ``(out_length, in_length)`` matrix.
 
     Row ``i`` holds the weights of output sample ``i``. Weights that MATLAB gives to
@@ -65,7 +64,7 @@ def _contributions(
     x = np.arange(1, out_length + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
-    taps = int(math.ceil(kernel_width)) + 2
+    taps = math.ceil(kernel_width) + 2
     indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
@@ -105,7 +104,9 @@ def _weight_blocks(
         rows = matrix[start : start + rows_per_block]
         cols = np.flatnonzero(rows.any(axis=0))
         lo, hi = int(cols[0]), int(cols[-1]) + 1
-        blocks.append((lo, hi, torch.from_numpy(rows[:, lo:hi].copy()).to(device=device, dtype=dtype)))
+        blocks.append(
+            (lo, hi, torch.from_numpy(rows[:, lo:hi].copy()).to(device=device, dtype=dtype))
+        )
     return tuple(blocks)
 
 
@@ -137,7 +138,11 @@ def _output_geometry(
         # MATLAB: output size = ceil(scale * input size), the given scale kept as is.
         out = (math.ceil(scales[0] * in_size[0]), math.ceil(scales[1] * in_size[1]))
         return (scales[0], scales[1]), out
-    sizes = (int(size), int(size)) if isinstance(size, numbers.Integral) else tuple(int(s) for s in size)
+    sizes = (
+        (int(size), int(size))
+        if isinstance(size, numbers.Integral)
+        else tuple(int(s) for s in size)
+    )
     if len(sizes) != 2 or min(sizes) <= 0:
         raise ValueError(f"imresize: `size` must be a positive int or (h, w), got {size!r}")
     # MATLAB: an explicit size implies scale = out / in in each dimension.
