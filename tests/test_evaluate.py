@@ -200,3 +200,18 @@ def test_cli_benchmark_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert "error" in capsys.readouterr().err
     assert main(["benchmark", "--model", "bicubic", "--dataset", str(tmp_path)]) == 1
+
+
+def test_evaluate_weights_file_with_model_kwargs(tmp_path: Path) -> None:
+    # The trainer records non-default constructor arguments in the metadata.
+    write_image(
+        tmp_path / "One" / "a.png",
+        np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8),
+    )
+    kwargs = {"stem_widths": [8, 8], "num_blocks": 2, "level_chans": [8]}
+    model = msrnet.create_model("msr_x2", **kwargs).eval()
+    expected = evaluate(model, tmp_path / "One", 2, progress=False)["psnr"]
+    metadata = {"arch": "msr_x2", "model_kwargs": json.dumps(kwargs)}
+    save_file(model.state_dict(), str(tmp_path / "w.safetensors"), metadata=metadata)
+    result = evaluate(tmp_path / "w.safetensors", tmp_path / "One", progress=False)
+    assert result["psnr"] == pytest.approx(expected, abs=1e-9)

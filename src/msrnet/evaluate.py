@@ -8,6 +8,7 @@ with ``scale`` pixels shaved from each border.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,8 @@ def load_weights(path: str | Path, scale: int | None = None, arch: str | None = 
     """Build a registered architecture and load a weights file into it.
 
     The architecture is ``arch`` if given, else the ``"arch"`` entry of a
-    safetensors file's metadata, else ``msr_x{scale}``.
+    safetensors file's metadata, else ``msr_x{scale}``. Constructor arguments recorded
+    by the trainer (metadata ``"model_kwargs"``, JSON) rebuild a non-default network.
 
     Args:
         path: a ``.safetensors`` file, or a ``.pth`` / ``.pt`` file holding a
@@ -63,11 +65,13 @@ def load_weights(path: str | Path, scale: int | None = None, arch: str | None = 
         arch: a registered model name, e.g. ``"msr_x4"``.
     """
     path = Path(path)
+    model_kwargs: dict[str, Any] = {}
     if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         state = load_file(str(path))
         arch = arch or metadata.get("arch")
+        model_kwargs = json.loads(metadata.get("model_kwargs", "{}"))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("state_dict", "model"):
@@ -78,7 +82,7 @@ def load_weights(path: str | Path, scale: int | None = None, arch: str | None = 
         if scale is None:
             raise ValueError(f"cannot tell the architecture of {path}: pass a scale or an arch")
         arch = f"msr_x{scale}"
-    model = create_model(arch, pretrained=False)
+    model = create_model(arch, pretrained=False, **model_kwargs)
     model.load_state_dict(state)
     return model
 
