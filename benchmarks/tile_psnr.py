@@ -29,8 +29,8 @@ from PIL import Image
 
 from msrnet.evaluate import load_weights
 from msrnet.inference import upscale
-from msrnet.models import create_model
 from msrnet.metrics import psnr
+from msrnet.models import create_model
 
 
 def main() -> None:

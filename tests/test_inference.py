@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import warnings
 
 import numpy as np
@@ -14,8 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 from torch import Tensor, nn
 
-import msrnet.inference as inference
-from msrnet import MultiScaleSRNet
+from msrnet import MultiScaleSRNet, inference
 from msrnet.inference import _tile_starts, auto_tile_size, resolve_dtype, upscale
 
 
@@ -59,7 +59,7 @@ def test_tile_starts_cover_with_overlap(length: int, tile: int, overlap: int) ->
     starts = _tile_starts(length, tile, overlap)
     assert starts[0] == 0
     assert starts[-1] + min(tile, length) == length
-    for a, b in zip(starts, starts[1:]):
+    for a, b in itertools.pairwise(starts):
         assert 0 < b - a <= tile - overlap
 
 

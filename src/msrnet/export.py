@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-__all__ = ["ExportFormat", "export_model", "verify_export", "format_from_path"]
+__all__ = ["ExportFormat", "export_model", "format_from_path", "verify_export"]
 
 ExportFormat = Literal["onnx", "exported-program"]
 
