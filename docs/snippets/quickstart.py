@@ -9,11 +9,10 @@ Image.open(sample).resize((48, 48), Image.Resampling.BICUBIC).save("photo.png")
 
 # --8<-- [start:upscale]
 import msrnet
-from msrnet.inference import upscale
 from PIL import Image
 
 model = msrnet.create_model("msr_x4")  # pretrained=True once weights ship
-upscale(model, Image.open("photo.png")).save("photo_x4.png")
+msrnet.upscale(model, Image.open("photo.png")).save("photo_x4.png")
 # --8<-- [end:upscale]
 
 assert Image.open("photo_x4.png").size == (192, 192)

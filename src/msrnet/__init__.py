@@ -2,6 +2,8 @@
 
 Importing msrnet registers its models with timm, so ``timm.create_model('msr_x4')`` works too.
 """
+from . import data, metrics, ops
+from .inference import upscale
 from .models import (
     FeatureExtractor,
     MultiScaleSRNet,
@@ -18,5 +20,9 @@ __all__ = [
     "MultiScaleSRNet",
     "create_model",
     "list_models",
+    "upscale",
+    "ops",
+    "metrics",
+    "data",
     "__version__",
 ]

@@ -4,12 +4,11 @@ The model family in one file, timm style: the building blocks (`FeatureExtractor
 `PyramidResidualBlock`, `PyramidLevel`), the network (`MultiScaleSRNet`), the pretrained
 configs (`default_cfgs`) and the `@register_model` entry points.
 
-The network (see docs/architecture.md for the diagram)::
-
-    x (B, 3, H, W) ──stem──> r_0 (B, 128, H, W)                         LR-space residual flow
-                               │ block 1..n_1 ──> up maps at 2x ──cat──compress──> f_1 ──> +─> img_1 (2x)
-                               │ block ..n_2  ──> up maps at 4x ──cat──compress─(+ up(f_1))──> f_2 ──> img_2 (4x)
-                               │ ...                                                 img_k = up(img_{k-1}) + head(f_k)
+The network (docs/architecture.md has the diagram): a stem maps the image to LR-space
+features; a chain of blocks, grouped into pyramid levels (2x, 4x, 8x), each up-projects the
+features to its level's resolution and passes a residual on; each level concatenates and
+compresses its blocks' up-projected maps (plus the previous level's features), predicts a
+residual image and adds it to the up-sampled image of the level before.
 
 Every block reads the LR-space features left by the block before (no weight sharing, no
 repeated inputs: both were defects of the seed code), up-projects them to its level's scale
@@ -245,7 +244,7 @@ def default_blocks_per_level(num_levels: int, num_blocks: int = 12) -> tuple[int
 
     Every block costs about the same wherever it sits (its refinement runs at LR), but blocks
     at coarse levels feed every later level, so they get more: 12 -> (12,), (8, 4), (6, 4, 2)
-    (the seed's 6/4/2 split, now coarse to fine). See docs/architecture.md for the measurements.
+    (the seed's 6/4/2 split, now coarse to fine). docs/design-choices.md has the measurements.
     """
     if num_blocks < num_levels:
         raise ValueError(f"{num_blocks} blocks cannot fill {num_levels} levels")
