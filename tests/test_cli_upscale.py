@@ -1,6 +1,7 @@
 """`msrnet upscale` from the command line (run in-process)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered names build narrow networks in the CLI, so every command here stays fast."""
 
     def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return create_model(name, pretrained=pretrained, **TINY, **kwargs)
+        return create_model(name, pretrained=pretrained, **{**TINY, **kwargs})
 
     monkeypatch.setattr(msrnet.models, "create_model", create)
 
@@ -74,7 +75,8 @@ def test_weights_file_is_used(images: Path, tmp_path: Path) -> None:
     torch.manual_seed(3)
     model = msrnet.models.create_model("msr_x2")
     weights = tmp_path / "w.safetensors"
-    save_file(model.state_dict(), str(weights))
+    # The architecture's arguments travel in the metadata, as `msrnet train` writes them.
+    save_file(model.state_dict(), str(weights), metadata={"model_kwargs": json.dumps(TINY)})
     dst = tmp_path / "a_x2.png"
     assert main(["upscale", str(images / "a.png"), "-o", str(dst), "--weights", str(weights),
                  "--model", "msr_x2", "--tile", "none"]) == 0
