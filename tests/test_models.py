@@ -254,3 +254,36 @@ def test_torch_compile_matches_eager() -> None:
         x = torch.rand(*shape)
         with torch.no_grad():
             torch.testing.assert_close(compiled(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+# --- packaged weights -----------------------------------------------------------------------
+def _weights_file(tmp_path, model: torch.nn.Module):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "msr_x2.t291.safetensors"
+    save_file({k: v.half() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def test_packaged_weights_load_after_sha256_check(tmp_path, monkeypatch) -> None:
+    from msrnet._utils import sha256sum
+    from msrnet.models import _registry
+
+    kwargs = dict(SMALL, level_chans=(8,))
+    source = msrnet.create_model("msr_x2", **kwargs)
+    path = _weights_file(tmp_path, source)
+    monkeypatch.setitem(_registry.PRETRAINED_SHA256, "msr_x2.t291", sha256sum(path))
+    cfg = {"architecture": "msr_x2", "tag": "t291", "file": str(path)}
+
+    target = msrnet.create_model("msr_x2", **kwargs)
+    _registry.load_pretrained_weights(target, cfg)
+    for (name, expected), actual in zip(source.state_dict().items(), target.state_dict().values()):
+        assert actual.dtype == torch.float32, name
+        torch.testing.assert_close(actual, expected.half().float())
+
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")  # one byte changed
+    with pytest.raises(RuntimeError, match="corrupted: sha256"):
+        _registry.load_pretrained_weights(target, cfg)
+    path.unlink()
+    with pytest.raises(RuntimeError, match="missing"):
+        _registry.load_pretrained_weights(target, cfg)

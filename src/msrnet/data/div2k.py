@@ -13,7 +13,6 @@ as the official archive lays it out.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from msrnet._utils import sha256sum
 from msrnet.data.benchmark import PairedDataset
 from msrnet.data.io import list_images
 
@@ -52,14 +52,6 @@ _ARCHIVES: dict[str, tuple[int, str]] = {
 
 _SPLITS = ("train", "valid")
 _SCALES = (2, 3, 4, 8)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _IncompleteTransfer(ConnectionError):
@@ -143,7 +135,7 @@ def download_url(
         ``path`` as a ``Path``.
     """
     path = Path(path)
-    if path.is_file() and (sha256 is None or _sha256(path) == sha256):
+    if path.is_file() and (sha256 is None or sha256sum(path) == sha256):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
@@ -167,7 +159,7 @@ def download_url(
             ) from failure
         time.sleep(retry_wait * 2**attempt)
     if sha256 is not None:
-        actual = _sha256(part)
+        actual = sha256sum(part)
         if actual != sha256:
             part.unlink()
             raise RuntimeError(

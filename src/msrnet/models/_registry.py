@@ -6,7 +6,6 @@ never yields a silently wrong model. Nothing is downloaded.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,9 @@ import timm
 from safetensors.torch import load_file
 from torch import nn
 
-__all__ = ["create_model", "list_models", "pretrained_file", "load_pretrained_weights", "sha256sum"]
+from msrnet._utils import sha256sum
+
+__all__ = ["create_model", "list_models", "pretrained_file", "load_pretrained_weights"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -28,14 +29,6 @@ _TIMM_MODULE = "msr"
 def pretrained_file(name: str) -> Path | None:
     """Where the weights of ``'<arch>.<tag>'`` live in the package, or None if none ship."""
     return WEIGHTS_DIR / f"{name}.safetensors" if name in PRETRAINED_SHA256 else None
-
-
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_pretrained_weights(model: nn.Module, pretrained_cfg: dict[str, Any]) -> None:
