@@ -151,6 +151,16 @@ def test_matches_reference_float(h: int, w: int, scale: float, antialias: bool, 
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
+def test_uint8_rounding_tie_at_mirrored_border() -> None:
+    # Output (1, 5) is exactly 144.5 in real arithmetic; summed tap by tap (imresizemex, as the
+    # reference transcribes it), the mirrored border taps
+    # land just below the tie (144). Folding them into one weight gives 145.
+    a = np.random.default_rng(170).integers(0, 256, (9, 4), dtype=np.uint8)
+    out = imresize(torch.from_numpy(a), size=(2, 6))
+    np.testing.assert_array_equal(out.numpy(), ref_imresize(a, size=(2, 6)))
+    assert out[1, 5] == 144
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     h=st.integers(1, 13),

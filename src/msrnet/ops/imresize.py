@@ -43,12 +43,14 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     ) * ((absx > 1) & (absx <= 2))
 
 
-def _contributions(in_length: int, out_length: int, scale: float, antialias: bool) -> np.ndarray:
-    """MATLAB's ``contributions()`` folded into a dense float64 ``(out_length, in_length)`` matrix.
+def _taps(
+    in_length: int, out_length: int, scale: float, antialias: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB's ``contributions()``: float64 weights and 0-based input indices, ``(out_length, P)``.
 
-    Row ``i`` holds the weights of output sample ``i``. Weights that MATLAB gives to
-    the same mirrored input index are summed. MATLAB's removal of all-zero weight
-    columns has no effect on a dense matrix, so there is nothing to drop.
+    Tap ``p`` of output sample ``i`` reads input ``indices[i, p]`` with weight ``weights[i, p]``;
+    near the borders the mirrored indices repeat, as in MATLAB. Tap columns that are zero for
+    every output are dropped, as MATLAB does.
     """
     kernel_width = _KERNEL_WIDTH
     if scale < 1 and antialias:
@@ -72,10 +74,51 @@ def _contributions(in_length: int, out_length: int, scale: float, antialias: boo
     # Symmetric padding: indices outside [1, in_length] reflect, edge sample repeated.
     aux = np.concatenate([np.arange(in_length), np.arange(in_length)[::-1]])
     cols = aux[np.mod(indices.astype(np.int64) - 1, aux.size)]
+    used = weights.any(axis=0)
+    return weights[:, used], cols[:, used]
 
+
+def _contributions(in_length: int, out_length: int, scale: float, antialias: bool) -> np.ndarray:
+    """MATLAB's taps folded into a dense float64 ``(out_length, in_length)`` matrix.
+
+    Weights that MATLAB gives to the same mirrored input index are summed, which changes
+    results only in the last bit: fine for float images, not for uint8 rounding ties (the
+    uint8 path uses the taps themselves).
+    """
+    weights, cols = _taps(in_length, out_length, scale, antialias)
     matrix = np.zeros((out_length, in_length), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(out_length), taps), cols.ravel()), weights.ravel())
+    rows = np.repeat(np.arange(out_length), weights.shape[1])
+    np.add.at(matrix, (rows, cols.ravel()), weights.ravel())
     return matrix
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_tensors(
+    in_length: int, out_length: int, scale: float, antialias: bool, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The cached float64 taps of one dimension on ``device``: weights and indices, ``(P, out)``."""
+    weights, cols = _taps(in_length, out_length, scale, antialias)
+    return (
+        torch.from_numpy(weights.T.copy()).to(device),
+        torch.from_numpy(cols.T.copy()).to(device),
+    )
+
+
+def _resize_dim_taps(x: Tensor, dim: int, weights: Tensor, cols: Tensor) -> Tensor:
+    """MATLAB's imresizemex along the height (``dim = 0``) or width (``dim = 1``) of ``(..., H, W)``.
+
+    Taps are accumulated one at a time in MATLAB's order, with a separate multiply and add
+    (no fused multiply-add), so float64 sums, and hence uint8 rounding ties, come out as
+    MATLAB's do.
+    """
+    axis = x.dim() - 2 + dim
+    view = [1] * x.dim()
+    view[axis] = -1
+    terms = (w.view(view) * x.index_select(axis, idx) for w, idx in zip(weights, cols))
+    out = next(terms)
+    for term in terms:
+        out = out + term
+    return out
 
 
 # Output rows per CPU block: fewer waste less of each block's span on zeros, more
@@ -199,10 +242,12 @@ def imresize(
         if scales[dim] == 1 and out_size[dim] == in_size[dim]:
             # MATLAB's weights are exactly one-hot here: the pass is the identity.
             continue
-        blocks = _weight_blocks(
-            in_size[dim], out_size[dim], scales[dim], antialias, out.device, out.dtype
-        )
-        out = _resize_dim(out, dim, blocks)
         if quantize:
-            out = _round_uint8_(out)
+            weights, cols = _tap_tensors(in_size[dim], out_size[dim], scales[dim], antialias, out.device)
+            out = _round_uint8_(_resize_dim_taps(out, dim, weights, cols))
+        else:
+            blocks = _weight_blocks(
+                in_size[dim], out_size[dim], scales[dim], antialias, out.device, out.dtype
+            )
+            out = _resize_dim(out, dim, blocks)
     return out.to(torch.uint8) if quantize else out
