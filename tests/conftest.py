@@ -1,10 +1,18 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# CI replays the same examples on every run (a red CI means a change broke something); local
+# runs keep drawing new examples, which is how bugs get found.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The standard sets live beside the repository (../shared/data), never inside it.
