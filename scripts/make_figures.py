@@ -3,6 +3,7 @@
     python scripts/make_figures.py                     # every figure
     python scripts/make_figures.py --only crops        # one of: crops, architecture, block, cost
     python scripts/make_figures.py --model msr_x4 --pretrained          # add msrnet's crop
+    python scripts/make_figures.py --only crops --weights runs/x/best.safetensors --label "..."
     python scripts/make_figures.py --results results.json               # add msrnet's PSNR point
 
 Figures:
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="msr_x4", help="model of the crops figure (default: msr_x4)")
     parser.add_argument("--pretrained", action="store_true", help="add the model's crop, with the packaged weights")
     parser.add_argument("--weights", type=Path, help="add the model's crop, with these safetensors weights")
+    parser.add_argument("--label", help="title of the model's crop (default: --model)")
     parser.add_argument("--results", type=Path, help="JSON of `msrnet benchmark --json` with msr_x4 rows")
     parser.add_argument("--arch-model", default="msr_x8", help="model drawn in architecture.png")
     args = parser.parse_args(argv)
@@ -307,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 model = load_weights(args.weights, arch=args.model).eval()
             elif args.pretrained:
                 model = msrnet.create_model(args.model, pretrained=True).eval()
-            make_crops(out, scale=int(msrnet.create_model(args.model).scale), model=model, label=args.model)
+            scale = int(model.scale if model is not None else msrnet.create_model(args.model).scale)
+            make_crops(out, scale=scale, model=model, label=args.label or args.model)
         elif figure == "architecture":
             make_architecture(out, args.arch_model)
         elif figure == "block":
