@@ -199,3 +199,29 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
     ckpt = load_checkpoint(out / "checkpoint.pt")
     streams = [r["sampler"]["generator"] for r in ckpt["rng"]]
     assert len(streams) == 2 and not torch.equal(*streams)  # each rank its own data stream
+
+
+def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from msrnet.train import load_init_weights
+
+    small = {"stem_widths": [16, 16], "num_blocks": 3}
+    x2 = create_model("msr_x2", level_chans=[8], **small)  # 3 blocks at 2x
+    save_file(x2.state_dict(), str(tmp_path / "x2.safetensors"))
+    x4 = create_model("msr_x4", level_chans=[8, 8], **small)  # 2 blocks at 2x, 1 at 4x
+    loaded, left = load_init_weights(x4, tmp_path / "x2.safetensors")
+    # The stem and the 2x level's blocks carry over; the compression of 3 vs 2 blocks' maps
+    # and the whole 4x level keep their initialization.
+    for name in ("stem.layers.0.weight", "levels.0.blocks.1.refine.0.weight", "levels.0.to_residual.weight"):
+        torch.testing.assert_close(x4.state_dict()[name], x2.state_dict()[name])
+    assert "levels.0.compress.0.weight" in left
+    assert all(not n.startswith(("stem.", "levels.0.blocks.")) for n in left)
+    assert any(n.startswith("levels.1.") for n in left)
+    assert loaded == len(x4.state_dict()) - len(left)
+
+    narrow = create_model("msr_x4", stem_widths=[4, 4], level_chans=[4, 4], num_blocks=2)
+    with pytest.raises(ValueError, match="no weight"):
+        load_init_weights(narrow, tmp_path / "x2.safetensors")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_init_weights(x4, tmp_path / "x2.pth")

@@ -79,7 +79,8 @@ class TrainConfig:
         output_dir: where checkpoints, weights and the log go.
         model: registered architecture (``msr_x2``, ``msr_x4``, ``msr_x8``); its scale is used.
         model_kwargs: constructor arguments of the model (widths, block counts, ...).
-        init_weights: safetensors weights to start from (fine-tuning).
+        init_weights: safetensors weights to start from: fine-tuning, or a larger scale warm-
+            started from a smaller one's trunk (`load_init_weights`).
         max_steps: the run ends after this many optimizer steps.
         schedule_steps: length of the warm-up + cosine schedule (default: ``max_steps``); set it
             above ``max_steps`` to stop early on the same schedule and ``resume`` later.
@@ -281,6 +282,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
 
 
+def load_init_weights(model: nn.Module, path: str | Path) -> tuple[int, list[str]]:
+    """Start ``model`` from a weights file: every tensor whose name and shape match is copied.
+
+    The same architecture loads whole (fine-tuning); a larger scale takes a smaller one's trunk
+    (stem, the blocks of the shared levels), as EDSR warm-starts x4 from x2, and the rest keeps
+    its initialization.
+
+    Returns:
+        How many tensors were loaded, and the names of the model's tensors left as they were.
+
+    Raises:
+        ValueError: not a ``.safetensors`` file, or no weight (beyond biases) of it fits ``model``.
+    """
+    if not str(path).endswith(".safetensors"):
+        raise ValueError(f"init weights must be a .safetensors file, got {path}")
+    own = model.state_dict()
+    fits = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
+    # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
+    if not any(v.ndim > 1 for v in fits.values()):
+        raise ValueError(f"no weight of {path} fits {type(model).__name__}: wrong architecture?")
+    model.load_state_dict(fits, strict=False)
+    return len(fits), sorted(set(own) - set(fits))
+
+
 def _export_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None:
     state = {
         k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()
@@ -417,9 +442,13 @@ def _train(
     torch.manual_seed(config.seed)
     model = create_model(config.model, **config.model_kwargs)
     if config.init_weights:
-        if not config.init_weights.endswith(".safetensors"):
-            raise ValueError(f"init_weights must be a .safetensors file, got {config.init_weights}")
-        model.load_state_dict(load_file(config.init_weights))
+        loaded, left = load_init_weights(model, config.init_weights)
+        if main and left:
+            print(
+                f"msrnet train: {loaded} tensors from {config.init_weights}; "
+                f"{len(left)} keep their initialization ({', '.join(left[:4])}, ...)",
+                file=sys.stderr,
+            )
     scale = int(model.scale)
     rank_seed = _seed_for(config.seed, rank)
     random.seed(rank_seed)

@@ -1,0 +1,75 @@
+"""The example recipes run end to end (CPU smoke runs on generated images)."""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _images(folder: Path, count: int, size: tuple[int, int], rng: np.random.Generator, names: list[str]) -> None:
+    folder.mkdir(parents=True)
+    for name in names[:count]:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+
+
+def _run(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    assert exit_.value.code == 0
+
+
+def test_train_291_refuses_to_package_other_architectures(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["--data-dir", ".", "--package", "--model-kwargs", '{"num_blocks": 6}']
+    monkeypatch.setattr(sys, "argv", ["train_291.py", *args])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(EXAMPLES / "train_291.py"), run_name="__main__")
+    assert exit_.value.code == 2
+
+
+def test_train_291_chains_scales_and_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    names = [f"im{i}" for i in range(4)]
+    _images(data / "train291", 4, (80, 72), rng, names)
+    _images(data / "Set5", 2, (48, 40), rng, names)
+    _images(data / "Set14", 2, (48, 40), rng, names)
+    package = tmp_path / "weights"
+    package.mkdir()
+    args = ["--data-dir", str(data), "--scales", "2", "4", "--max-steps", "2", "--batch-size", "2",
+            "--patch-size", "8", "--device", "cpu",
+            "--output-dir", str(tmp_path / "runs"), "--package", "--package-dir", str(package)]
+    _run("train_291.py", args, monkeypatch)
+
+    rows = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert [(r["model"], r["dataset"], r["scale"]) for r in rows] == [
+        ("msr_x2", "Set5", 2), ("msr_x2", "Set14", 2), ("msr_x4", "Set5", 4), ("msr_x4", "Set14", 4)
+    ]
+    assert all(np.isfinite(r["psnr"]) for r in rows)
+    # x4 started from x2's trunk: its config names the x2 weights.
+    config = json.loads((tmp_path / "runs" / "x4" / "config.json").read_text())
+    assert config["init_weights"] == str(tmp_path / "runs" / "x2" / "best.safetensors")
+    assert sorted(p.name for p in package.iterdir()) == ["msr_x2.t291.safetensors", "msr_x4.t291.safetensors"]
+    assert all(t.dtype.itemsize == 2 for t in load_file(package / "msr_x4.t291.safetensors").values())
+
+
+def test_train_div2k_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    root = tmp_path / "DIV2K"
+    _images(root / "DIV2K_train_HR", 3, (64, 64), rng, ["0001", "0002", "0003"])
+    _images(root / "DIV2K_train_LR_bicubic" / "X4", 3, (16, 16), rng, ["0001x4", "0002x4", "0003x4"])
+    _images(root / "DIV2K_valid_HR", 1, (48, 48), rng, ["0801"])
+    _images(root / "DIV2K_valid_LR_bicubic" / "X4", 1, (12, 12), rng, ["0801x4"])
+    args = ["--data-dir", str(root), "--scale", "4", "--device", "cpu", "--max-steps", "2",
+            "--batch-size", "2", "--patch-size", "8", "--val-images", "1",
+            "--output-dir", str(tmp_path / "run")]
+    _run("train_div2k.py", args, monkeypatch)
+    assert (tmp_path / "run" / "best.safetensors").is_file()
