@@ -225,3 +225,16 @@ def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
         load_init_weights(narrow, tmp_path / "x2.safetensors")
     with pytest.raises(ValueError, match="safetensors"):
         load_init_weights(x4, tmp_path / "x2.pth")
+
+
+def test_dssim_loss_is_the_protocols_ssim_and_differentiable() -> None:
+    from msrnet.metrics import ssim
+    from msrnet.train import LOSSES
+
+    pred = torch.rand(1, 3, 24, 20, requires_grad=True)
+    target = (pred.detach() + 0.1 * torch.randn(1, 3, 24, 20)).clamp(0, 1)
+    loss = LOSSES["dssim"](pred, target)
+    expected = (1 - ssim(pred.detach(), target, crop_border=0, y_channel=False)) / 2
+    assert loss.item() == pytest.approx(float(expected), abs=1e-5)
+    loss.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0

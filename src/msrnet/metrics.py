@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["psnr", "rgb_to_y", "ssim"]
+__all__ = ["psnr", "rgb_to_y", "ssim", "ssim_per_plane"]
 
 ImageT = TypeVar("ImageT", np.ndarray, Tensor)
 
@@ -33,8 +33,7 @@ _Y_OFFSET = 16.0
 
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
-_SSIM_C1 = (0.01 * 255.0) ** 2
-_SSIM_C2 = (0.03 * 255.0) ** 2
+_SSIM_K1, _SSIM_K2 = 0.01, 0.03
 
 
 def _compute_dtype(device: torch.device) -> torch.dtype:
@@ -158,8 +157,14 @@ def _gaussian_1d(device: torch.device, dtype: torch.dtype) -> Tensor:
     return (g / g.sum()).to(device=device, dtype=dtype)
 
 
-def _ssim_per_plane(x: Tensor, y: Tensor) -> Tensor:
-    """Wang's SSIM of each ``(H, W)`` plane of ``(N, 1, H, W)`` inputs: shape ``(N,)``."""
+def ssim_per_plane(x: Tensor, y: Tensor, data_range: float = 255.0) -> Tensor:
+    """Wang's SSIM of each ``(H, W)`` plane of ``(N, 1, H, W)`` inputs: shape ``(N,)``.
+
+    The plain formula (11x11 Gaussian window, sigma 1.5, valid region, mean of the map), no
+    colour conversion or shaving, differentiable: the DSSIM training loss uses it with
+    ``data_range=1``, :func:`ssim` with 255.
+    """
+    c1, c2 = (_SSIM_K1 * data_range) ** 2, (_SSIM_K2 * data_range) ** 2
     g = _gaussian_1d(x.device, x.dtype)
     # The five local statistics are filtered as channels of one batch ('valid' region).
     planes = torch.cat((x, y, x * x, y * y, x * y), dim=1).flatten(0, 1).unsqueeze(1)
@@ -168,8 +173,8 @@ def _ssim_per_plane(x: Tensor, y: Tensor) -> Tensor:
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y
     cov = xy - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + _SSIM_C1) * (2 * cov + _SSIM_C2)) / (
-        (mu_x * mu_x + mu_y * mu_y + _SSIM_C1) * (var_x + var_y + _SSIM_C2)
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     )
     return ssim_map.flatten(1).mean(dim=1)
 
@@ -193,5 +198,5 @@ def ssim(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> fl
         )
     batch, channels = pair.shape[1:3]
     planes = pair.flatten(1, 2).unsqueeze(2)  # (2, B*C, 1, H, W)
-    values = _ssim_per_plane(planes[0], planes[1]).view(batch, channels).mean(dim=1)
+    values = ssim_per_plane(planes[0], planes[1]).view(batch, channels).mean(dim=1)
     return _finish(values, single, isinstance(sr, np.ndarray))

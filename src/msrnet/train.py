@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
@@ -49,6 +48,7 @@ from msrnet.data.benchmark import BenchmarkDataset
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler
 from msrnet.evaluate import evaluate
+from msrnet.metrics import ssim_per_plane
 from msrnet.models import create_model
 from msrnet.ops.imresize import imresize
 
@@ -148,31 +148,15 @@ def _l1(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).abs().mean()
 
 
-def _gaussian_kernel(channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    coords = torch.arange(11, device=device, dtype=dtype) - 5
-    g = torch.exp(-(coords**2) / (2 * 1.5**2))
-    g = g / g.sum()
-    return torch.outer(g, g).expand(channels, 1, 11, 11).contiguous()
-
-
 def _dssim(pred: Tensor, target: Tensor) -> Tensor:
-    """(1 - SSIM) / 2 per RGB channel on [0, 1] (Wang's 11x11, sigma 1.5 window, valid region)."""
+    """(1 - SSIM) / 2 over every RGB plane on [0, 1] (Wang's 11x11, sigma 1.5 window, valid region)."""
     if min(pred.shape[-2:]) < 11:
         raise ValueError(
             f"the dssim loss needs at least 11x11 pixels at every pyramid level, got "
             f"{tuple(pred.shape[-2:])}: use a larger patch_size"
         )
-    c = pred.shape[1]
-    window = _gaussian_kernel(c, pred.device, pred.dtype)
-    inputs = torch.cat((pred, target, pred * pred, target * target, pred * target), dim=1)
-    stats = F.conv2d(inputs, window.repeat(5, 1, 1, 1), groups=5 * c)
-    mu_x, mu_y, xx, yy, xy = stats.chunk(5, dim=1)
-    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    )
-    return (1 - ssim.mean()) / 2
+    planes = [t.flatten(0, 1).unsqueeze(1) for t in (pred, target)]  # (B*C, 1, H, W)
+    return (1 - ssim_per_plane(*planes, data_range=1.0).mean()) / 2
 
 
 LOSSES = {"l1": _l1, "charbonnier": _charbonnier, "dssim": _dssim}
