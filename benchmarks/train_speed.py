@@ -16,6 +16,7 @@ import json
 import platform
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,33 +29,34 @@ from msrnet.train import TrainConfig, train
 H100_BF16_DENSE_TFLOPS = 989.0
 
 
-def _model_flops(model_name: str, batch_size: int, patch_size: int) -> int:
+def _model_flops(
+    model_name: str, batch_size: int, patch_size: int, model_kwargs: dict[str, Any]
+) -> int:
     """FLOPs of one forward + backward of the model on a (B, 3, p, p) batch (on the meta device).
 
     The pixel losses and the optimizer are elementwise, negligible next to the convolutions.
     """
     with torch.device("meta"):
-        model = create_model(model_name)
+        model = create_model(model_name, **model_kwargs)
         lr = torch.rand(batch_size, 3, patch_size, patch_size)
     with FlopCounterMode(display=False) as counter:
         sum(o.mean() for o in model.forward_pyramid(lr)).backward()
     return counter.get_total_flops()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="msr_x4")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--patch-size", type=int, default=48, help="LR patch side")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (as many again warm up)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--loss", default="charbonnier")
-    args = parser.parse_args()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
+def measure(
+    model: str = "msr_x4",
+    batch_size: int = 32,
+    patch_size: int = 48,
+    steps: int = 20,
+    device: str | None = None,
+    compile: bool = False,
+    loss: str = "charbonnier",
+    model_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``2 * steps`` steps on generated images; throughput of the second half."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model_kwargs = model_kwargs or {}
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
@@ -66,43 +68,62 @@ def main() -> None:
         config = TrainConfig(
             train_dir=str(images),
             output_dir=str(Path(tmp) / "run"),
-            model=args.model,
-            max_steps=2 * args.steps,
-            batch_size=args.batch_size,
-            patch_size=args.patch_size,
-            loss=args.loss,
-            log_every=args.steps,
+            model=model,
+            model_kwargs=model_kwargs,
+            max_steps=2 * steps,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            loss=loss,
+            log_every=steps,
             ckpt_every=10**9,  # only the final one
-            device=str(device),
-            compile=args.compile,
+            device=str(dev),
+            compile=compile,
             progress=False,
         )
-        train(config)
+        summary = train(config)
         log = [
             json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()
         ]
     samples_per_s = log[-1]["samples_per_s"]
-    flops_per_step = _model_flops(args.model, args.batch_size, args.patch_size)
-    tflops = flops_per_step / args.batch_size * samples_per_s / 1e12
-    result = {
-        "model": args.model,
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+    flops_per_step = _model_flops(model, batch_size, patch_size, model_kwargs)
+    tflops = flops_per_step / batch_size * samples_per_s / 1e12
+    return {
+        "model": model,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
-        "batch_size": args.batch_size,
-        "patch_size": args.patch_size,
-        "timed_steps": args.steps,
-        "compile": args.compile,
-        "amp_bf16": device.type == "cuda",
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "timed_steps": steps,
+        "compile": compile,
+        "amp_bf16": dev.type == "cuda",
+        "first_step_s": summary["seconds"]["startup"],
         "samples_per_s": round(samples_per_s, 3),
-        "steps_per_s": round(samples_per_s / args.batch_size, 4),
-        "model_gflops_per_sample": round(flops_per_step / args.batch_size / 1e9, 2),
+        "steps_per_s": round(samples_per_s / batch_size, 4),
+        "model_gflops_per_sample": round(flops_per_step / batch_size / 1e9, 2),
         "achieved_tflops": round(tflops, 4),
         "h100_bf16_peak_fraction": round(tflops / H100_BF16_DENSE_TFLOPS, 4)
-        if device.type == "cuda"
+        if dev.type == "cuda"
         else None,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="msr_x4")
+    parser.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patch-size", type=int, default=48, help="LR patch side")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (as many again warm up)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--loss", default="charbonnier")
+    args = parser.parse_args()
+    result = measure(
+        args.model, args.batch_size, args.patch_size, args.steps, args.device, args.compile,
+        args.loss, args.model_kwargs,
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -3,21 +3,32 @@
 The 291 images (T91 + BSD200) are the training set of LapSRN, VDSR, DRRN and MemNet, so the
 results compare with theirs. Scales train in order, each larger one warm-started from the
 smaller one's trunk (the stem and the shared 2x/4x blocks), as EDSR warm-starts x4 from x2.
-After each scale the EMA weights are scored on Set5 and Set14 with the field's protocol, and
-``--package`` copies them into the package (``src/msrnet/weights/<arch>.t291.safetensors``)
-and prints the sha256 lines for ``PRETRAINED_SHA256`` in ``src/msrnet/models/_registry.py``.
+Where the package already ships weights for a scale, that scale fine-tunes them instead, at a
+quarter of the learning rate. After each scale the EMA weights are scored on Set5 and Set14
+with the field's protocol, and ``--package`` copies them into the package
+(``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
+the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
+``src/msrnet/models/_registry.py``.
 
-    # one GPU, all three scales (the folder holds train291/, Set5/ and Set14/)
-    python examples/train_291.py --data-dir ../shared/data --package
+Length: ``--max-steps`` per scale, or ``--time-budget S`` seconds of training split over the
+scales 30% / 35% / 35% (x2 / x4 / x8, renormalised over the scales chosen). x2 learns the trunk
+from scratch, but each larger scale adds a level the smaller one never trained and its steps
+cost more (a larger HR patch, one more level of loss), so the later scales get a little more.
+
+    # one GPU, all three scales in 5 minutes of training (the folder holds train291/, Set5/, Set14/)
+    python examples/train_291.py --data-dir ../shared/data --time-budget 300 --package
     # one scale, warm-started from a finished x2 run
     python examples/train_291.py --data-dir ../shared/data --scales 4 --init runs/t291/x2/best.safetensors
     # CPU smoke run
-    python examples/train_291.py --data-dir ../shared/data --device cpu --max-steps 2 2 2 \\
-        --batch-size 2 --patch-size 16
+    python examples/train_291.py --data-dir ../shared/data --device cpu --time-budget 60 \\
+        --batch-size 2 --patch-size 16 --output-dir O
 
 Outputs go to ``--output-dir`` (default ``runs/t291``): ``x<s>/`` per scale with the trainer's
 files (``best.safetensors``, ``log.jsonl``, ``config.json``, ``checkpoint.pt``) and
-``results.json``, one row per scale and set, as ``msrnet benchmark --json`` prints them.
+``results.json``, one row per scale and set, as ``msrnet benchmark --json`` prints them, plus
+the run's ``steps``, ``train_seconds`` and, where weights shipped before, the shipped file's
+``shipped_psnr`` and whether the new weights ``replace`` it. ``results.json`` is rewritten
+after every scale, so an interrupted run keeps what it finished.
 """
 from __future__ import annotations
 
@@ -26,6 +37,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,37 +46,69 @@ from msrnet.evaluate import evaluate
 from msrnet.train import TrainConfig, train
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
+BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
+DATASETS = ("Set5", "Set14")
+
+
+def split_budget(total: float, scales: list[int]) -> list[float]:
+    """Seconds of training per scale, in the order of ``scales``."""
+    weights = [BUDGET_SHARES[s] for s in scales]
+    return [total * w / sum(weights) for w in weights]
+
+
+def _score(weights: Path, data_dir: Path, scale: int, device: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: evaluate(weights, data_dir / name, scale, device=device, progress=False)
+        for name in DATASETS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, required=True, help="folder holding train291/, Set5/, Set14/")
     p.add_argument("--scales", type=int, nargs="+", default=[2, 4, 8], choices=(2, 4, 8))
-    p.add_argument("--max-steps", type=int, nargs="+", default=[6000, 5000, 4000], help="per scale, in order")
+    p.add_argument("--max-steps", type=int, nargs="+", default=None,
+                   help="per scale, in order (default 6000 5000 4000; a cap with --time-budget)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="seconds of training for all scales together, split 30/35/35")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--patch-size", type=int, default=48, help="LR patch side")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak lr (a quarter when fine-tuning)")
     p.add_argument("--loss", default="charbonnier")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help="non-default architecture (JSON)")
     p.add_argument("--init", default=None, help="weights the first scale starts from")
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    p.add_argument("--package", action="store_true", help="copy the weights into src/msrnet/weights/")
+    p.add_argument("--package", action="store_true",
+                   help="copy weights that beat the shipped ones into src/msrnet/weights/")
     p.add_argument("--package-dir", type=Path, default=PACKAGE_WEIGHTS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.package and args.model_kwargs:
         p.error("--package ships weights of the registered architectures: drop --model-kwargs")
-    if len(args.max_steps) == 1:
-        args.max_steps *= len(args.scales)
-    if len(args.max_steps) != len(args.scales):
-        p.error(f"--max-steps needs one value, or one per scale ({len(args.scales)})")
+    scales = sorted(args.scales)
+    steps = args.max_steps or ([10**9] if args.time_budget else [6000, 5000, 4000][: len(scales)])
+    if len(steps) == 1:
+        steps = steps * len(scales)
+    if len(steps) != len(scales):
+        p.error(f"--max-steps needs one value, or one per scale ({len(scales)})")
+    if args.time_budget is not None and args.time_budget <= 0:
+        p.error("--time-budget must be positive")
+    budgets: list[float | None] = (
+        list(split_budget(args.time_budget, scales)) if args.time_budget else [None] * len(scales)
+    )
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    results = []
-    init = args.init
-    for scale, steps in zip(sorted(args.scales), args.max_steps):
+    results: list[dict[str, Any]] = []
+    chained = args.init  # the weights the next scale would warm-start from
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
         arch, run_dir = f"msr_x{scale}", args.output_dir / f"x{scale}"
+        shipped = args.package_dir / f"{arch}.t291.safetensors"
+        explicit = index == 0 and args.init is not None
+        finetune = not explicit and shipped.is_file()
+        init = str(shipped) if finetune else chained
+        timed = budget is not None
         summary = train(
             TrainConfig(
                 train_dir=str(args.data_dir / "train291"),
@@ -73,32 +117,45 @@ def main(argv: list[str] | None = None) -> int:
                 model=arch,
                 model_kwargs=args.model_kwargs,
                 init_weights=init,
-                max_steps=steps,
+                max_steps=max_steps,
+                time_budget=budget,
                 batch_size=args.batch_size,
                 patch_size=args.patch_size,
-                lr=args.lr,
-                warmup_steps=max(1, steps // 20),
+                lr=args.lr / 4 if finetune else args.lr,
+                warmup_steps=max(1, max_steps // 20),
                 loss=args.loss,
                 ema_decay=0.999,
-                val_every=max(1, steps // 4),
-                ckpt_every=max(1, steps // 4),
+                # A timed run validates and checkpoints once, at its end.
+                val_every=10**9 if timed else max(1, max_steps // 4),
+                ckpt_every=10**9 if timed else max(1, max_steps // 4),
                 device=device,
                 compile=args.compile,
+                progress=not timed,
             )
         )
         weights = Path(summary["weights"])
-        for dataset in ("Set5", "Set14"):
-            row = evaluate(weights, args.data_dir / dataset, scale, device=device, progress=False)
-            results.append(row | {"model": arch, "steps": steps})
-            print(json.dumps(results[-1]), file=sys.stderr)
-        if args.package:
+        scores = _score(weights, args.data_dir, scale, device)
+        before = _score(shipped, args.data_dir, scale, device) if finetune else None
+        better = before is None or all(scores[d]["psnr"] > before[d]["psnr"] for d in DATASETS)
+        for name in DATASETS:
+            row: dict[str, Any] = scores[name] | {
+                "model": arch,
+                "steps": summary["step"],
+                "seconds": summary["seconds"],
+                "init": init,
+            }
+            if before is not None:
+                row |= {"shipped_psnr": before[name]["psnr"], "replace": better}
+            results.append(row)
+            print(json.dumps(row), file=sys.stderr)
+        (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        if args.package and better:
             target = args.package_dir / f"{arch}.t291.safetensors"
             shutil.copyfile(weights, target)
-            print(f'    "{arch}.t291": "{sha256sum(target)}",')
-        init = str(weights)  # the next scale starts from this one's trunk
-
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            print(f'    "{arch}.t291": "{sha256sum(target)}",', flush=True)
+        elif args.package:
+            print(f"{arch}: the shipped weights score higher on Set5 or Set14; kept", file=sys.stderr)
+        chained = str(weights)
     return 0
 
 

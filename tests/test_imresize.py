@@ -320,7 +320,7 @@ def test_row_blocking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -
         module._weight_blocks.cache_clear()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu() -> None:
     x = torch.rand(2, 3, 37, 29, dtype=torch.float64)
     for scale in (0.25, 0.5, 2.0, 3.0):

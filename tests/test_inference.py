@@ -305,7 +305,7 @@ def test_model_mode_is_restored() -> None:
     model.eval()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_bf16_matches_cpu_fp32() -> None:
     model = small_net(2)
     x = torch.rand(1, 3, 40, 40)

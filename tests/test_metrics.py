@@ -174,7 +174,7 @@ def test_input_errors() -> None:
         psnr(a, _to_tensor(a), 0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu() -> None:
     sr, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(psnr(sr.cuda(), hr.cuda(), 2).cpu(), psnr(sr, hr, 2))

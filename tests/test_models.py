@@ -100,7 +100,7 @@ def test_autocast_cpu(dtype: torch.dtype) -> None:
     assert out.dtype == torch.float32
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_cuda(dtype: torch.dtype) -> None:
     net = tiny_net(4).cuda().to(memory_format=torch.channels_last)

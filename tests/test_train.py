@@ -90,7 +90,7 @@ def test_few_steps_lower_the_loss_and_export_weights(data: Path, tmp_path: Path)
     losses = [r["loss"] for r in log if r["event"] == "train"]
     assert losses[-1] < 0.6 * losses[0]
     assert [r["step"] for r in log if r["event"] == "val"] == [15, 30]
-    assert set(log[0]) == {"event", "step", "loss", "lr", "samples_per_s"}
+    assert set(log[0]) == {"event", "step", "loss", "lr", "samples_per_s", "train_seconds"}
     assert summary["step"] == 30 and summary["best_psnr"] == max(
         r["psnr"] for r in log if r["event"] == "val"
     )
@@ -129,7 +129,7 @@ def test_stop_and_resume_repeats_the_uninterrupted_run(data: Path, tmp_path: Pat
     assert torch.equal(a["rng"][0]["sampler"]["generator"], b["rng"][0]["sampler"]["generator"])
     # The log of the resumed run continues the first half's and matches the whole run's.
     assert _log(tmp_path / "whole") == [
-        {**r, "samples_per_s": w["samples_per_s"]}
+        {**r, "samples_per_s": w["samples_per_s"], "train_seconds": w["train_seconds"]}
         for r, w in zip(_log(tmp_path / "split"), _log(tmp_path / "whole"))
     ]
 
@@ -238,3 +238,49 @@ def test_dssim_loss_is_the_protocols_ssim_and_differentiable() -> None:
     assert loss.item() == pytest.approx(float(expected), abs=1e-5)
     loss.backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_time_budget_ends_the_run_with_its_schedule_complete(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "timed"
+    summary = train(_config(data, out, max_steps=10**6, time_budget=2.0, log_every=1))
+    seconds = summary["seconds"]
+    # The budget counts training time only, and the run stops at the first step past it.
+    assert 2.0 <= seconds["train"] < 3.0
+    assert seconds["total"] >= seconds["train"] + seconds["startup"]
+    assert set(seconds) == {"train", "startup", "validation", "checkpoint", "total"}
+    lrs = [r["lr"] for r in _log(out) if r["event"] == "train"]
+    # Warm-up then cosine decay over time: the last lr is the schedule's floor.
+    assert max(lrs) > 0.9 * 2e-3 and lrs[-1] == pytest.approx(2e-3 * 0.01, rel=0.05)
+    assert (out / "best.safetensors").is_file() and (out / "checkpoint.pt").is_file()
+    assert load_checkpoint(out / "checkpoint.pt")["train_seconds"] == pytest.approx(seconds["train"], abs=0.01)
+
+
+def test_time_budget_must_be_positive(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="time_budget"):
+        train(_config(data, tmp_path, time_budget=0.0))
+
+
+def test_cli_time_budget(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    code = cli.main(
+        ["train", "--train-dir", str(data / "train"), "--output-dir", str(out),
+         "--model-kwargs", json.dumps(TINY), "--batch-size", "2", "--patch-size", "8",
+         "--device", "cpu", "--max-steps", "1000000", "--time-budget", "1.5", "--no-progress"]
+    )
+    assert code == 0 and (out / "best.safetensors").is_file()
+    assert _log(out)[-1]["train_seconds"] >= 1.5
+
+
+@pytest.mark.cuda
+def test_cuda_training_bf16_channels_last_fused(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cuda"
+    summary = train(
+        _config(data, out, device="cuda", max_steps=10**6, time_budget=3.0, val_dir=str(data / "val"))
+    )
+    assert summary["step"] > 2 and np.isfinite(summary["loss"]) and summary["best_psnr"] > 10
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert all(not v.is_cuda for v in state["model"].values())
+    resumed = train(
+        _config(data, out, device="cuda", max_steps=summary["step"] + 2, resume=str(out))
+    )
+    assert resumed["step"] == summary["step"] + 2

@@ -342,6 +342,13 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", default=None, help="where outputs go (default: runs/<model>)")
     p.add_argument("--max-steps", type=int, default=default["max_steps"])
     p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help="train for S seconds; the schedule runs over the budget (max-steps still caps)",
+    )
+    p.add_argument(
         "--schedule-steps", type=int, default=None, help="cosine schedule length (default: --max-steps)"
     )
     p.add_argument("--batch-size", type=int, default=default["batch_size"], help="patches per step per process")
@@ -405,6 +412,7 @@ def _run_train(args: argparse.Namespace) -> int:
             model_kwargs=json.loads(args.model_kwargs),
             init_weights=args.init_weights,
             max_steps=args.max_steps,
+            time_budget=args.time_budget,
             schedule_steps=args.schedule_steps,
             batch_size=args.batch_size,
             patch_size=args.patch_size,

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
+from timm.optim import param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# With a time budget the schedule's position is the share of the budget spent, in these units.
+BUDGET_TICKS = 10_000
 WEIGHTS_NAME = "best.safetensors"
 LOG_NAME = "log.jsonl"
 
@@ -82,12 +85,17 @@ class TrainConfig:
         init_weights: safetensors weights to start from: fine-tuning, or a larger scale warm-
             started from a smaller one's trunk (`load_init_weights`).
         max_steps: the run ends after this many optimizer steps.
+        time_budget: seconds of training after which the run ends (with ``max_steps`` as a cap).
+            The warm-up and cosine decay then run over training time rather than steps, so the
+            run ends with its schedule complete. Start-up (data, the first step's compilation and
+            autotuning), validation and checkpoints are not counted; the summary reports them.
         schedule_steps: length of the warm-up + cosine schedule (default: ``max_steps``); set it
             above ``max_steps`` to stop early on the same schedule and ``resume`` later.
         batch_size: patches per step per process.
         patch_size: LR patch side (the HR patch is ``scale`` times larger).
         lr: peak learning rate; the cosine decays it to ``lr * min_lr_ratio``.
-        warmup_steps: linear warm-up length, at most a tenth of the schedule.
+        warmup_steps: linear warm-up length, at most a tenth of the schedule. With a
+            ``time_budget`` the warm-up is the first 5% of the budget instead.
         weight_decay, betas: AdamW's.
         loss: ``"l1"``, ``"charbonnier"``, ``"dssim"`` ((1 - SSIM) / 2, the seed's) or a weighted
             sum such as ``"0.8*charbonnier+0.2*dssim"``.
@@ -114,6 +122,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
     max_steps: int = 100_000
+    time_budget: float | None = None
     schedule_steps: int | None = None
     batch_size: int = 32
     patch_size: int = 48
@@ -393,14 +402,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train a model as ``config`` says; returns a summary.
 
     Returns:
-        ``{"step", "loss", "best_psnr", "checkpoint", "weights", "output_dir"}`` (``loss`` the
-        mean of the last logging interval, ``best_psnr`` None without validation).
+        ``{"step", "loss", "best_psnr", "seconds", "checkpoint", "weights", "output_dir"}``
+        (``loss`` the mean of the last logging interval, ``best_psnr`` None without validation,
+        ``seconds`` the wall-clock split: ``train`` (what the budget counts), ``startup`` (data,
+        model and the first step, compilation included), ``validation``, ``checkpoint``,
+        ``total``).
     """
     schedule_steps = config.schedule_steps or config.max_steps
     if config.max_steps < 1 or schedule_steps < config.max_steps:
         raise ValueError(
             f"need 1 <= max_steps ({config.max_steps}) <= schedule_steps ({schedule_steps})"
         )
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise ValueError(f"time_budget must be a positive number of seconds, got {config.time_budget}")
     _parse_loss(config.loss)  # fail before any work on a bad spec
     rank, world, device, created_group = _setup_distributed(config.device)
     try:
@@ -413,6 +427,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 def _train(
     config: TrainConfig, schedule_steps: int, rank: int, world: int, device: torch.device
 ) -> dict[str, Any]:
+    run_start = time.perf_counter()
     main = rank == 0
     out_dir = Path(config.output_dir)
     cuda = device.type == "cuda"
@@ -462,13 +477,21 @@ def _train(
             val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))
         ]
 
+    # No weight decay on biases and other 1-D parameters; the fused kernel on CUDA.
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        param_groups_weight_decay(model, config.weight_decay),
+        lr=config.lr,
+        betas=config.betas,
+        fused=cuda,
     )
-    warmup = min(config.warmup_steps, schedule_steps // 10)
+    budget = config.time_budget
+    if budget is None:
+        schedule_length, warmup = schedule_steps, min(config.warmup_steps, schedule_steps // 10)
+    else:
+        schedule_length, warmup = BUDGET_TICKS, BUDGET_TICKS // 20
     scheduler = CosineLRScheduler(
         optimizer,
-        t_initial=schedule_steps - warmup,
+        t_initial=schedule_length - warmup,
         lr_min=config.lr * config.min_lr_ratio,
         warmup_t=warmup,
         warmup_lr_init=config.lr * 0.01,
@@ -481,12 +504,12 @@ def _train(
         else None
     )
     net: nn.Module = _Pyramid(model)
+    if config.compile:  # before the DDP wrap, as timm does
+        net = torch.compile(net)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
-    if config.compile:
-        net = torch.compile(net)
 
-    step, best_psnr = 0, -math.inf
+    step, best_psnr, train_seconds = 0, -math.inf, 0.0
     resume_path = None
     if config.resume:
         resume_path = Path(config.resume)
@@ -506,6 +529,7 @@ def _train(
                 raise CheckpointError(f"{resume_path} holds no EMA weights but ema_decay > 0")
             ema.load_state_dict(state["ema"])
         step, best_psnr = state["step"], state["best_psnr"]
+        train_seconds = state.get("train_seconds", 0.0)
         if len(state["rng"]) == world:
             _set_rng_state(state["rng"][rank], sampler)
         else:
@@ -520,7 +544,16 @@ def _train(
                 f"checkpoint is at step {step} >= max_steps {config.max_steps}: nothing to do",
                 stacklevel=2,
             )
-    scheduler.step_update(step)
+
+    def schedule_position() -> int:
+        if budget is None:
+            return step
+        return min(BUDGET_TICKS, int(BUDGET_TICKS * train_seconds / budget))
+
+    def finished() -> bool:
+        return step >= config.max_steps or (budget is not None and train_seconds >= budget)
+
+    scheduler.step_update(schedule_position())
     log = _Log(out_dir / LOG_NAME, main, step if resume_path else None)
 
     arch = config.model.split(".", 1)[0]
@@ -538,6 +571,7 @@ def _train(
                     "format": _CHECKPOINT_FORMAT,
                     "config": asdict(config),
                     "step": step,
+                    "train_seconds": train_seconds,
                     "best_psnr": best_psnr,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -575,10 +609,10 @@ def _train(
         return result["psnr"]
 
     bar = tqdm(
-        total=config.max_steps,
-        initial=step,
+        total=config.max_steps if budget is None else round(budget),
+        initial=step if budget is None else round(train_seconds),
         desc=f"train {arch}",
-        unit="step",
+        unit="step" if budget is None else "s",
         dynamic_ncols=True,
         disable=not (config.progress and main),
         file=sys.stderr,
@@ -591,7 +625,10 @@ def _train(
         time.perf_counter(),
     )
     last_loss, last_psnr = math.nan, None
-    while step < config.max_steps:
+    timings = {"startup": 0.0, "validation": 0.0, "checkpoint": 0.0}
+    first_step = True
+    while not finished():
+        step_start = time.perf_counter()
         lr_patch, hr_patch = sampler.sample()
         with autocast:
             outputs = net(lr_patch.contiguous(memory_format=memory_format))
@@ -602,17 +639,31 @@ def _train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
-        scheduler.step_update(step)
         if ema is not None:
             ema.update(model, step=step)
         loss_sum += loss.detach()
         interval_steps += 1
-        bar.update(1)
+        if first_step:
+            # Compilation and autotuning happen here: they do not count against the budget.
+            if cuda:
+                torch.cuda.synchronize(device)
+            timings["startup"] = time.perf_counter() - run_start
+            interval_start, first_step = time.perf_counter(), False
+        else:
+            # Host time; on CUDA the host runs at most a queue's length ahead of the GPU.
+            seconds = time.perf_counter() - step_start
+            train_seconds += seconds
+            if budget is not None:
+                bar.update(min(seconds, max(0.0, budget - bar.n)))
+        if budget is None:
+            bar.update(1)
+        scheduler.step_update(schedule_position())
 
-        if step % config.log_every == 0 or step == config.max_steps:
+        done = finished()
+        if step % config.log_every == 0 or done:
             if world > 1:
                 dist.all_reduce(loss_sum)
-            elapsed = time.perf_counter() - interval_start
+            elapsed = max(time.perf_counter() - interval_start, 1e-9)
             last_loss = loss_sum.item() / (interval_steps * world)
             lr_now = optimizer.param_groups[0]["lr"]
             log.write(
@@ -622,25 +673,34 @@ def _train(
                     "loss": last_loss,
                     "lr": lr_now,
                     "samples_per_s": interval_steps * config.batch_size * world / elapsed,
+                    "train_seconds": round(train_seconds, 3),
                 }
             )
-            postfix = {"loss": f"{last_loss:.4f}", "lr": f"{lr_now:.2e}"}
+            postfix = {"step": str(step), "loss": f"{last_loss:.4f}", "lr": f"{lr_now:.2e}"}
             if last_psnr is not None:
                 postfix["psnr"] = f"{last_psnr:.2f}"
             bar.set_postfix(postfix, refresh=False)
             loss_sum.zero_()
             interval_steps, interval_start = 0, time.perf_counter()
         paused = time.perf_counter()
-        if val_items is not None and (step % config.val_every == 0 or step == config.max_steps):
+        if val_items is not None and (step % config.val_every == 0 or done):
             last_psnr = validate()
-        if step % config.ckpt_every == 0 or step == config.max_steps:
+            timings["validation"] += time.perf_counter() - paused
+        checkpoint_start = time.perf_counter()
+        if step % config.ckpt_every == 0 or done:
             checkpoint()
+            timings["checkpoint"] += time.perf_counter() - checkpoint_start
         interval_start += time.perf_counter() - paused  # throughput counts training time only
     bar.close()
     return {
         "step": step,
         "loss": last_loss,
         "best_psnr": best_psnr if best_psnr > -math.inf else None,
+        "seconds": {
+            "train": round(train_seconds, 2),
+            **{k: round(v, 2) for k, v in timings.items()},
+            "total": round(time.perf_counter() - run_start, 2),
+        },
         "checkpoint": str(out_dir / CHECKPOINT_NAME),
         "weights": str(out_dir / WEIGHTS_NAME),
         "output_dir": str(out_dir),

@@ -8,8 +8,11 @@ Every patch is cut and augmented the same way, whichever class serves it:
    crop's gather indices so it costs nothing;
 3. resize the region to ``scale * patch_size`` (when ``f < 1``: down-scaling augmentation, the
    same as down-scaling the whole image by ``f`` before cropping, up to the region's borders);
-4. make the LR patch with MATLAB's bicubic ``imresize`` on the uint8 HR patch, exactly as the
-   benchmarks and DIV2K's official LR images are made.
+4. make the LR patch with MATLAB's bicubic ``imresize`` on the uint8 HR patch, as the benchmarks
+   and DIV2K's official LR images are made (see `_bicubic_uint8`: one float64 matmul per
+   dimension with MATLAB's rounding after each pass; it differs from the tap-exact
+   ``imresize(uint8)`` only where a value sits on a rounding tie, a handful of pixels per
+   million, and costs a few kernels instead of a hundred).
 
 :class:`PatchDataset` serves one pair per item (a ``torch.utils.data.Dataset`` for a
 ``DataLoader``); :class:`InMemoryPatchSampler` keeps every decoded image in one uint8 buffer on
@@ -62,6 +65,22 @@ def load_images(
                 leave=False,
             )
         )
+
+
+def _bicubic_uint8(hr: Tensor, size: int) -> Tensor:
+    """MATLAB's uint8 bicubic resize of ``(B, C, H, W)`` uint8 images to ``size x size``.
+
+    Each 1-D pass is one float64 matmul (`imresize`'s float path) followed by MATLAB's
+    saturate-and-round, height first as MATLAB orders equal scales. Results equal the tap-exact
+    uint8 path of `imresize` except at rounding ties (the summation order differs in the last
+    bit). The training step makes a batch of these every step, where a hundred tap-by-tap
+    kernels would rival the model's own cost on a GPU.
+    """
+    out = hr.to(torch.float64)
+    for axis_size in ((size, out.shape[-1]), (size, size)):
+        if tuple(out.shape[-2:]) != axis_size:
+            out = imresize(out, size=axis_size).clamp_(0.0, 255.0).add_(0.5).floor_()
+    return out.to(torch.uint8)
 
 
 class _PatchCutter:
@@ -142,8 +161,8 @@ class _PatchCutter:
             params = params.pin_memory().to(self.device, non_blocking=True)
         hr = self._gather(params, region)
         if region != self.hr_size:
-            hr = imresize(hr, size=self.hr_size)
-        lr = imresize(hr, scale=1.0 / self.scale)
+            hr = _bicubic_uint8(hr, self.hr_size)
+        lr = _bicubic_uint8(hr, self.patch_size)
         return lr.float().div_(255.0), hr.float().div_(255.0)
 
     def _gather(self, params: Tensor, size: int) -> Tensor:

@@ -1,0 +1,319 @@
+"""A GPU session's whole job in one command: check, measure, train x2/x4/x8, score, time.
+
+A GPU comes rarely and for minutes, so everything it has to do runs in one invocation that ends
+by ``--deadline`` seconds (default 530) and writes its outputs as each step finishes:
+
+a. versions and the GPU; the CUDA-only tests (``pytest -m cuda``, at most 30 s);
+b. training throughput of msr_x4 (48x48 LR patches): eager at a few batch sizes, then
+   ``torch.compile`` at the fastest one (in a subprocess, so a slow compile is cut off); the
+   run trains with compile only if the time it saves over the run exceeds its compile time;
+c. msr_x2, msr_x4, msr_x8 on the 291 images (``examples/train_291.py``, one scale per process),
+   each warm-started from the previous scale, or fine-tuned from the packaged weights where
+   those exist; each scale's training budget is its share of the time then left;
+d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``);
+e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 against EDSR-baseline,
+   RCAN, SwinIR and SPAN (``benchmarks/speed.py``; spandrel's peers skipped without spandrel).
+
+Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and
+``msr_x<s>.t291.safetensors`` for each scale whose weights are new or beat the packaged ones
+on both Set5 and Set14. Copy those into ``src/msrnet/weights/`` and their sha256 into
+``PRETRAINED_SHA256`` (``src/msrnet/models/_registry.py``).
+
+    # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
+    PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"
+    # the same path on the CPU, narrow networks and a 200-second deadline
+    PYTHONPATH=src python3 scripts/gpu_run.py --rehearse --data-dir ../shared/data --out /tmp/r
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
+SCALES = (2, 4, 8)
+# Per scale, beyond its training budget: process start, data, first step, validation,
+# checkpoint and the Set5/Set14 scoring (twice when fine-tuning). A first guess; after each
+# scale the measured overhead replaces it.
+SCALE_OVERHEAD_S = {"cuda": 30.0, "cpu": 15.0}
+INFERENCE_RESERVE_S = {"cuda": 50.0, "cpu": 25.0}
+# A rehearsal runs the same code on the CPU with networks small enough for it.
+REHEARSAL_KWARGS = {"stem_widths": [16, 8], "num_blocks": 3}
+
+
+class Run:
+    """The clock, the log and ``results.json`` of one invocation."""
+
+    def __init__(self, out: Path, deadline: float) -> None:
+        self.out = out
+        self.start = time.monotonic()
+        self.deadline = deadline
+        self.results: dict[str, Any] = {"steps": {}}
+        self.log_file = open(out / "log.txt", "a", buffering=1)  # noqa: SIM115 -- lives as long as the run
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.deadline - self.elapsed()
+
+    def log(self, message: str) -> None:
+        line = f"[{self.elapsed():6.1f}s] {message}"
+        print(line, file=sys.stderr, flush=True)
+        self.log_file.write(line + "\n")
+
+    def save(self, step: str, value: Any) -> None:
+        self.results["steps"][step] = value
+        self.results["elapsed_s"] = round(self.elapsed(), 1)
+        tmp = self.out / "results.json.tmp"
+        tmp.write_text(json.dumps(self.results, indent=2) + "\n")
+        os.replace(tmp, self.out / "results.json")
+
+    def command(self, argv: list[str], timeout: float, poll: Any = None) -> tuple[int | None, str]:
+        """Run ``argv`` with ``timeout`` seconds, logging its output; (exit code or None, stdout)."""
+        self.log("$ " + " ".join(argv))
+        path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+        env = os.environ | {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+        with open(self.out / "subprocess.stderr", "w") as errors:
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+            )
+            stop = time.monotonic() + max(1.0, timeout)
+            while proc.poll() is None and time.monotonic() < stop:
+                time.sleep(1.0)
+                if poll is not None:
+                    poll()
+            code = proc.poll()
+            if code is None:
+                proc.kill()
+                self.log(f"stopped after {timeout:.0f} s")
+            stdout = proc.communicate()[0]
+        stderr = (self.out / "subprocess.stderr").read_text()
+        (self.out / "subprocess.stderr").unlink()
+        for line in stderr.splitlines()[-40:]:
+            self.log_file.write("  | " + line + "\n")
+        if code not in (0, None):
+            self.log(f"exit code {code}: " + " / ".join(stderr.splitlines()[-3:]))
+        return code, stdout
+
+
+def _load(path: Path) -> Any:
+    """A script of the repository (benchmarks/, examples/) as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check(run: Run, device: str) -> None:
+    """a. Versions, the device, and the CUDA-only tests."""
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
+    }
+    for package in ("timm", "einops", "safetensors", "PIL", "spandrel"):
+        try:
+            env[package] = __import__(package).__version__
+        except ImportError:
+            env[package] = None
+    run.log(json.dumps(env))
+    run.results["env"] = env
+    argv = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
+            "--continue-on-collection-errors", "tests"]
+    code, stdout = run.command(argv, timeout=30)
+    summary = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    run.log(f"cuda tests: {summary}")
+    run.save("tests", {"exit_code": code, "summary": summary})
+
+
+def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    """b. Samples/s and TFLOP/s of msr_x4 for a few batch sizes, eager then compiled."""
+    train_speed = _load(ROOT / "benchmarks" / "train_speed.py")
+    common = {"model": "msr_x4", "patch_size": args.patch_size, "device": args.device,
+              "model_kwargs": args.model_kwargs}
+    rows = []
+    began = run.elapsed()
+    for batch in args.batch_sizes:
+        row = train_speed.measure(batch_size=batch, steps=args.speed_steps, **common)
+        run.log(json.dumps(row))
+        rows.append(row)
+        run.save("throughput", {"rows": rows})
+    best = max(rows, key=lambda r: r["samples_per_s"])
+    choice = {"batch_size": best["batch_size"], "compile": False}
+    argv = [sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--compile",
+            "--batch-size", str(best["batch_size"]), "--steps", str(args.speed_steps),
+            "--patch-size", str(args.patch_size), "--model-kwargs", json.dumps(args.model_kwargs)]
+    if args.device:
+        argv += ["--device", args.device]
+    code, stdout = run.command(argv, timeout=max(args.compile_timeout - (run.elapsed() - began), 20.0))
+    if code == 0:
+        compiled = json.loads(stdout)
+        rows.append(compiled)
+        run.log(json.dumps(compiled))
+        # Compilation repeats for each scale; it pays only if it saves more than that.
+        training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
+        saved = training * (1 - best["samples_per_s"] / compiled["samples_per_s"])
+        cost = len(args.scales) * compiled["first_step_s"]
+        choice["compile"] = saved > cost
+        choice |= {"compile_saves_s": round(saved, 1), "compile_costs_s": round(cost, 1)}
+    run.log(f"training with {choice}")
+    run.save("throughput", {"rows": rows, "choice": choice})
+    return choice
+
+
+def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
+    """c, d. Each scale in its own process; its budget is its share of the time then left."""
+    train_291 = _load(ROOT / "examples" / "train_291.py")
+    runs = args.work_dir / "runs"
+    overhead = SCALE_OVERHEAD_S[args.kind]
+    if choice["compile"]:
+        overhead += choice["compile_costs_s"] / len(args.scales)
+    rows: list[dict[str, Any]] = []
+    chained: str | None = None
+    queue = list(args.scales)
+    while queue:
+        scale = queue[0]
+        left = queue
+        spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(left)
+        budget = spare * train_291.BUDGET_SHARES[scale] / sum(train_291.BUDGET_SHARES[s] for s in left)
+        if budget < args.min_budget:
+            run.log(f"x{scale}: only {budget:.0f} s left for training; skipped")
+            break
+        arch = f"msr_x{scale}"
+        argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
+                "--data-dir", str(args.data_dir), "--scales", str(scale),
+                "--time-budget", f"{budget:.1f}", "--batch-size", str(choice["batch_size"]),
+                "--patch-size", str(args.patch_size), "--output-dir", str(runs),
+                "--package-dir", str(args.package_dir)]
+        if args.model_kwargs:
+            argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
+        if args.device:
+            argv += ["--device", args.device]
+        if choice["compile"]:
+            argv.append("--compile")
+        shipped = (args.package_dir / f"{arch}.t291.safetensors").is_file()
+        if chained and not shipped:
+            argv += ["--init", chained]
+        run.log(f"x{scale}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
+        started = time.monotonic()
+        code, _ = run.command(argv, timeout=budget + 2 * overhead + 30)
+        overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
+        results_file = runs / "results.json"
+        new = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
+        new = [r for r in new if r["model"] == arch]
+        if not new and choice["compile"]:
+            run.log(f"x{scale}: failed with torch.compile; again without it")
+            choice["compile"] = False
+            continue
+        queue.pop(0)
+        if not new:
+            run.log(f"x{scale}: no result")
+            continue
+        rows += new
+        weights = runs / f"x{scale}" / "best.safetensors"
+        if all(r.get("replace", True) for r in new):
+            shutil.copyfile(weights, run.out / f"{arch}.t291.safetensors")
+        chained = str(weights)
+        for r in new:
+            run.log(f"{arch} {r['dataset']}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
+        run.save("quality", rows)
+
+
+def inference(run: Run, args: argparse.Namespace) -> None:
+    """e. msr_x4 against its peers on one 1280x720 output frame, fp32 and bf16."""
+    models = ["msr", "edsr_baseline"]
+    if importlib.util.find_spec("spandrel") is not None:
+        models += ["rcan", "swinir", "span"]
+    else:
+        run.log("spandrel is not installed: RCAN, SwinIR and SPAN are skipped")
+    argv = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--scales", "4",
+            "--compile", "none", "--dtypes", "fp32", "bf16", "--models", *models]
+    argv += (["--quick", "--size", "64x64", "--device", "cpu"] if args.rehearse
+             else ["--size", "1280x720", "--warmup", "3", "--iters", "10"])
+    code, stdout = run.command(argv, timeout=max(5.0, run.left() - 5))
+    if code == 0:
+        report = json.loads(stdout)
+        rows = [
+            {k: r[k] for k in ("model", "dtype", "latency_ms", "latency_vs_msr", "achieved_tflops")}
+            for r in report["results"]
+        ]
+        for row in rows:
+            run.log(json.dumps(row))
+        run.save("inference", {"env": report["env"], "rows": rows})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, required=True, help="holds train291/, Set5/, Set14/")
+    p.add_argument("--out", type=Path, required=True, help="where results, log and weights go")
+    p.add_argument("--deadline", type=float, default=None, help="seconds (default 530; rehearsal 200)")
+    p.add_argument("--compile-timeout", type=float, default=None,
+                   help="seconds for step b, compilation included (default 60; rehearsal 40)")
+    p.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
+    p.add_argument("--rehearse", action="store_true", help="the same steps on the CPU, narrow nets")
+    p.add_argument("--work-dir", type=Path, default=None, help="training runs (default: OUT/../gpu_runs)")
+    p.add_argument("--package-dir", type=Path, default=None,
+                   help="weights to fine-tune and beat (default: the package's; rehearsal: none)")
+    args = p.parse_args(argv)
+    for name in ("train291", "Set5", "Set14"):
+        if not (args.data_dir / name).is_dir():
+            p.error(f"{args.data_dir / name} is not a folder")
+    if not args.rehearse and not torch.cuda.is_available():
+        p.error("no CUDA device: use --rehearse to run the same steps on the CPU")
+    args.kind = "cpu" if args.rehearse else "cuda"
+    args.device = "cpu" if args.rehearse else None
+    args.deadline = args.deadline or (200.0 if args.rehearse else 530.0)
+    args.model_kwargs = REHEARSAL_KWARGS if args.rehearse else {}
+    args.patch_size = 16 if args.rehearse else 48
+    args.batch_sizes = [2, 4] if args.rehearse else [16, 32, 64]
+    args.speed_steps = 2 if args.rehearse else 15
+    args.compile_timeout = args.compile_timeout or (40.0 if args.rehearse else 60.0)
+    args.min_budget = 2.0 if args.rehearse else 20.0
+    args.scales = sorted(args.scales)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work_dir = args.work_dir or args.out.parent / f"{args.out.name}_runs"
+    if args.work_dir.exists():
+        shutil.rmtree(args.work_dir)
+    if args.package_dir is None and args.rehearse:
+        # Narrow networks never ship: a rehearsal starts from scratch unless given weights.
+        args.package_dir = args.work_dir / "package"
+        args.package_dir.mkdir(parents=True)
+    args.package_dir = args.package_dir or PACKAGE_WEIGHTS
+
+    run = Run(args.out, args.deadline)
+    run.results["mode"] = "rehearsal" if args.rehearse else "gpu"
+    steps = [("check", lambda: check(run, args.kind)),
+             ("throughput", lambda: run.results.__setitem__("choice", throughput(run, args))),
+             ("train", lambda: train_scales(run, args, run.results["choice"])),
+             ("inference", lambda: inference(run, args))]
+    failed = []
+    for name, step in steps:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 -- a failed step must not cost the later ones
+            run.log(f"{name} failed: {type(e).__name__}: {e}")
+            failed.append(name)
+            if name == "throughput":
+                run.results["choice"] = {"batch_size": args.batch_sizes[0], "compile": False}
+    run.results["failed"] = failed
+    run.save("done", {"elapsed_s": round(run.elapsed(), 1)})
+    run.log(f"done in {run.elapsed():.0f} s; failed steps: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The GPU session's script, rehearsed on the CPU, and the payload a GPU run sends."""
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+
+
+def _images(folder: Path, count: int, size: int, rng: np.random.Generator) -> None:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(
+            folder / f"im{i}.png"
+        )
+
+
+def _main(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    module = runpy.run_path(str(SCRIPTS / script))
+    return module["main"](args)
+
+
+@pytest.mark.slow
+def test_rehearsal_runs_every_step_and_writes_what_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    _images(data / "train291", 6, 136, rng)  # x8 patches of 16 need 128 HR pixels
+    _images(data / "Set5", 2, 48, rng)
+    _images(data / "Set14", 2, 48, rng)
+    out = tmp_path / "out"
+    args = ["--rehearse", "--data-dir", str(data), "--out", str(out), "--deadline", "120",
+            "--compile-timeout", "5"]
+    assert _main("gpu_run.py", args, monkeypatch) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["mode"] == "rehearsal" and results["failed"] == []
+    steps = results["steps"]
+    assert steps["tests"]["exit_code"] == 0
+    assert {r["batch_size"] for r in steps["throughput"]["rows"]} == {2, 4}
+    assert steps["throughput"]["choice"]["compile"] is False  # cut off at 5 s
+    rows = steps["quality"]
+    assert [(r["model"], r["dataset"]) for r in rows] == [
+        (f"msr_x{s}", d) for s in (2, 4, 8) for d in ("Set5", "Set14")
+    ]
+    assert all(np.isfinite(r["psnr"]) and r["seconds"]["train"] > 0 for r in rows)
+    # Each larger scale warm-started from the one before.
+    assert rows[2]["init"].endswith("x2/best.safetensors") and rows[4]["init"].endswith("x4/best.safetensors")
+    assert {r["model"] for r in steps["inference"]["rows"]} >= {"msr", "edsr_baseline"}
+    # What a device call returns: at most 8 files of at most 16 MiB, one folder deep.
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["log.txt", "msr_x2.t291.safetensors", "msr_x4.t291.safetensors",
+                     "msr_x8.t291.safetensors", "results.json"]
+    assert all((out / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert results["elapsed_s"] <= 120 + 15
+
+
+def test_gpu_run_refuses_without_cuda_or_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _main("gpu_run.py", ["--data-dir", str(tmp_path), "--out", str(tmp_path / "o")], monkeypatch)
+    assert exit_.value.code == 2
+
+
+def test_staged_data_fits_the_device_payload(shared_data: Path, tmp_path: Path) -> None:
+    stage = runpy.run_path(str(SCRIPTS / "stage_gpu_data.py"))
+    manifest = stage["stage"](shared_data, tmp_path / "staged")
+    # The tree sends itself too: what is staged must leave it within the 64 MiB.
+    assert manifest["payload_bytes"] + stage["tree_bytes"]() <= stage["PAYLOAD_LIMIT"]
+    assert manifest["train_images"] >= 1
+    assert (tmp_path / "staged" / "Set5").is_dir() and (tmp_path / "staged" / "Set14").is_dir()
+
+
+def test_rotation_takes_contiguous_runs_that_cover_every_image(tmp_path: Path) -> None:
+    stage = runpy.run_path(str(SCRIPTS / "stage_gpu_data.py"))
+    files = []
+    for i in range(10):
+        f = tmp_path / f"{i:02d}.webp"
+        f.write_bytes(b"x" * 100)
+        files.append(f)
+    assert stage["choose_training_images"](files, 10_000, 0) == files
+    seen = set()
+    for rotation in range(5):
+        chosen = stage["choose_training_images"](files, 450, rotation)
+        assert len(chosen) == 4
+        seen |= set(chosen)
+    assert seen == set(files)
