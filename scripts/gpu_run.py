@@ -194,10 +194,12 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
             run.log(f"x{scale}: only {budget:.0f} s left for training; skipped")
             break
         arch = f"msr_x{scale}"
+        # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
+        patch_size = min(args.patch_size, 256 // scale)
         argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
                 "--data-dir", str(args.data_dir), "--scales", str(scale),
                 "--time-budget", f"{budget:.1f}", "--batch-size", str(choice["batch_size"]),
-                "--patch-size", str(args.patch_size), "--output-dir", str(runs),
+                "--patch-size", str(patch_size), "--output-dir", str(runs),
                 "--package-dir", str(args.package_dir)]
         if args.model_kwargs:
             argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
@@ -265,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds for step b, compilation included (default 60; rehearsal 40)")
     p.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
     p.add_argument("--rehearse", action="store_true", help="the same steps on the CPU, narrow nets")
+    p.add_argument("--skip", nargs="+", default=[], choices=("check", "throughput", "inference"),
+                   help="steps to leave out (a second call finishing what a first one did)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="train at this batch size, eager (with --skip throughput)")
     p.add_argument("--work-dir", type=Path, default=None, help="training runs (default: OUT/../gpu_runs)")
     p.add_argument("--package-dir", type=Path, default=None,
                    help="weights to fine-tune and beat (default: the package's; rehearsal: none)")
@@ -300,8 +306,12 @@ def main(argv: list[str] | None = None) -> int:
              ("throughput", lambda: run.results.__setitem__("choice", throughput(run, args))),
              ("train", lambda: train_scales(run, args, run.results["choice"])),
              ("inference", lambda: inference(run, args))]
+    if "throughput" in args.skip:
+        run.results["choice"] = {"batch_size": args.batch_size or args.batch_sizes[-1], "compile": False}
     failed = []
     for name, step in steps:
+        if name in args.skip:
+            continue
         try:
             step()
         except Exception as e:  # noqa: BLE001 -- a failed step must not cost the later ones

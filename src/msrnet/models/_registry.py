@@ -20,7 +20,11 @@ __all__ = ["create_model", "list_models", "pretrained_file", "load_pretrained_we
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 # '<arch>.<tag>' -> sha256 of the shipped safetensors file. An entry is added with each file.
-PRETRAINED_SHA256: dict[str, str] = {}
+PRETRAINED_SHA256: dict[str, str] = {
+    "msr_x2.t291": "c9c01706dc02b32e075ace0ba9d026874831533f5fb27898bc0029d5fed29bdb",
+    "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
+    "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
+}
 
 # timm's list_models(module=...) matches the last part of the module name: msrnet.models.msr.
 _TIMM_MODULE = "msr"
