@@ -140,8 +140,9 @@ def test_bad_arguments_exit_2(
     assert message in capsys.readouterr().err
 
 
-def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path,
+def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(msrnet.models._registry, "PRETRAINED_SHA256", {})
     assert main(["upscale", str(images), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "no pretrained weights ship" in err
@@ -152,12 +153,10 @@ def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path,
 def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["upscale", "--demo"]) == 2  # no weights ship yet: no silent random output
-    assert "--no-pretrained" in capsys.readouterr().err
-
-    assert main(["upscale", "--demo", "--no-pretrained"]) == 0
+    monkeypatch.setattr(msrnet.models, "create_model", create_model)  # the real msr_x4 and its weights
+    assert main(["upscale", "--demo"]) == 0
     captured = capsys.readouterr()
-    assert "upscaled astronaut.png (128x128) x4 with msr_x4 (random weights)" in captured.out
-    assert "random weights" in captured.err
+    assert "upscaled astronaut.png (128x128) x4 with msr_x4" in captured.out
+    assert "random weights" not in captured.out + captured.err
     with Image.open(tmp_path / "astronaut_x4.png") as img:
         assert img.size == (512, 512) and img.mode == "RGB" and "icc_profile" in img.info

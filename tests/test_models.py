@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import msrnet
 from msrnet import FeatureExtractor, MultiScaleSRNet, PyramidResidualBlock
-from msrnet.models import default_blocks_per_level, default_level_scales
+from msrnet.models import _registry, default_blocks_per_level, default_level_scales
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -213,12 +213,30 @@ def test_unknown_model_names_the_valid_ones() -> None:
         msrnet.create_model("msr_x3")
 
 
-def test_pretrained_without_weights_is_a_clear_error() -> None:
-    name = "msr_x4"
-    if f"{name}.t291" in msrnet.list_models(pretrained=True):
-        pytest.skip("weights ship for msr_x4")
+def test_pretrained_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "PRETRAINED_SHA256", {})
     with pytest.raises(RuntimeError, match="no pretrained weights ship for 'msr_x4.t291'"):
-        msrnet.create_model(name, pretrained=True)
+        msrnet.create_model("msr_x4", pretrained=True)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_pretrained_weights_load_offline_and_beat_bicubic(scale: int) -> None:
+    from importlib.resources import files
+
+    from msrnet.data.io import read_image
+    from msrnet.evaluate import bicubic_upscale
+    from msrnet.metrics import psnr
+    from msrnet.ops import imresize
+
+    model = msrnet.create_model(f"msr_x{scale}", pretrained=True).eval()
+    assert f"msr_x{scale}.t291" in msrnet.list_models(pretrained=True)
+    hr = torch.from_numpy(read_image(files("msrnet") / "assets" / "astronaut.png", 3).copy())
+    hr = hr.permute(2, 0, 1)[None, :, :128, :128]
+    lr = imresize(hr, scale=1 / scale).float() / 255
+    with torch.no_grad():
+        sr = model(lr).clamp(0, 1)
+    target = hr.float() / 255
+    assert psnr(sr, target, scale) > psnr(bicubic_upscale(lr, scale), target, scale) + 0.3
 
 
 def test_state_dict_round_trips_through_create_model(tmp_path) -> None:
