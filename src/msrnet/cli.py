@@ -35,13 +35,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | None
     """The model that --model/--pretrained/--weights name, or None after saying why there is none."""
-    from msrnet.evaluate import load_weights
     from msrnet.models import create_model
+    from msrnet.models.weights import load_weights
 
     name = args.model or "msr_x4"
     try:
         if args.weights:
-            return load_weights(args.weights, 4, args.model)
+            return load_weights(args.weights, args.model, scale=4)
         model = create_model(name, pretrained=args.pretrained)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"msrnet {command}: error: {e}", file=sys.stderr)
