@@ -23,8 +23,9 @@ class TrainConfig:
         output_dir: where checkpoints, weights and the log go.
         model: registered architecture (``msr_x2``, ``msr_x4``, ``msr_x8``); its scale is used.
         model_kwargs: constructor arguments of the model (widths, block counts, ...), JSON.
-        init_weights: safetensors weights to start from: fine-tuning, or a larger scale warm-
-            started from a smaller one's trunk (`~msrnet.models.weights.load_matching_weights`).
+        init_weights: safetensors weights to start from: fine-tuning, or a larger scale
+            warm-started from a smaller one's trunk
+            (`~msrnet.models.weights.load_matching_weights`).
         max_steps: the run ends after this many optimizer steps.
         time_budget: seconds of training after which the run ends (with ``max_steps`` as a cap).
             The warm-up and cosine decay then run over training time rather than steps, so the
@@ -54,8 +55,9 @@ class TrainConfig:
         amp: bf16 autocast (CUDA only).
         compile: ``torch.compile`` the training forward.
         seed: seeds the model init and, with the process rank, the data streams.
-        resume: a checkpoint file, or a folder holding ``checkpoint.pt``, to continue from. The
-            stored config must equal this one but for the fields in `RESUMABLE_FIELDS`.
+        resume: a checkpoint file, or a folder holding ``checkpoint.pt``, to continue from.
+            Only the run's length (``max_steps``, ``time_budget``) may differ from the settings
+            stored in the checkpoint (`RESUMABLE_FIELDS`); any other change is refused.
         overwrite: start afresh in an ``output_dir`` that holds another run, replacing it
             (without it, or ``resume``, such a run is refused).
         progress: tqdm progress bar on stderr.
