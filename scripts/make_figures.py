@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import msrnet
 from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.io import read_image
-from msrnet.evaluate import load_weights
+from msrnet.models.weights import load_weights
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.ops import imresize

@@ -29,6 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from msrnet.models.weights import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
 __all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "resolve_dtype", "upscale"]
@@ -386,7 +387,8 @@ def upscale(
     Args:
         model: a super-resolution network with an integer ``scale`` attribute, mapping
             (B, 3, H, W) in [0, 1] to (B, 3, scale*H, scale*W) (1-channel models take gray).
-            It is put in eval mode for the call, and moved to ``device`` (channels_last on CUDA).
+            It runs in eval mode on ``device`` (channels_last on CUDA), and is handed back in the
+            mode, on the device and in the memory format it came in.
         image: one of
             - a PIL image: RGB, RGBA, L, LA or 16-bit gray (I;16, I); EXIF orientation is
               applied first and the ICC profile is kept (``result.info['icc_profile']``); other
@@ -435,9 +437,6 @@ def upscale(
         raise TypeError(f"image must be a PIL image, numpy array or tensor, got {type(image).__name__}")
 
     device = torch.device(device) if device is not None else _model_device(model)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
     runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
 
     in_chans = getattr(model, "in_chans", 3)
@@ -448,9 +447,10 @@ def upscale(
             raise ValueError(f"a {in_chans}-channel model cannot upscale {color.shape[1]}-channel images")
         color = color.expand(-1, 3, -1, -1)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with preserved(model):  # the caller's model comes back in its mode, device and layout
+        model.to(device).eval()
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
         with torch.inference_mode():
             h, w = color.shape[-2:]
             if tile == "auto":
@@ -466,5 +466,3 @@ def upscale(
                                   align_corners=False)
                 y = torch.cat([y, a.clamp_(0.0, 1.0)], dim=1)
             return restore(y)
-    finally:
-        model.train(was_training)
