@@ -414,7 +414,7 @@ default_cfgs = generate_default_cfgs(
 # The small variants: the same structure, narrow. Widths chosen by the sweep in
 # docs/design-choices.md, within 0.8 M multiply-adds per LR pixel at every scale.
 SMALL_STEM_WIDTHS = (64, 32)
-SMALL_LEVEL_WIDTH = 24
+SMALL_LEVEL_WIDTH = 16
 
 
 def _small_widths(scale: int) -> dict[str, Any]:
