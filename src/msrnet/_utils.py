@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sha256sum(path: str | Path) -> str:
@@ -12,3 +17,32 @@ def sha256sum(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """Open a new temporary file beside ``path`` for writing; rename it onto ``path`` on success.
+
+    Readers see the old file or the complete new one, never a partial one: a failed write (an
+    encoder error, a full disk, an interrupt) removes the temporary file and leaves whatever was
+    at ``path`` untouched. The rename replaces a symlink at ``path`` itself rather than writing
+    through it to its target. The temporary file is created with ``O_EXCL`` (never an existing
+    file or link) and the process umask, and is fsynced before the rename.
+
+    Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder")
+    # The suffix stays last, so that writers which look at a name still see the format.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with open(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -119,7 +119,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from msrnet.data.io import IMAGE_EXTENSIONS, list_images
+    from msrnet.data.io import IMAGE_EXTENSIONS, list_images, save_image
     from msrnet.inference import resolve_dtype, upscale
 
     def error(message: str) -> int:
@@ -200,7 +200,9 @@ def _run_upscale(args: argparse.Namespace) -> int:
                 options["lossless"] = True  # PIL's WebP is lossy by default
             elif dst.suffix.lower() in (".jpg", ".jpeg"):
                 options["quality"] = 95
-            result.save(dst, **options)
+            # A temporary file renamed into place: a failed write never leaves a truncated file
+            # at dst, and a symlink planted at dst is replaced, not written through.
+            save_image(result, dst, **options)
             done += 1
         except (OSError, ValueError, TypeError, RuntimeError, Image.DecompressionBombError) as e:
             failures.append(f"{src}: {e}")
