@@ -239,7 +239,13 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="a registered model name (msr_x4), 'bicubic', or a .safetensors/.pth weights file",
     )
-    p.add_argument("--pretrained", action="store_true", help="load the packaged weights of --model")
+    p.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a registered --model uses the weights that ship with msrnet; --no-pretrained scores "
+        "random weights (a pipeline check, said so in the output)",
+    )
     p.add_argument(
         "--model-arch",
         default=None,
@@ -270,51 +276,78 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_benchmark(args: argparse.Namespace) -> int:
     import json
+    import pickle
     from pathlib import Path
 
     import torch
+    from safetensors import SafetensorError
 
-    from msrnet.evaluate import evaluate, load_model
+    from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
 
+    def error(e: BaseException, hint: str = "") -> int:
+        # One line: the first of the message, naming the weights file when it does not.
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if is_file and args.model not in message and not isinstance(e, FileNotFoundError):
+            message = f"{args.model}: {message}"
+        print(f"msrnet benchmark: error: {message}{hint}", file=sys.stderr)
+        return 1
+
+    # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
+    user_errors = (
+        OSError, ValueError, RuntimeError, TypeError, KeyError, ArithmeticError, MemoryError,
+        pickle.UnpicklingError, SafetensorError,
+    )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    is_file = Path(args.model).suffix in WEIGHT_SUFFIXES or Path(args.model).is_file()
+    if args.model != "bicubic" and not is_file and not args.pretrained:
+        print(
+            f"msrnet benchmark: note: {args.model} has random weights (--no-pretrained); "
+            "its scores show the pipeline working, not the model",
+            file=sys.stderr,
+        )
     rows = []
     try:
         scales = args.scale or [load_model(args.model, None, args.pretrained, args.model_arch)[2]]
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"msrnet benchmark: error: {e} (pass --scale)", file=sys.stderr)
-        return 1
+    except user_errors as e:
+        return error(e, " (pass --scale)" if "scale" in str(e) else "")
     for dataset in args.dataset:
         for scale in scales:
             save_dir = None
             if args.save_images:
                 save_dir = Path(args.save_images) / Path(dataset).name / f"x{scale}"
             try:
-                rows.append(
-                    evaluate(
-                        args.model,
-                        dataset,
-                        scale,
-                        device=device,
-                        self_ensemble=args.self_ensemble,
-                        save_dir=save_dir,
-                        pretrained=args.pretrained,
-                        arch=args.model_arch,
-                    )
+                row = evaluate(
+                    args.model,
+                    dataset,
+                    scale,
+                    device=device,
+                    self_ensemble=args.self_ensemble,
+                    save_dir=save_dir,
+                    pretrained=args.pretrained,
+                    arch=args.model_arch,
                 )
-            except (FileNotFoundError, ValueError, RuntimeError) as e:
-                print(f"msrnet benchmark: error: {e}", file=sys.stderr)
-                return 1
+            except user_errors as e:
+                return error(e)
+            if args.model != "bicubic" and not is_file and not args.pretrained:
+                row["model"] += " (random)"
+            rows.append(row)
+            for skip in row["skipped"]:
+                print(f"msrnet benchmark: skipped {row['dataset']}/{skip['name']}: {skip['reason']}", file=sys.stderr)
+    skipped = sum(len(r["skipped"]) for r in rows)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    header = f"{'model':<20} {'dataset':<12} {'scale':>5} {'PSNR (dB)':>10} {'SSIM':>7} {'images':>6}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r['model']:<20} {r['dataset']:<12} {'x' + str(r['scale']):>5} "
-            f"{r['psnr']:>10.2f} {r['ssim']:>7.4f} {r['images']:>6}"
-        )
+    else:
+        header = f"{'model':<20} {'dataset':<12} {'scale':>5} {'PSNR (dB)':>10} {'SSIM':>7} {'images':>6} {'skipped':>7}"
+        print(header)
+        print("-" * len(header))
+        for r in rows:
+            print(
+                f"{r['model']:<20} {r['dataset']:<12} {'x' + str(r['scale']):>5} "
+                f"{r['psnr']:>10.2f} {r['ssim']:>7.4f} {r['images']:>6} {len(r['skipped']):>7}"
+            )
+    if skipped:
+        print(f"msrnet benchmark: {skipped} images skipped (listed above); the scores leave them out", file=sys.stderr)
+        return 1
     return 0
 
 

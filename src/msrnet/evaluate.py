@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset
 from msrnet.data.io import tensor_to_uint8, write_image
+from msrnet.metrics import _SSIM_WINDOW
 from msrnet.models import create_model
 from msrnet.ops.ensemble import self_ensemble as _self_ensemble
 from msrnet.ops.imresize import imresize
@@ -151,7 +153,8 @@ def evaluate(
     """Score a super-resolution model on one benchmark set at one scale.
 
     Each LR image runs through the model whole (benchmark images are small); a
-    module is moved to ``device`` and put in eval mode. The
+    module is moved to ``device`` and put in eval mode. An image that cannot be read,
+    or is too small to score at ``scale``, is skipped and listed with the reason. The
     output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
@@ -172,7 +175,13 @@ def evaluate(
 
     Returns:
         ``{"model": str, "dataset": str, "scale": int, "psnr": float,
-        "ssim": float, "images": int}``, PSNR in dB and both averaged over images.
+        "ssim": float, "images": int, "skipped": [{"name": str, "reason": str}, ...]}``,
+        PSNR in dB and both averaged over the ``images`` scored.
+
+    Raises:
+        ValueError: no image could be scored, or the output's size is not ``scale`` times
+            the input's.
+        FloatingPointError: the model's output has NaN/inf values.
     """
     fn, name, scale = load_model(model, scale, pretrained, arch)
     device = torch.device(device)
@@ -188,8 +197,12 @@ def evaluate(
 
     psnrs: list[float] = []
     ssims: list[float] = []
-    items = tqdm(
-        dataset,
+    skipped: list[dict[str, str]] = []
+    # Items are fetched by index, never by iterating the dataset: Python's sequence iteration
+    # ends quietly on an IndexError or StopIteration from `__getitem__`, which would score a
+    # subset and look complete.
+    indices = tqdm(
+        range(len(dataset)),  # type: ignore[arg-type]
         desc=f"{name} {dataset_name} x{scale}",
         unit="img",
         file=sys.stderr,
@@ -197,10 +210,28 @@ def evaluate(
         leave=False,
     )
     with torch.inference_mode():
-        for item in items:
+        for index in indices:
+            try:
+                item = dataset[index]
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                name_ = _item_name(dataset, index)
+                skipped.append({"name": name_, "reason": str(e).removeprefix(f"{name_}: ")})
+                continue
+            hr = tensor_to_uint8(item["hr"])
+            if min(hr.shape[:2]) < 2 * scale + _SSIM_WINDOW:
+                skipped.append({
+                    "name": str(item["name"]),
+                    "reason": f"{hr.shape[1]}x{hr.shape[0]} after mod-crop: scoring at x{scale} "
+                    f"needs {2 * scale + _SSIM_WINDOW} pixels a side ({scale} shaved from each "
+                    f"border, then an {_SSIM_WINDOW}x{_SSIM_WINDOW} SSIM window)",
+                })
+                continue
             lr = item["lr"].unsqueeze(0).to(device)
             sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
-            hr = tensor_to_uint8(item["hr"])
+            if not bool(torch.isfinite(sr).all()):
+                raise FloatingPointError(
+                    f"{item['name']}: the model's output has NaN/inf values (broken weights?)"
+                )
             sr_u8 = tensor_to_uint8(sr[0])
             if sr_u8.shape != hr.shape:
                 raise ValueError(
@@ -212,7 +243,8 @@ def evaluate(
             if save_dir is not None:
                 write_image(save_dir / f"{item['name']}.png", sr_u8)
     if not psnrs:
-        raise ValueError(f"dataset {dataset_name!r} is empty")
+        reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
+        raise ValueError(f"no image of {dataset_name!r} could be scored ({len(skipped)} skipped: {reasons})")
     return {
         "model": name,
         "dataset": dataset_name,
@@ -220,4 +252,11 @@ def evaluate(
         "psnr": float(np.mean(psnrs)),
         "ssim": float(np.mean(ssims)),
         "images": len(psnrs),
+        "skipped": skipped,
     }
+
+
+def _item_name(dataset: Dataset, index: int) -> str:
+    """The file behind item ``index``, for messages about an item that could not be read."""
+    files = getattr(dataset, "files", None) or [hr for hr, _ in getattr(dataset, "pairs", [])]
+    return Path(files[index]).name if index < len(files) else f"item {index}"
