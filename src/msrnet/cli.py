@@ -86,7 +86,8 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         "-o",
         "--output",
         default=None,
-        help="output file (one input; its extension picks the format) or folder (files keep their names)",
+        help="output file (one input; its extension picks the format) or folder (files keep their names); "
+        "existing outputs are replaced, each by a complete new file (written beside it, then renamed)",
     )
     _add_model_args(p)
     p.add_argument(
@@ -112,6 +113,7 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_upscale(args: argparse.Namespace) -> int:
     import glob
     import time
+    import warnings
     from importlib.resources import files
     from pathlib import Path
 
@@ -180,7 +182,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
     done = 0
     for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
         try:
-            with Image.open(src) as img:
+            with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 result = upscale(
                     model,
                     img,
@@ -192,6 +195,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
                     progress=True,
                 )
                 in_size = img.size
+            for warning in caught:  # one line each, naming the file, instead of Python's format
+                tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
             dst.parent.mkdir(parents=True, exist_ok=True)
             options: dict[str, object] = {}
             if result.info.get("icc_profile"):
@@ -204,8 +209,11 @@ def _run_upscale(args: argparse.Namespace) -> int:
             # at dst, and a symlink planted at dst is replaced, not written through.
             save_image(result, dst, **options)
             done += 1
-        except (OSError, ValueError, TypeError, RuntimeError, Image.DecompressionBombError) as e:
-            failures.append(f"{src}: {e}")
+        except (
+            OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
+            Image.DecompressionBombError,
+        ) as e:
+            failures.append(f"{src}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
             tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
     seconds = time.perf_counter() - start
 
