@@ -112,7 +112,7 @@ class _Runner:
             memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
         )
         y = self._forward(x, self.dtype)
-        if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
+        if self.dtype != torch.float32 and not _all_finite(y):
             # A reduced dtype overflowed (fp16) or otherwise broke: redo this tile, and every
             # later one, in fp32 rather than return NaNs.
             warnings.warn(
@@ -121,7 +121,7 @@ class _Runner:
             )
             self.dtype = torch.float32
             y = self._forward(x, torch.float32)
-        if not bool(torch.isfinite(y).all()):
+        if not _all_finite(y):
             # The input was checked finite, so float32 NaN/inf come from the model itself.
             broken = sum(int((~torch.isfinite(p)).sum()) for p in self.model.parameters())
             cause = (
@@ -132,6 +132,12 @@ class _Runner:
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()  # the caller blends in place, which must never touch the input
         return y
+
+
+def _all_finite(y: Tensor) -> bool:
+    """Whether ``y`` has no NaN/inf. NaN and inf carry into a sum, which needs no y-sized mask;
+    only a sum that overflowed on huge finite values needs the exact check."""
+    return bool(torch.isfinite(y.sum())) or bool(torch.isfinite(y).all())
 
 
 # --- tile geometry -----------------------------------------------------------------------------
