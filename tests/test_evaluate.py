@@ -299,3 +299,9 @@ def test_save_images_replace_a_planted_symlink(tiny_set: Path, tmp_path: Path) -
     assert victim.read_text() == "keep me"
     assert not (out / "im0.png").is_symlink() and read_image(out / "im0.png").shape == (26, 30, 3)
     assert sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png", "im2.png"]  # no temporaries
+
+
+def test_save_images_refuse_two_images_of_one_name(tiny_set: Path, tmp_path: Path) -> None:
+    write_image(tiny_set / "im0.bmp", np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match="two images are named 'im0'"):
+        evaluate("bicubic", tiny_set, 2, save_dir=tmp_path / "sr", progress=False)

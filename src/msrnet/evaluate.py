@@ -198,6 +198,7 @@ def evaluate(
     psnrs: list[float] = []
     ssims: list[float] = []
     skipped: list[dict[str, str]] = []
+    saved: set[str] = set()
     # Items are fetched by index, never by iterating the dataset: Python's sequence iteration
     # ends quietly on an IndexError or StopIteration from `__getitem__`, which would score a
     # subset and look complete.
@@ -241,6 +242,9 @@ def evaluate(
             psnrs.append(metrics.psnr(sr_u8, hr, crop_border=scale))
             ssims.append(metrics.ssim(sr_u8, hr, crop_border=scale))
             if save_dir is not None:
+                if item["name"] in saved:  # a.png and a.jpg: the second would replace the first
+                    raise ValueError(f"two images are named {item['name']!r}: rename one to save both")
+                saved.add(str(item["name"]))
                 write_image(save_dir / f"{item['name']}.png", sr_u8)
     if not psnrs:
         reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
