@@ -240,3 +240,23 @@ def test_empty_image_is_a_clean_failure(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), *RANDOM]) == 1
     err = capsys.readouterr().err
     assert f"failed: {src}: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", ["text", "tensor", "list", "truncated"])
+def test_unloadable_weights_are_one_line_exit_2(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    weights = tmp_path / ("w.safetensors" if content == "truncated" else "w.pt")
+    if content == "text":
+        weights.write_text("these are not weights")
+    elif content == "tensor":
+        torch.save(torch.zeros(3), weights)
+    elif content == "list":
+        torch.save([1, 2, 3], weights)
+    else:
+        save_file({"x": torch.zeros(64)}, str(weights))
+        weights.write_bytes(weights.read_bytes()[:-40])
+    assert main(["upscale", str(images), "-o", str(tmp_path / "o"), "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("msrnet upscale: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()

@@ -112,6 +112,7 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_upscale(args: argparse.Namespace) -> int:
     import glob
+    import pickle
     import time
     import warnings
     from importlib.resources import files
@@ -119,6 +120,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
 
     import torch
     from PIL import Image
+    from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
     from msrnet.data.io import IMAGE_EXTENSIONS, list_images, save_image
@@ -155,7 +157,12 @@ def _run_upscale(args: argparse.Namespace) -> int:
         sources += found
     sources = list(dict.fromkeys(sources))
 
-    model = _load_cli_model(args, "upscale")
+    try:
+        model = _load_cli_model(args, "upscale")
+    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
+        # What a weights file that is not a state dict raises (a text file, a pickled list).
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return error(f"cannot load --weights {args.weights}: {message}")
     if model is None:
         return 2
     scale = model.scale
@@ -302,8 +309,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
     # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
     user_errors = (
-        OSError, ValueError, RuntimeError, TypeError, KeyError, ArithmeticError, MemoryError,
-        pickle.UnpicklingError, SafetensorError,
+        OSError, ValueError, RuntimeError, TypeError, LookupError, EOFError, AttributeError,
+        ArithmeticError, MemoryError, pickle.UnpicklingError, SafetensorError,
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     is_file = Path(args.model).suffix in WEIGHT_SUFFIXES or Path(args.model).is_file()
