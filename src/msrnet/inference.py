@@ -359,10 +359,10 @@ def auto_tile_size(
     runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
     with torch.inference_mode():
         fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
-    budget = available_memory(device)
+    available = available_memory(device)
     if device.type != "cuda":
-        budget = min(budget, CPU_MEMORY_BUDGET)
-    budget *= _MEMORY_SHARE
+        available = min(available, CPU_MEMORY_BUDGET)
+    budget = available * _MEMORY_SHARE
     # Solve per_pixel * b * t^2 + strip * t + fixed <= budget for the side t.
     scale = getattr(model, "scale", 1)
     a = per_pixel * batch_size
