@@ -1,6 +1,7 @@
 """`msrnet upscale` from the command line (run in-process)."""
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,102 @@ def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "random weights" not in captured.out + captured.err
     with Image.open(tmp_path / "astronaut_x4.png") as img:
         assert img.size == (512, 512) and img.mode == "RGB" and "icc_profile" in img.info
+
+
+# --- outputs: atomic, never through a symlink, replaced by default ------------------------------
+def _no_temporaries(folder: Path) -> None:
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+def test_failed_write_leaves_an_existing_output_intact(images: Path, tmp_path: Path) -> None:
+    rgba = write(images / "c.png", np.zeros((4, 4, 4), dtype=np.uint8))
+    dst = tmp_path / "r.jpg"
+    dst.write_bytes(b"an earlier result")
+    assert main(["upscale", str(rgba), "-o", str(dst), *RANDOM]) == 1  # JPEG holds no alpha
+    assert dst.read_bytes() == b"an earlier result"
+    _no_temporaries(tmp_path)
+
+
+def test_full_disk_leaves_an_existing_output_intact(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def save(self: Image.Image, fp: Any, format: str | None = None, **options: Any) -> None:
+        fp.write(b"\x89PNG half an image")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    dst = tmp_path / "a.png"
+    dst.write_bytes(b"an earlier result")
+    monkeypatch.setattr(Image.Image, "save", save)
+    assert main(["upscale", str(images / "a.png"), "-o", str(dst), *RANDOM]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert dst.read_bytes() == b"an earlier result"
+    _no_temporaries(tmp_path)
+
+
+def test_existing_outputs_are_replaced(images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"an earlier result")
+    assert main(["upscale", str(images), "-o", str(out), *RANDOM]) == 0
+    with Image.open(out / "a.png") as img:
+        assert img.size == (20, 16)
+    _no_temporaries(out)
+
+
+@pytest.mark.parametrize("to", ["file", "folder"])
+def test_a_planted_symlink_is_replaced_not_written_through(images: Path, tmp_path: Path, to: str) -> None:
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"not yours to overwrite")
+    out = tmp_path / "out"
+    out.mkdir()
+    link = out / "a.png"
+    link.symlink_to(victim)
+    target = link if to == "file" else out
+    assert main(["upscale", str(images / "a.png"), "-o", str(target), *RANDOM]) == 0
+    assert victim.read_bytes() == b"not yours to overwrite"
+    assert not link.is_symlink()
+    with Image.open(link) as img:
+        assert img.size == (20, 16)
+    _no_temporaries(out)
+
+
+def test_animated_gif_warns_and_gif_output_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = [Image.fromarray(np.full((6, 5, 3), v, np.uint8)) for v in (0, 255)]
+    src = tmp_path / "anim.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100)
+    dst = tmp_path / "out" / "anim.gif"
+    assert main(["upscale", str(src), "-o", str(dst), *RANDOM]) == 0
+    assert dst.is_file()
+    with Image.open(dst) as img:
+        assert img.size == (10, 12)
+    assert f"warning: {src}: animated image with 2 frames: only frame 0 is upscaled" in capsys.readouterr().err
+
+
+def test_empty_image_is_a_clean_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "empty.png"
+    src.write_bytes(b"")
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), *RANDOM]) == 1
+    err = capsys.readouterr().err
+    assert f"failed: {src}: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", ["text", "tensor", "list", "truncated"])
+def test_unloadable_weights_are_one_line_exit_2(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    weights = tmp_path / ("w.safetensors" if content == "truncated" else "w.pt")
+    if content == "text":
+        weights.write_text("these are not weights")
+    elif content == "tensor":
+        torch.save(torch.zeros(3), weights)
+    elif content == "list":
+        torch.save([1, 2, 3], weights)
+    else:
+        save_file({"x": torch.zeros(64)}, str(weights))
+        weights.write_bytes(weights.read_bytes()[:-40])
+    assert main(["upscale", str(images), "-o", str(tmp_path / "o"), "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("msrnet upscale: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()

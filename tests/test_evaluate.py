@@ -88,8 +88,9 @@ def test_bicubic_upscale_is_uint8_imresize() -> None:
 
 def test_evaluate_module_and_result_keys(tiny_set: Path) -> None:
     result = evaluate(Nearest(2), tiny_set, 2, progress=False)
-    assert set(result) == {"model", "dataset", "scale", "psnr", "ssim", "images"}
+    assert set(result) == {"model", "dataset", "scale", "psnr", "ssim", "images", "skipped"}
     assert result["model"] == "Nearest" and result["dataset"] == "Tiny" and result["images"] == 3
+    assert result["skipped"] == []
     # Recompute the mean by hand from the dataset's items.
     ds = BenchmarkDataset(tiny_set, 2)
     expected = np.mean(
@@ -215,3 +216,92 @@ def test_evaluate_weights_file_with_model_kwargs(tmp_path: Path) -> None:
     save_file(model.state_dict(), str(tmp_path / "w.safetensors"), metadata=metadata)
     result = evaluate(tmp_path / "w.safetensors", tmp_path / "One", progress=False)
     assert result["psnr"] == pytest.approx(expected, abs=1e-9)
+
+
+# --- hostile and unlucky inputs -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tiny_name", ["a0.png", "im2b.png"])
+def test_every_image_is_scored_or_named_as_skipped(
+    tiny_set: Path, tiny_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 3x3 image sorted first, or among the others, once ended the loop (StopIteration from
+    # __getitem__) or made the whole set "empty".
+    write_image(tiny_set / "im2.png", np.zeros((32, 28), np.uint8))  # big enough for x4
+    write_image(tiny_set / tiny_name, np.zeros((3, 3, 3), np.uint8))
+    (tiny_set / "zz_broken.png").write_bytes(b"not a png")
+    result = evaluate(Nearest(4), tiny_set, 4, progress=False)
+    assert result["images"] == 3
+    reasons = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert set(reasons) == {tiny_name, "zz_broken.png"}
+    assert reasons[tiny_name] == "smaller than the scale x4"
+
+    code = main(["benchmark", "--model", "bicubic", "--dataset", str(tiny_set), "--scale", "4"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"skipped Tiny/{tiny_name}: smaller than the scale x4" in captured.err
+    assert "skipped Tiny/zz_broken.png" in captured.err
+    assert "2 images skipped" in captured.err
+    row = [line for line in captured.out.splitlines() if line.startswith("bicubic")][0]
+    assert row.split()[-2:] == ["3", "2"]  # images scored, skipped
+
+
+def test_image_too_small_to_score_is_skipped_with_the_reason(tiny_set: Path) -> None:
+    # 12x12 at x2: an LR image exists, but 2 shaved pixels a side leave less than SSIM's window.
+    write_image(tiny_set / "small.png", np.zeros((12, 12, 3), np.uint8))
+    result = evaluate(Nearest(2), tiny_set, 2, progress=False)
+    assert result["images"] == 3
+    assert result["skipped"] == [
+        {"name": "small", "reason": "12x12 after mod-crop: scoring at x2 needs 15 pixels a side "
+         "(2 shaved from each border, then an 11x11 SSIM window)"}
+    ]
+    only_small = tiny_set.parent / "Small"
+    write_image(only_small / "small.png", np.zeros((12, 12, 3), np.uint8))
+    with pytest.raises(ValueError, match="no image of 'Small' could be scored"):
+        evaluate(Nearest(2), only_small, 2, progress=False)
+
+
+def test_non_finite_model_output_is_an_error(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = Nearest(2)
+    with pytest.raises(FloatingPointError, match="NaN/inf"):
+        evaluate(lambda x: model(x) * float("nan"), tiny_set, 2, progress=False)
+
+
+def test_cli_benchmark_random_weights_are_said(
+    tiny_set: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
+    monkeypatch.setattr(
+        msrnet.evaluate, "create_model", lambda name, pretrained=False: msrnet.create_model(name, **tiny)
+    )
+    assert main(["benchmark", "--model", "msr_x2", "--no-pretrained", "--dataset", str(tiny_set)]) == 0
+    captured = capsys.readouterr()
+    assert "msr_x2 has random weights" in captured.err
+    assert "msr_x2 (random)" in captured.out
+
+
+def test_cli_benchmark_bad_weights_file_is_one_line(tiny_set: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    weights = tmp_path / "w.pth"
+    weights.write_text("not weights")
+    assert main(["benchmark", "--model", str(weights), "--dataset", str(tiny_set), "--scale", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"msrnet benchmark: error: {weights}: ") and err.count("\n") == 1
+
+
+def test_save_images_replace_a_planted_symlink(tiny_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sr"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "im0.png").symlink_to(victim)
+    evaluate("bicubic", tiny_set, 2, save_dir=out, progress=False)
+    assert victim.read_text() == "keep me"
+    assert not (out / "im0.png").is_symlink() and read_image(out / "im0.png").shape == (26, 30, 3)
+    assert sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png", "im2.png"]  # no temporaries
+
+
+def test_save_images_refuse_two_images_of_one_name(tiny_set: Path, tmp_path: Path) -> None:
+    write_image(tiny_set / "im0.bmp", np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(ValueError, match="two images are named 'im0'"):
+        evaluate("bicubic", tiny_set, 2, save_dir=tmp_path / "sr", progress=False)

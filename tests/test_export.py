@@ -102,3 +102,25 @@ def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
     with pytest.raises(SystemExit) as e:
         main(["export", "--model", "msr_x2", "--format", "tflite", "-o", str(tmp_path / "m.pt2")])
     assert e.value.code == 2
+
+
+def test_export_replaces_a_planted_symlink_and_a_failed_export_keeps_the_old_file(
+    model: MultiScaleSRNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours to overwrite")
+    link = tmp_path / "m.pt2"
+    link.symlink_to(victim)
+    export_model(model, link)
+    assert victim.read_text() == "not yours to overwrite" and not link.is_symlink()
+    good = link.read_bytes()
+
+    def fail(program: Any, f: Any) -> None:
+        Path(f).write_bytes(b"half a program")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.export, "save", fail)
+    with pytest.raises(OSError, match="No space left"):
+        export_model(model, link)
+    assert link.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2", "victim.txt"]

@@ -315,3 +315,148 @@ def test_cuda_bf16_matches_cpu_fp32() -> None:
         gpu = upscale(model, x.cuda(), device="cuda", tile=32, tile_overlap=8)
     model.cpu()
     assert gpu.is_cuda and (gpu.cpu() - cpu).abs().max().item() < 0.05
+
+
+# --- hostile and unlucky inputs ------------------------------------------------------------------
+def test_auto_tiles_are_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "auto_tile_size", lambda *a, **k: 48)
+    model = Nearest(2)
+    img = np.random.default_rng(0).integers(0, 256, (100, 70, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(upscale(model, img, tile_overlap=8), nearest_numpy(img, 2))
+    assert max(max(s[2:]) for s in model.seen) <= 48
+
+
+def test_auto_tile_follows_available_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = small_net(2)
+    monkeypatch.setattr(inference, "CPU_MEMORY_BUDGET", 1 << 40)
+    monkeypatch.setattr(inference, "available_memory", lambda device: 64 << 20)
+    small = auto_tile_size(model, device="cpu")
+    monkeypatch.setattr(inference, "available_memory", lambda device: 256 << 20)
+    large = auto_tile_size(model, device="cpu")
+    assert 1.6 < large / small < 2.4
+    # The stitching strip of a wide image is paid from the same budget.
+    assert auto_tile_size(model, device="cpu", image_width=20000) < large
+    assert inference.available_memory("cpu") > 0
+
+
+def test_an_output_larger_than_memory_is_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "available_memory", lambda device: 1000)
+    with pytest.raises(MemoryError, match="needs 0.00 GiB"):
+        upscale(Nearest(2), np.zeros((20, 20, 3), np.uint8), tile=None)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "pil", "tensor"])
+def test_strips_in_the_final_dtype_equal_one_float_buffer(kind: str) -> None:
+    # Many tile rows and columns, uneven overlaps: the rows handed on strip by strip must blend
+    # exactly as one full-size float buffer would.
+    model = small_net(2)
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (83, 61, 3), dtype=np.uint8)
+    image = {"numpy": arr, "pil": Image.fromarray(arr),
+             "tensor": torch.from_numpy(arr.transpose(2, 0, 1).astype(np.float32) / 255)}[kind]
+    full = upscale(model, image, tile=None)
+    tiled = upscale(model, image, tile=40, tile_overlap=16)
+    a = np.asarray(full, dtype=np.float32)
+    b = np.asarray(tiled, dtype=np.float32)
+    assert np.abs(a - b).max() <= (1 if kind != "tensor" else 1e-4)
+
+
+def test_nan_weights_raise_instead_of_a_black_image() -> None:
+    model = MultiScaleSRNet(scale=2, stem_widths=(8, 8), num_blocks=2, level_chans=(8,), se_ratio=0)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(FloatingPointError, match="1 of its parameters are NaN/inf"):
+        upscale(model, np.zeros((8, 8, 3), np.uint8))
+
+
+def test_non_finite_and_out_of_range_tensors_are_refused() -> None:
+    x = torch.rand(3, 8, 8)
+    x[0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN/inf values"):
+        upscale(Nearest(), x)
+    with pytest.raises(ValueError, match=r"\[0, 1\], got \[0, 255\]; divide 0..255 values by 255"):
+        upscale(Nearest(), torch.linspace(0, 255, 48).view(3, 4, 4))
+    with pytest.raises(ValueError, match=r"got \[-1, 1\]"):
+        upscale(Nearest(), torch.linspace(-1, 1, 48).view(3, 4, 4))
+    # Rounding noise just outside [0, 1] is accepted.
+    upscale(Nearest(), torch.linspace(-1e-3, 1 + 1e-3, 48).view(3, 4, 4))
+
+
+@pytest.mark.parametrize(
+    "image", [np.zeros((0, 5, 3), np.uint8), np.zeros((4, 0), np.uint16), torch.zeros(3, 4, 0),
+              Image.new("RGB", (0, 3))],
+    ids=["numpy-h", "numpy-w", "tensor", "pil"],
+)
+def test_empty_images_are_a_value_error(image: object) -> None:
+    with pytest.raises(ValueError, match="the image is empty"):
+        upscale(Nearest(), image)  # type: ignore[type-var]
+
+
+def test_animated_images_warn_that_one_frame_is_upscaled() -> None:
+    frames = [Image.fromarray(np.full((4, 4, 3), v, np.uint8)) for v in (10, 200)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    with Image.open(buf) as img:
+        img.seek(1)
+        with pytest.warns(UserWarning, match="2 frames: only frame 1 is upscaled"):
+            upscale(Nearest(2), img)
+
+
+# A narrow msr network, as the fuzz test runs many calls.
+FUZZ_NET = MultiScaleSRNet(scale=2, stem_widths=(8, 8), num_blocks=2, level_chans=(8,), se_ratio=0).eval()
+
+
+@st.composite
+def _images(draw: st.DrawFn) -> object:
+    kind = draw(st.sampled_from(["numpy", "tensor", "pil"]))
+    h, w = draw(st.integers(0, 12)), draw(st.integers(0, 12))
+    if kind == "pil":
+        mode = draw(st.sampled_from(["RGB", "RGBA", "L", "LA", "P", "1", "CMYK", "I;16", "I", "F", "YCbCr"]))
+        return Image.new(mode, (w, h))
+    if kind == "numpy":
+        dtype = draw(st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.bool_]))
+        shape = draw(st.sampled_from([(h, w), (h, w, 1), (h, w, 2), (h, w, 3), (h, w, 4), (h, w, 5), (h,), (1, h, w, 3)]))
+        return np.ones(shape, dtype)
+    dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.uint8, torch.int64]))
+    shape = draw(st.sampled_from([(3, h, w), (1, h, w), (2, 3, h, w), (4, h, w), (5, h, w), (h, w), (1, 1, 3, h, w)]))
+    fill = draw(st.sampled_from([0.0, 0.5, 1.0, 255.0, -0.5, float("nan"), float("inf")]))
+    x = torch.full(shape, 0.5).to(dtype)
+    if not x.is_floating_point() or not x.numel():
+        return x
+    if draw(st.booleans()):
+        x.view(-1)[draw(st.integers(0, x.numel() - 1))] = fill  # one hostile value
+    else:
+        x.fill_(fill)
+    return x
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    image=_images(),
+    tile=st.sampled_from(["auto", None, 8, 16]),
+    overlap=st.sampled_from([0, 2, 3]),
+    dtype=st.sampled_from([None, "bf16"]),
+    ensemble=st.booleans(),
+)
+def test_fuzz_upscale_ends_in_a_result_or_a_clear_error(
+    image: object, tile: object, overlap: int, dtype: str | None, ensemble: bool
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = upscale(FUZZ_NET, image, tile=tile, tile_overlap=overlap, dtype=dtype,  # type: ignore[arg-type]
+                          self_ensemble=ensemble)
+        except (ValueError, TypeError) as e:
+            assert str(e), "an error without a message"
+            return
+    # A result is the same kind, scaled, with every value in range.
+    assert type(out) is type(image)
+    if isinstance(image, Tensor):
+        assert out.shape == (*image.shape[:-2], 2 * image.shape[-2], 2 * image.shape[-1])
+        assert out.dtype == image.dtype and bool(torch.isfinite(out).all())
+        assert float(out.min()) >= 0 and float(out.max()) <= 1
+    elif isinstance(image, np.ndarray):
+        assert out.shape == (2 * image.shape[0], 2 * image.shape[1], *image.shape[2:])
+        assert out.dtype == image.dtype
+    else:
+        assert out.size == (2 * image.width, 2 * image.height)

@@ -1,14 +1,14 @@
 """Small helpers shared across msrnet's modules."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import contextlib
 import os
-from collections.abc import Callable, Iterator
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
-
-TMP_SUFFIX = ".tmp"
+from typing import BinaryIO
 
 
 def sha256sum(path: str | Path) -> str:
@@ -20,52 +20,71 @@ def sha256sum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def temp_path(path: Path) -> Path:
-    """The hidden temporary sibling that `atomic_write` writes ``path`` through."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """Open a new temporary file beside ``path`` for writing; rename it onto ``path`` on success.
 
+    Readers see the old file or the complete new one, never a partial one: a failed write (an
+    encoder error, a full disk, an interrupt) removes the temporary file and leaves whatever was
+    at ``path`` untouched. The rename replaces a symlink at ``path`` itself rather than writing
+    through it to its target. The temporary file is created with ``O_EXCL`` (never an existing
+    file or link) and the process umask, and is fsynced before the rename.
 
-def remove_temp_files(folder: Path, name: str) -> list[Path]:
-    """Delete what writes of ``folder / name`` left behind when their process was killed."""
-    removed = []
-    for stale in folder.glob(f".{name}.*{TMP_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-            removed.append(stale)
-    return removed
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[IO[bytes]]:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # a file or link left by an earlier process with this pid
-    # O_EXCL never follows a link planted at the temporary path; the mode follows the umask.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as f:
-        yield f
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it into place.
-
-    Readers see the old file or the new one, never a partial one; a symlink planted at
-    ``path`` is replaced, not followed; on any error (ENOSPC, an interrupt) the temporary
-    file is removed and ``path`` is left as it was.
+    Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
     """
     path = Path(path)
-    tmp = temp_path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder")
+    # The suffix stays last, so that writers which look at a name still see the format.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        with _exclusive(tmp) as f:
-            write(f)
+        with open(fd, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """`atomic_write` for writers that take a file name: yields a new temporary path beside ``path``.
+
+    The writer fills the yielded path; on success it is fsynced and renamed onto ``path``, on
+    failure removed. A symlink at ``path`` is replaced, never written through.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """`atomic_write` of UTF-8 text."""
-    atomic_write(path, lambda f: f.write(text.encode()))
+    with atomic_write(path) as f:
+        f.write(text.encode())
+
+
+def remove_temp_files(folder: Path, name: str) -> list[Path]:
+    """Delete what `atomic_write` of ``folder / name`` left behind when its process was killed."""
+    removed = []
+    for stale in folder.glob(f".{name}.*.tmp*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed.append(stale)
+    return removed

@@ -101,7 +101,8 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         "-o",
         "--output",
         default=None,
-        help="output file (one input; its extension picks the format) or folder (files keep their names)",
+        help="output file (one input; its extension picks the format) or folder (files keep their names); "
+        "existing outputs are replaced, each by a complete new file (written beside it, then renamed)",
     )
     _add_model_args(p)
     p.add_argument(
@@ -126,15 +127,18 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_upscale(args: argparse.Namespace) -> int:
     import glob
+    import pickle
     import time
+    import warnings
     from importlib.resources import files
     from pathlib import Path
 
     import torch
     from PIL import Image
+    from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
-    from msrnet.data.io import IMAGE_EXTENSIONS, list_images
+    from msrnet.data.io import IMAGE_EXTENSIONS, list_images, save_image
     from msrnet.inference import resolve_dtype, upscale
 
     def error(message: str) -> int:
@@ -168,7 +172,12 @@ def _run_upscale(args: argparse.Namespace) -> int:
         sources += found
     sources = list(dict.fromkeys(sources))
 
-    model = _load_cli_model(args, "upscale")
+    try:
+        model = _load_cli_model(args, "upscale")
+    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
+        # What a weights file that is not a state dict raises (a text file, a pickled list).
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return error(f"cannot load --weights {args.weights}: {message}")
     if model is None:
         return 2
     model.to(device)  # once: upscale hands the model back where it found it
@@ -196,7 +205,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
     done = 0
     for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
         try:
-            with Image.open(src) as img:
+            with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 result = upscale(
                     model,
                     img,
@@ -208,6 +218,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
                     progress=True,
                 )
                 in_size = img.size
+            for warning in caught:  # one line each, naming the file, instead of Python's format
+                tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
             dst.parent.mkdir(parents=True, exist_ok=True)
             options: dict[str, object] = {}
             if result.info.get("icc_profile"):
@@ -216,10 +228,15 @@ def _run_upscale(args: argparse.Namespace) -> int:
                 options["lossless"] = True  # PIL's WebP is lossy by default
             elif dst.suffix.lower() in (".jpg", ".jpeg"):
                 options["quality"] = 95
-            result.save(dst, **options)
+            # A temporary file renamed into place: a failed write never leaves a truncated file
+            # at dst, and a symlink planted at dst is replaced, not written through.
+            save_image(result, dst, **options)
             done += 1
-        except (OSError, ValueError, TypeError, RuntimeError, Image.DecompressionBombError) as e:
-            failures.append(f"{src}: {e}")
+        except (
+            OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
+            Image.DecompressionBombError,
+        ) as e:
+            failures.append(f"{src}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
             tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
     seconds = time.perf_counter() - start
 
@@ -283,13 +300,29 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
+    import pickle
     from pathlib import Path
 
     import torch
+    from safetensors import SafetensorError
 
-    from msrnet.evaluate import evaluate, load_model
+    from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
 
+    def error(e: BaseException, hint: str = "") -> int:
+        # One line: the first of the message, naming the weights file when it does not.
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if is_file and args.model not in message and not isinstance(e, FileNotFoundError):
+            message = f"{args.model}: {message}"
+        print(f"msrnet benchmark: error: {message}{hint}", file=sys.stderr)
+        return 1
+
+    # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
+    user_errors = (
+        OSError, ValueError, RuntimeError, TypeError, LookupError, EOFError, AttributeError,
+        ArithmeticError, MemoryError, pickle.UnpicklingError, SafetensorError,
+    )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    is_file = Path(args.model).suffix in WEIGHT_SUFFIXES or Path(args.model).is_file()
     rows = []
     try:
         # The model is resolved once, for every dataset and scale.
@@ -300,33 +333,40 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         else:
             model, name, model_scale = load_model(args.model, None, args.pretrained, args.model_arch)
             scales = args.scale or [model_scale]
-            if not args.pretrained and not Path(args.model).suffix:
+            if not args.pretrained and not is_file:
                 _random_weights_note("benchmark", name)
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"msrnet benchmark: error: {e}", file=sys.stderr)
-        return 1
+                name += " (random)"
+    except user_errors as e:
+        return error(e, " (pass --scale)" if "scale" in str(e) else "")
     for dataset in args.dataset:
         for scale in scales:
             save_dir = None
             if args.save_images:
                 save_dir = Path(args.save_images) / Path(dataset).name / f"x{scale}"
             try:
-                row = evaluate(model, dataset, scale, device=device, self_ensemble=args.self_ensemble, save_dir=save_dir)
-                rows.append({**row, "model": name})
-            except (FileNotFoundError, ValueError, RuntimeError) as e:
-                print(f"msrnet benchmark: error: {e}", file=sys.stderr)
-                return 1
+                row = evaluate(
+                    model, dataset, scale, device=device, self_ensemble=args.self_ensemble, save_dir=save_dir
+                )
+            except user_errors as e:
+                return error(e)
+            rows.append({**row, "model": name})
+            for skip in row["skipped"]:
+                print(f"msrnet benchmark: skipped {row['dataset']}/{skip['name']}: {skip['reason']}", file=sys.stderr)
+    skipped = sum(len(r["skipped"]) for r in rows)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    header = f"{'model':<20} {'dataset':<12} {'scale':>5} {'PSNR (dB)':>10} {'SSIM':>7} {'images':>6}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r['model']:<20} {r['dataset']:<12} {'x' + str(r['scale']):>5} "
-            f"{r['psnr']:>10.2f} {r['ssim']:>7.4f} {r['images']:>6}"
-        )
+    else:
+        header = f"{'model':<20} {'dataset':<12} {'scale':>5} {'PSNR (dB)':>10} {'SSIM':>7} {'images':>6} {'skipped':>7}"
+        print(header)
+        print("-" * len(header))
+        for r in rows:
+            print(
+                f"{r['model']:<20} {r['dataset']:<12} {'x' + str(r['scale']):>5} "
+                f"{r['psnr']:>10.2f} {r['ssim']:>7.4f} {r['images']:>6} {len(r['skipped']):>7}"
+            )
+    if skipped:
+        print(f"msrnet benchmark: {skipped} images skipped (listed above); the scores leave them out", file=sys.stderr)
+        return 1
     return 0
 
 

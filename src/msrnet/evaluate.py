@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset
 from msrnet.data.io import tensor_to_uint8, write_image
+from msrnet.metrics import _SSIM_WINDOW
 from msrnet.models import create_model
 from msrnet.models.weights import WEIGHT_SUFFIXES, load_weights, preserved
 from msrnet.ops.ensemble import self_ensemble as _self_ensemble
@@ -112,8 +114,9 @@ def evaluate(
 
     Each LR image runs through the model whole (benchmark images are small); a
     module runs on ``device`` in eval mode, and is handed back in the mode, on the device
-    and in the memory format it came in (`~msrnet.models.weights.preserved`). The
-    output is clamped and rounded to uint8, then scored against the mod-cropped
+    and in the memory format it came in (`~msrnet.models.weights.preserved`). An image that
+    cannot be read, or is too small to score at ``scale``, is skipped and listed with the
+    reason. The output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
 
@@ -134,7 +137,13 @@ def evaluate(
 
     Returns:
         ``{"model": str, "dataset": str, "scale": int, "psnr": float,
-        "ssim": float, "images": int}``, PSNR in dB and both averaged over images.
+        "ssim": float, "images": int, "skipped": [{"name": str, "reason": str}, ...]}``,
+        PSNR in dB and both averaged over the ``images`` scored.
+
+    Raises:
+        ValueError: no image could be scored, or the output's size is not ``scale`` times
+            the input's.
+        FloatingPointError: the model's output has NaN/inf values.
     """
     fn, name, scale = load_model(model, scale, pretrained, arch)
     device = torch.device(device)
@@ -150,8 +159,13 @@ def evaluate(
 
     psnrs: list[float] = []
     ssims: list[float] = []
-    items = tqdm(
-        dataset,
+    skipped: list[dict[str, str]] = []
+    saved: set[str] = set()
+    # Items are fetched by index, never by iterating the dataset: Python's sequence iteration
+    # ends quietly on an IndexError or StopIteration from `__getitem__`, which would score a
+    # subset and look complete.
+    indices = tqdm(
+        range(len(dataset)),  # type: ignore[arg-type]
         desc=f"{name} {dataset_name} x{scale}",
         unit="img",
         file=sys.stderr,
@@ -161,10 +175,28 @@ def evaluate(
     with borrowed, torch.inference_mode():
         if isinstance(fn, nn.Module):
             fn.to(device).eval()
-        for item in items:
+        for index in indices:
+            try:
+                item = dataset[index]
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                name_ = _item_name(dataset, index)
+                skipped.append({"name": name_, "reason": str(e).removeprefix(f"{name_}: ")})
+                continue
+            hr = tensor_to_uint8(item["hr"])
+            if min(hr.shape[:2]) < 2 * scale + _SSIM_WINDOW:
+                skipped.append({
+                    "name": str(item["name"]),
+                    "reason": f"{hr.shape[1]}x{hr.shape[0]} after mod-crop: scoring at x{scale} "
+                    f"needs {2 * scale + _SSIM_WINDOW} pixels a side ({scale} shaved from each "
+                    f"border, then an {_SSIM_WINDOW}x{_SSIM_WINDOW} SSIM window)",
+                })
+                continue
             lr = item["lr"].unsqueeze(0).to(device)
             sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
-            hr = tensor_to_uint8(item["hr"])
+            if not bool(torch.isfinite(sr).all()):
+                raise FloatingPointError(
+                    f"{item['name']}: the model's output has NaN/inf values (broken weights?)"
+                )
             sr_u8 = tensor_to_uint8(sr[0])
             if sr_u8.shape != hr.shape:
                 raise ValueError(
@@ -174,9 +206,13 @@ def evaluate(
             psnrs.append(metrics.psnr(sr_u8, hr, crop_border=scale))
             ssims.append(metrics.ssim(sr_u8, hr, crop_border=scale))
             if save_dir is not None:
+                if item["name"] in saved:  # a.png and a.jpg: the second would replace the first
+                    raise ValueError(f"two images are named {item['name']!r}: rename one to save both")
+                saved.add(str(item["name"]))
                 write_image(save_dir / f"{item['name']}.png", sr_u8)
     if not psnrs:
-        raise ValueError(f"dataset {dataset_name!r} is empty")
+        reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
+        raise ValueError(f"no image of {dataset_name!r} could be scored ({len(skipped)} skipped: {reasons})")
     return {
         "model": name,
         "dataset": dataset_name,
@@ -184,4 +220,11 @@ def evaluate(
         "psnr": float(np.mean(psnrs)),
         "ssim": float(np.mean(ssims)),
         "images": len(psnrs),
+        "skipped": skipped,
     }
+
+
+def _item_name(dataset: Dataset, index: int) -> str:
+    """The file behind item ``index``, for messages about an item that could not be read."""
+    files = getattr(dataset, "files", None) or [hr for hr, _ in getattr(dataset, "pairs", [])]
+    return Path(files[index]).name if index < len(files) else f"item {index}"

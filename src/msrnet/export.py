@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from msrnet._utils import atomic_path
+
 __all__ = ["ExportFormat", "export_model", "format_from_path", "verify_export"]
 
 ExportFormat = Literal["onnx", "exported-program"]
@@ -82,24 +84,28 @@ def export_model(
         "x": {0: Dim("batch", min=1), 2: Dim("height", min=2), 3: Dim("width", min=2)}
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside `path` and renamed into place: a failed export leaves an existing file
+    # intact, and a symlink at `path` is replaced rather than written through.
     if format == "exported-program":
         with torch.no_grad():
             program = torch.export.export(model, example, dynamic_shapes=dynamic_shapes)
-        torch.export.save(program, path)
+        with atomic_path(path) as tmp:
+            torch.export.save(program, tmp)
     else:
-        torch.onnx.export(
-            model,
-            example,
-            path,
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes,
-            input_names=["lr"],
-            output_names=["sr"],
-            opset_version=opset_version,
-            # One self-contained file: msrnet's models are far below protobuf's 2 GB limit.
-            external_data=False,
-            verbose=False,
-        )
+        with atomic_path(path) as tmp:
+            torch.onnx.export(
+                model,
+                example,
+                tmp,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                input_names=["lr"],
+                output_names=["sr"],
+                opset_version=opset_version,
+                # One self-contained file: msrnet's models are far below protobuf's 2 GB limit.
+                external_data=False,
+                verbose=False,
+            )
     if verify:
         error = verify_export(path, model, format)
         if error > atol:

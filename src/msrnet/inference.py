@@ -14,6 +14,7 @@ untiled differ slightly there; docs/inference.md gives the measured PSNR.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -32,12 +33,13 @@ from tqdm.auto import tqdm
 from msrnet.models.weights import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
-__all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "resolve_dtype", "upscale"]
+__all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]
 
 ImageT = TypeVar("ImageT", Image.Image, np.ndarray, Tensor)
 
-# Memory a tile may take when `tile='auto'` runs on the CPU, where free memory is shared with
-# everything else on the machine and swapping is far worse than a smaller tile.
+# The most memory a tile may take when `tile='auto'` runs on the CPU (less when less RAM is
+# available), where memory is shared with everything else on the machine and swapping is far
+# worse than a smaller tile.
 CPU_MEMORY_BUDGET = 2 << 30
 # Share of the budget (or of free CUDA memory) that the live tensors of a tile may fill: the
 # estimate below counts tensors, not allocator blocks or kernel workspaces. On the CPU, peak RSS
@@ -111,7 +113,7 @@ class _Runner:
             memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
         )
         y = self._forward(x, self.dtype)
-        if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
+        if self.dtype != torch.float32 and not _all_finite(y):
             # A reduced dtype overflowed (fp16) or otherwise broke: redo this tile, and every
             # later one, in fp32 rather than return NaNs.
             warnings.warn(
@@ -120,7 +122,23 @@ class _Runner:
             )
             self.dtype = torch.float32
             y = self._forward(x, torch.float32)
+        if not _all_finite(y):
+            # The input was checked finite, so float32 NaN/inf come from the model itself.
+            broken = sum(int((~torch.isfinite(p)).sum()) for p in self.model.parameters())
+            cause = (
+                f"{broken} of its parameters are NaN/inf: the weights are broken" if broken
+                else "its parameters are finite, so a layer overflowed"
+            )
+            raise FloatingPointError(f"the model produced NaN/inf values in float32; {cause}")
+        if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            y = y.clone()  # the caller blends in place, which must never touch the input
         return y
+
+
+def _all_finite(y: Tensor) -> bool:
+    """Whether ``y`` has no NaN/inf. NaN and inf carry into a sum, which needs no y-sized mask;
+    only a sum that overflowed on huge finite values needs the exact check."""
+    return bool(torch.isfinite(y.sum())) or bool(torch.isfinite(y).all())
 
 
 # --- tile geometry -----------------------------------------------------------------------------
@@ -164,34 +182,66 @@ def _tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[i
 
 
 def _run_tiled(
-    runner: _Runner, x: Tensor, scale: int, tile: int, overlap: int, out_device: torch.device,
-    progress: bool,
-) -> Tensor:
-    """(B, 3, H, W) -> blended (B, 3, s*H, s*W) float32 on ``out_device``, one tile at a time."""
+    runner: _Runner, x: Tensor, scale: int, tile: int, overlap: int,
+    emit: Callable[[int, int, Tensor], None], out_device: torch.device, progress: bool,
+) -> None:
+    """Upscale (B, C, H, W) one tile at a time and hand the blended rows to ``emit``.
+
+    Tiles run row by row. Their weighted outputs accumulate in a float32 strip as tall as one
+    row of tiles (B, C', s*tile, s*W) on ``out_device``; once the next row of tiles starts,
+    the rows above it are final and go to ``emit(r0, r1, rows)`` as (B, C', r1 - r0, s*W)
+    float32 HR rows ``[r0, r1)``, normalised by the weight sum. So the float32 working memory
+    is one strip, not the whole output, whatever the image size.
+    """
     b, _, h, w = x.shape
     if tile < 2 * overlap:
         raise ValueError(f"tile ({tile}) must be at least twice tile_overlap ({overlap})")
-    boxes = list(_tiles(h, w, tile, overlap))
-    if len(boxes) == 1:
-        return runner(x).to(out_device)
-    out: Tensor | None = None
+    th, tw = min(tile, h), min(tile, w)
+    tops, lefts = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
+    if len(tops) == len(lefts) == 1:
+        emit(0, scale * h, runner(x).to(out_device))
+        return
     # The weights of a grid of tiles are outer products, so their sum is too: two 1D buffers
     # normalise the blend instead of a full-resolution weight image.
     row_sum = torch.zeros(scale * h)
     col_sum = torch.zeros(scale * w)
-    for top in _tile_starts(h, tile, overlap):
-        row_sum[scale * top : scale * (top + min(tile, h))] += _profile(top, min(tile, h), h, scale, overlap)
-    for left in _tile_starts(w, tile, overlap):
-        col_sum[scale * left : scale * (left + min(tile, w))] += _profile(left, min(tile, w), w, scale, overlap)
-    for top, left, th, tw in tqdm(boxes, desc="tiles", unit="tile", leave=False, disable=not progress):
-        y = runner(x[:, :, top : top + th, left : left + tw])
-        if out is None:
-            out = torch.zeros(b, y.shape[1], scale * h, scale * w, device=out_device)
-        weight = torch.outer(_profile(top, th, h, scale, overlap), _profile(left, tw, w, scale, overlap))
-        y = y * weight.to(y.device)
-        out[:, :, scale * top : scale * (top + th), scale * left : scale * (left + tw)] += y.to(out_device)
-    assert out is not None
-    return out.div_(torch.outer(row_sum, col_sum).to(out_device))
+    for top in tops:
+        row_sum[scale * top : scale * (top + th)] += _profile(top, th, h, scale, overlap)
+    for left in lefts:
+        col_sum[scale * left : scale * (left + tw)] += _profile(left, tw, w, scale, overlap)
+    col_sum = col_sum.to(out_device)
+    row_sum = row_sum.to(out_device)
+
+    def finish(strip: Tensor, r0: int, r1: int) -> None:
+        rows = strip[:, :, : r1 - r0]
+        rows.div_(row_sum[r0:r1].view(-1, 1)).div_(col_sum)
+        emit(r0, r1, rows)
+
+    bar = tqdm(total=len(tops) * len(lefts), desc="tiles", unit="tile", leave=False, disable=not progress)
+    strip: Tensor | None = None  # HR rows [scale * strip_top, scale * (strip_top + th))
+    strip_top = 0
+    for top in tops:
+        if strip is not None and top > strip_top:
+            shift = scale * (top - strip_top)
+            finish(strip, scale * strip_top, scale * top)
+            # The rows the next tiles overlap move up; a copy, as the two ranges may overlap.
+            kept = strip[:, :, shift:].clone()
+            strip.zero_()[:, :, : kept.shape[2]] = kept
+            del kept
+        strip_top = top
+        for left in lefts:
+            y = runner(x[:, :, top : top + th, left : left + tw])
+            if strip is None:
+                strip = torch.zeros(b, y.shape[1], scale * th, scale * w, device=out_device)
+            # Separable weights, applied in place: no tile-sized weight image.
+            y.mul_(_profile(top, th, h, scale, overlap).to(y.device).view(-1, 1))
+            y.mul_(_profile(left, tw, w, scale, overlap).to(y.device))
+            strip[:, :, :, scale * left : scale * (left + tw)] += y.to(out_device)
+            del y
+            bar.update()
+    bar.close()
+    assert strip is not None
+    finish(strip, scale * strip_top, scale * h)
 
 
 # --- automatic tile size -----------------------------------------------------------------------
@@ -251,6 +301,43 @@ def _memory_model(runner: _Runner, in_chans: int) -> tuple[float, float]:
     return cache[key]
 
 
+def available_memory(device: torch.device | str) -> int:
+    """Bytes that ``device`` can still allocate without evicting anything.
+
+    CUDA: free memory (``torch.cuda.mem_get_info``) plus what PyTorch's caching allocator holds
+    but does not use. CPU: ``MemAvailable`` from /proc/meminfo (else free pages from
+    ``os.sysconf``), and no more than the cgroup limit leaves (containers), if there is one.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            available = CPU_MEMORY_BUDGET  # no way to ask: assume the default budget is free
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read())
+        if limit != "max":
+            available = min(available, max(int(limit) - current, 0))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
 def auto_tile_size(
     model: nn.Module,
     *,
@@ -258,40 +345,46 @@ def auto_tile_size(
     dtype: torch.dtype | str | None = None,
     self_ensemble: bool = False,
     batch_size: int = 1,
+    image_width: int = 0,
 ) -> int:
-    """The largest square LR tile whose activations fit the memory budget of ``device``.
+    """The largest square LR tile whose memory fits the budget of ``device``.
 
-    The budget is 60% of the free memory on CUDA (``torch.cuda.mem_get_info``, counting blocks
-    the caching allocator holds but does not use) or of `CPU_MEMORY_BUDGET` on the CPU; the rest
-    is headroom for allocator blocks and kernel workspaces. Memory per pixel is measured by
-    running the model on two small probes.
+    The budget is 60% of the memory ``device`` can still allocate (`available_memory`: free
+    CUDA memory, or available RAM on the CPU, there at most `CPU_MEMORY_BUDGET`); the rest is
+    headroom for allocator blocks and kernel workspaces. Memory per pixel is measured by
+    running the model on two small probes. With ``image_width`` (LR pixels), the float32 strip
+    that stitching keeps on the same device, (batch, 3, scale*tile, scale*image_width) and a
+    copy, is paid from the budget too.
     """
     device = torch.device(device) if device is not None else _model_device(model)
     runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
     with torch.inference_mode():
         fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    else:
-        budget = CPU_MEMORY_BUDGET
-    budget *= _MEMORY_SHARE
-    side = math.sqrt(max(budget - fixed, 0.0) / (per_pixel * batch_size))
+    available = available_memory(device)
+    if device.type != "cuda":
+        available = min(available, CPU_MEMORY_BUDGET)
+    budget = available * _MEMORY_SHARE
+    # Solve per_pixel * b * t^2 + strip * t + fixed <= budget for the side t.
+    scale = getattr(model, "scale", 1)
+    a = per_pixel * batch_size
+    strip = 2 * 4 * batch_size * 3 * scale * scale * image_width
+    side = (-strip + math.sqrt(strip * strip + 4 * a * max(budget - fixed, 0.0))) / (2 * a)
     return max(_MIN_AUTO_TILE, int(side) // _TILE_ALIGN * _TILE_ALIGN)
 
 
 def _run_auto(
-    runner: _Runner, x: Tensor, scale: int, overlap: int, out_device: torch.device, progress: bool
-) -> Tensor:
+    runner: _Runner, x: Tensor, scale: int, overlap: int,
+    emit: Callable[[int, int, Tensor], None], out_device: torch.device, progress: bool,
+) -> None:
     """`_run_tiled` with `auto_tile_size`, halving the tile after every CUDA out-of-memory."""
     tile = auto_tile_size(
-        runner.model, device=runner.device, dtype=runner.dtype,
-        self_ensemble=runner.ensemble, batch_size=x.shape[0],
+        runner.model, device=runner.device, dtype=runner.dtype, self_ensemble=runner.ensemble,
+        batch_size=x.shape[0], image_width=x.shape[-1] if out_device.type == runner.device.type else 0,
     )
     tile = max(tile, 2 * overlap)
     while True:
         try:
-            return _run_tiled(runner, x, scale, tile, overlap, out_device, progress)
+            return _run_tiled(runner, x, scale, tile, overlap, emit, out_device, progress)
         except torch.cuda.OutOfMemoryError:
             if tile // 2 < max(_MIN_AUTO_TILE, 2 * overlap):
                 raise
@@ -301,8 +394,23 @@ def _run_auto(
 
 
 # --- image kinds <-> (B, C, H, W) float tensors -----------------------------------------------
-def _from_pil(img: Image.Image) -> tuple[Tensor, Callable[[Tensor], Image.Image]]:
-    """PIL image -> (1, C, H, W) float32 in [0, 1] and the inverse for the upscaled result."""
+# An image kind's `allocate(scale)` returns the result, preallocated in its final dtype, as a
+# (B, C, s*H, s*W) tensor view to write into, and a function that returns the finished image.
+Allocate = Callable[[int], tuple[Tensor, Callable[[], Any]]]
+# Values of 1.0 in integer images; `_store` rounds onto these scales.
+_PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
+# How far outside [0, 1] a float input may stray (rounding noise) before it is refused.
+_RANGE_SLACK = 1 / 255
+
+
+def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
+    """PIL image -> (1, C, H, W) float32 in [0, 1] and the allocator of the upscaled image."""
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(
+            f"animated image with {frames} frames: only frame {img.tell()} is upscaled",
+            UserWarning, stacklevel=3,
+        )
     icc = img.info.get("icc_profile")
     img = ImageOps.exif_transpose(img)
     if img.mode in _PIL_CONVERT:
@@ -318,23 +426,28 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Callable[[Tensor], Image.Image]
         arr = arr.clip(0, 65535).astype(np.uint16)
     elif mode in _PIL_16BIT:
         arr = arr.astype(np.uint16)
-    x, to_array = _from_numpy(arr)
+    x, allocate_array = _from_numpy(arr)
 
-    def restore(y: Tensor) -> Image.Image:
-        out_arr = to_array(y)
-        if mode in _PIL_16BIT:
-            out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
-        else:
-            out = Image.fromarray(out_arr)
-        if icc:
-            out.info["icc_profile"] = icc
-        return out
+    def allocate(scale: int) -> tuple[Tensor, Callable[[], Image.Image]]:
+        view, finish_array = allocate_array(scale)
 
-    return x, restore
+        def finish() -> Image.Image:
+            out_arr = finish_array()
+            if mode in _PIL_16BIT:
+                out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
+            else:
+                out = Image.fromarray(out_arr)
+            if icc:
+                out.info["icc_profile"] = icc
+            return out
+
+        return view, finish
+
+    return x, allocate
 
 
-def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Callable[[Tensor], np.ndarray]]:
-    """(H, W[, C]) uint8/uint16 -> (1, C, H, W) float32 in [0, 1] and the inverse."""
+def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Allocate]:
+    """(H, W[, C]) uint8/uint16 -> (1, C, H, W) float32 in [0, 1] and the allocator."""
     if arr.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"numpy images must be uint8 or uint16, got {arr.dtype}")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
@@ -344,30 +457,65 @@ def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Callable[[Tensor], np.ndarray]
     hwc = arr if ndim == 3 else arr[:, :, None]
     x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)).astype(np.float32) / peak)
 
-    def restore(y: Tensor) -> np.ndarray:
-        # Round half up on the integer scale, as MATLAB's and the benchmarks' uint8() do.
-        levels = torch.floor(y[0].clamp(0.0, 1.0) * peak + 0.5).permute(1, 2, 0).cpu().numpy()
-        out = levels.astype(dtype)
-        return out if ndim == 3 else out[:, :, 0]
+    def allocate(scale: int) -> tuple[Tensor, Callable[[], np.ndarray]]:
+        h, w, c = hwc.shape
+        _check_fits(scale * h * scale * w * c * arr.itemsize, torch.device("cpu"))
+        out = np.empty((scale * h, scale * w, c), dtype)
+        return torch.from_numpy(out).permute(2, 0, 1)[None], lambda: out if ndim == 3 else out[:, :, 0]
 
-    return x[None], restore
+    return x[None], allocate
 
 
-def _from_tensor(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-    """(C, H, W) or (B, C, H, W) float in [0, 1] -> (B, C, H, W) float32 and the inverse."""
+def _from_tensor(x: Tensor) -> tuple[Tensor, Allocate]:
+    """(C, H, W) or (B, C, H, W) float in [0, 1] -> (B, C, H, W) float32 and the allocator."""
     if not x.is_floating_point():
         raise TypeError(f"tensor images must be floating point in [0, 1], got {x.dtype}")
     if x.ndim not in (3, 4) or x.shape[-3] not in (1, 2, 3, 4):
         raise ValueError(
             f"tensor images must be (C, H, W) or (B, C, H, W) with C in 1..4, got {tuple(x.shape)}"
         )
+    if x.numel():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"the image has {bad} NaN/inf values")
+        low, high = float(x.min()), float(x.max())
+        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+            hint = "; divide 0..255 values by 255" if high <= 255 and high > 1 + _RANGE_SLACK else ""
+            raise ValueError(f"tensor images must hold values in [0, 1], got [{low:g}, {high:g}]{hint}")
     dtype, ndim = x.dtype, x.ndim
 
-    def restore(y: Tensor) -> Tensor:
-        y = y.clamp_(0.0, 1.0).to(dtype)
-        return y if ndim == 4 else y[0]
+    def allocate(scale: int) -> tuple[Tensor, Callable[[], Tensor]]:
+        b, c, h, w = (x if ndim == 4 else x[None]).shape
+        _check_fits(b * c * scale * h * scale * w * x.element_size(), x.device)
+        out = torch.empty(b, c, scale * h, scale * w, dtype=dtype, device=x.device)
+        return out, lambda: out if ndim == 4 else out[0]
 
-    return (x if ndim == 4 else x[None]).float(), restore
+    return (x if ndim == 4 else x[None]).float(), allocate
+
+
+def _check_fits(nbytes: int, device: torch.device) -> None:
+    """Refuse an output larger than the memory ``device`` has left, before allocating it.
+
+    On Linux a huge allocation succeeds and the process is killed later, as pages are touched.
+    """
+    available = available_memory(device)
+    if nbytes > available:
+        raise MemoryError(
+            f"the upscaled image needs {nbytes / 2**30:.2f} GiB, but only "
+            f"{available / 2**30:.2f} GiB of {device.type} memory is available"
+        )
+
+
+def _store(out: Tensor, rows: Tensor, r0: int, r1: int, c0: int = 0) -> None:
+    """Write float (B, C, r1 - r0, W) rows into ``out[:, c0:c0+C, r0:r1]`` in ``out``'s dtype.
+
+    ``rows`` is clamped to [0, 1] (and rounded for integer outputs) in place.
+    """
+    rows = rows.clamp_(0.0, 1.0)
+    if out.dtype in _PEAK:
+        # Round half up on the integer scale, as MATLAB's and the benchmarks' uint8() do.
+        rows.mul_(_PEAK[out.dtype]).add_(0.5).floor_()
+    out[:, c0 : c0 + rows.shape[1], r0:r1].copy_(rows)
 
 
 # --- the public entry point --------------------------------------------------------------------
@@ -375,7 +523,7 @@ def upscale(
     model: nn.Module,
     image: ImageT,
     *,
-    tile: int | Literal["auto"] | None = None,
+    tile: int | Literal["auto"] | None = "auto",
     tile_overlap: int = 32,
     self_ensemble: bool = False,
     device: torch.device | str | None = None,
@@ -394,13 +542,16 @@ def upscale(
               applied first and the ICC profile is kept (``result.info['icc_profile']``); other
               modes (P, CMYK, 1, ...) are converted to RGB, RGBA or L first;
             - a numpy array (H, W) or (H, W, C), C in 1..4, uint8 or uint16;
-            - a float tensor (C, H, W) or (B, C, H, W), C in 1..4, values in [0, 1].
+            - a float tensor (C, H, W) or (B, C, H, W), C in 1..4, values in [0, 1] (finite).
+            Of an animated image, the current frame is upscaled, with a warning.
             One channel is gray, two are gray + alpha, four are RGBA. Gray runs through an RGB
             model as R = G = B and comes back as gray (BT.601 luma); alpha is upscaled
             separately with bicubic interpolation.
-        tile: LR tile side. ``None`` runs the whole image at once; an int tiles it; ``'auto'``
-            picks the largest tile that fits the memory of ``device`` (`auto_tile_size`) and
-            halves it on CUDA out-of-memory.
+        tile: LR tile side. ``'auto'`` (the default) picks the largest tile that fits the
+            memory ``device`` has available (`auto_tile_size`) and halves it on CUDA
+            out-of-memory; an int tiles with that side; ``None`` runs the whole image at once,
+            however much memory that takes. Tiled or not, the result is assembled in its final
+            dtype from float32 strips one row of tiles tall.
         tile_overlap: LR pixels shared by neighbouring tiles; the outer quarter at each cut is
             discarded, the middle half blended. Exact (tiled == untiled) when the network has no
             global pooling and its receptive radius is <= ``tile_overlap / 4``.
@@ -408,33 +559,48 @@ def upscale(
         device: where the model runs (default: where its parameters are).
         dtype: compute dtype under autocast: ``'fp32'``, ``'bf16'``, ``'fp16'`` or a torch
             dtype; default bf16 on CUDA (fp16 where bf16 is unsupported) and fp32 elsewhere.
-            A tile whose reduced-precision output is not finite is redone in fp32.
+            A tile whose reduced-precision output is not finite is redone in fp32 (with a
+            warning); NaN/inf in float32 raise `FloatingPointError`.
         progress: show a progress bar over tiles (stderr).
 
     Returns:
         The upscaled image: a PIL image of the same mode, a numpy array of the same dtype and
         number of dimensions, or a tensor of the same dtype, device and number of dimensions,
         clamped to [0, 1]. Tensor results are inference tensors (no autograd).
+
+    Raises:
+        TypeError: an image of the wrong type or dtype.
+        ValueError: a bad shape, an empty image, a tensor with NaN/inf or values outside
+            [0, 1] (such as 0..255), or bad arguments.
+        FloatingPointError: the model gave NaN/inf in float32 for a finite input (broken
+            weights, or an overflow).
+        MemoryError: the result would not fit in the memory available.
     """
     scale = getattr(model, "scale", None)
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"model must have a positive integer `scale` attribute, got {scale!r}")
-    if tile is not None and tile != "auto" and (not isinstance(tile, int) or tile < 1):
+    if tile is not None and tile != "auto" and (
+        not isinstance(tile, int) or isinstance(tile, bool) or tile < 1
+    ):
         raise ValueError(f"tile must be None, 'auto' or a positive int, got {tile!r}")
+    if not isinstance(tile_overlap, int) or isinstance(tile_overlap, bool):
+        raise TypeError(f"tile_overlap must be an int, got {tile_overlap!r}")
     if tile_overlap < 0:
         raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
 
     if isinstance(image, Image.Image):
-        x, restore = _from_pil(image)
+        x, allocate = _from_pil(image)
         out_device = torch.device("cpu")
     elif isinstance(image, np.ndarray):
-        x, restore = _from_numpy(image)
+        x, allocate = _from_numpy(image)
         out_device = torch.device("cpu")
     elif isinstance(image, Tensor):
-        x, restore = _from_tensor(image)
+        x, allocate = _from_tensor(image)
         out_device = image.device
     else:
         raise TypeError(f"image must be a PIL image, numpy array or tensor, got {type(image).__name__}")
+    if min(x.shape[-2:]) == 0:
+        raise ValueError(f"the image is empty: {x.shape[-1]}x{x.shape[-2]} pixels")
 
     device = torch.device(device) if device is not None else _model_device(model)
     runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
@@ -452,17 +618,24 @@ def upscale(
         if device.type == "cuda":
             model.to(memory_format=torch.channels_last)
         with torch.inference_mode():
-            h, w = color.shape[-2:]
+            out, finish = allocate(scale)
+            luma = torch.tensor(_LUMA, device=out_device).view(1, 3, 1, 1)
+
+            def emit(r0: int, r1: int, rows: Tensor) -> None:
+                if gray and rows.shape[1] == 3:
+                    rows = (rows * luma).sum(1, keepdim=True)
+                _store(out, rows, r0, r1)
+
             if tile == "auto":
-                y = _run_auto(runner, color, scale, tile_overlap, out_device, progress)
+                _run_auto(runner, color, scale, tile_overlap, emit, out_device, progress)
             else:
-                y = _run_tiled(runner, color, scale, tile or max(h, w, 2 * tile_overlap),
-                               tile_overlap, out_device, progress)
-            if gray and y.shape[1] == 3:
-                y = (y * torch.tensor(_LUMA, device=y.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+                h, w = color.shape[-2:]
+                _run_tiled(runner, color, scale, tile or max(h, w, 2 * tile_overlap),
+                           tile_overlap, emit, out_device, progress)
             if alpha.shape[1]:
                 # Alpha is not an image the network was trained on: interpolate it.
                 a = F.interpolate(alpha.to(out_device), scale_factor=scale, mode="bicubic",
                                   align_corners=False)
-                y = torch.cat([y, a.clamp_(0.0, 1.0)], dim=1)
-            return restore(y)
+                _store(out, a, 0, a.shape[2], c0=out.shape[1] - alpha.shape[1])
+                del a
+            return finish()

@@ -73,6 +73,10 @@ class BenchmarkDataset(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         path = self.files[index]
         hr = mod_crop(read_image(path, self.channels), self.scale)
+        if min(hr.shape[:2]) == 0:
+            # An IndexError or StopIteration from here would end a `for` loop over the dataset
+            # as if it were exhausted, so a too-small image is a ValueError that names it.
+            raise ValueError(f"{path.name}: smaller than the scale x{self.scale}")
         lr = bicubic_degrade(hr, self.scale)
         return {"lr": uint8_to_tensor(lr), "hr": uint8_to_tensor(hr), "name": path.stem}
 

@@ -9,18 +9,21 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from msrnet._utils import atomic_write
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "list_images",
     "read_image",
     "read_image_tensor",
+    "save_image",
     "tensor_to_uint8",
     "uint8_to_tensor",
     "write_image",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".webp", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
+    {".png", ".webp", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff"}
 )
 
 
@@ -105,4 +108,24 @@ def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # PIL writes WebP lossy by default; a saved SR result must keep its exact pixels.
     options = {"lossless": True} if path.suffix.lower() == ".webp" else {}
-    Image.fromarray(img).save(path, **options)
+    save_image(Image.fromarray(img), path, **options)
+
+
+def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
+    """Save a PIL image atomically, in the format its extension names.
+
+    The image is written to a temporary file in the same folder and renamed onto ``path``
+    (see ``msrnet._utils.atomic_write``): an existing file is replaced only by a complete new
+    one, a failed write (a mode the format cannot hold, a full disk) leaves it untouched, and a
+    symlink at ``path`` is replaced, never written through. ``options`` go to ``Image.save``.
+
+    Raises:
+        ValueError: the extension names no format Pillow can write.
+        OSError: the image cannot be encoded in that format, or written.
+    """
+    path = Path(path)
+    format = Image.registered_extensions().get(path.suffix.lower())
+    if format is None or format not in Image.SAVE:
+        raise ValueError(f"{path}: Pillow cannot write {path.suffix or 'files without an extension'!r}")
+    with atomic_write(path) as f:
+        img.save(f, format=format, **options)

@@ -130,7 +130,8 @@ def save_weights(
         {k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()},
     )
     blob = save(state, metadata=metadata.to_strings())
-    atomic_write(path, lambda f: f.write(blob))
+    with atomic_write(path) as f:
+        f.write(blob)
     return path
 
 
@@ -143,8 +144,13 @@ def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], Weights
     except OSError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError for any malformed file
-        raise WeightsError(f"{path} is not a readable safetensors file ({e})") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
     return shapes, WeightsMetadata.from_strings(raw, path)
+
+
+def _first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (torch.load's run to a paragraph)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _torch_state_dict(path: Path) -> dict[str, Tensor]:
@@ -153,18 +159,18 @@ def _torch_state_dict(path: Path) -> dict[str, Tensor]:
     except OSError:
         raise
     except Exception as e:  # a pickle that is not a tensor file, or a truncated zip
-        raise WeightsError(f"{path} is not a PyTorch weights file ({type(e).__name__}: {e})") from None
+        raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {_first_line(e)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     if not isinstance(state, dict) or not state:
         raise WeightsError(
-            f"{path} holds a {type(state).__name__}, not a state dict (a mapping of names to tensors)"
+            f"{path}: holds a {type(state).__name__}, not a state dict (a mapping of names to tensors)"
         )
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
-        raise WeightsError(f"{path} is not a state dict: entry {bad[0]!r} is not a named tensor")
+        raise WeightsError(f"{path}: not a state dict: entry {bad[0]!r} is not a named tensor")
     return state
 
 
@@ -183,7 +189,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], WeightsMetadata]:
     try:
         return load_file(str(path)), metadata
     except Exception as e:
-        raise WeightsError(f"{path} is not a readable safetensors file ({e})") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
 
 
 def _existing(path: str | Path) -> Path:
@@ -219,7 +225,7 @@ def _check_fits(
         detail = f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
     else:
         detail = f"the file has {len(unexpected)} tensors it lacks, e.g. {unexpected[0]}"
-    raise WeightsError(f"{path} does not fit {what}: {detail}")
+    raise WeightsError(f"{path}: does not fit {what}: {detail}")
 
 
 def load_weights(

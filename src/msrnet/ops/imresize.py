@@ -236,6 +236,8 @@ def imresize(
     if not (quantize or x.is_floating_point()):
         raise TypeError(f"imresize: expected a floating-point or uint8 tensor, got {x.dtype}")
     in_size = (x.shape[-2], x.shape[-1])
+    if min(in_size) == 0:
+        raise ValueError(f"imresize: the image is empty, shape {tuple(x.shape)}")
     scales, out_size = _output_geometry(in_size, scale, size)
 
     out = x.to(torch.float64) if quantize else x

@@ -38,11 +38,9 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     payload = buffer.getvalue()
     header = _MAGIC + len(payload).to_bytes(8, "little") + hashlib.sha256(payload).digest()
 
-    def write(f: Any) -> None:
+    with atomic_write(path) as f:
         f.write(header)
         f.write(payload)
-
-    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
