@@ -45,7 +45,7 @@ def _exclusive(path: Path) -> Iterator[IO[bytes]]:
         yield f
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``path`` through ``write(file)`` into a temporary sibling, then rename it into place.
 
     Readers see the old file or the new one, never a partial one; a symlink planted at

@@ -272,7 +272,7 @@ def auto_tile_size(
         fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        budget: float = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     else:
         budget = CPU_MEMORY_BUDGET
     budget *= _MEMORY_SHARE
