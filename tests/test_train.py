@@ -16,6 +16,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from msrnet import cli, create_model
+from msrnet.data import BenchmarkDataset
+from msrnet.evaluate import evaluate
 from msrnet.train import CheckpointError, TrainConfig, load_checkpoint, pyramid_loss, train
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
@@ -179,6 +181,10 @@ def test_cli_train_smoke(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "is x4, but --scale 2" in capsys.readouterr().err
 
 
+def _checkpoint_ema(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoint.pt")["ema"]
+
+
 def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [
@@ -186,6 +192,7 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
         "-m", "msrnet", "train", "--train-dir", str(data / "train"), "--model", "msr_x4",
         "--model-kwargs", json.dumps(TINY), "--max-steps", "4", "--batch-size", "2", "--patch-size", "8",
         "--log-every", "2", "--output-dir", str(out), "--device", "cpu", "--no-progress",
+        "--val-dir", str(data / "val"), "--val-every", "4",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
@@ -194,8 +201,13 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
         json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
     )  # one summary, from rank 0
     log = _log(out)
-    assert [r["step"] for r in log] == [2, 4]  # written once, by rank 0
-    assert log[-1]["samples_per_s"] > 0
+    assert [(r["event"], r["step"]) for r in log] == [("train", 2), ("train", 4), ("val", 4)]  # by rank 0
+    assert log[1]["samples_per_s"] > 0
+    # Each rank scored one of the two validation images; together they give the whole set's mean.
+    ema = create_model("msr_x4", **TINY)
+    ema.load_state_dict({k.removeprefix("module."): v for k, v in _checkpoint_ema(out).items()})
+    single = evaluate(ema, BenchmarkDataset(data / "val", 4), progress=False)
+    assert log[2]["psnr"] == pytest.approx(single["psnr"], abs=1e-6)
     ckpt = load_checkpoint(out / "checkpoint.pt")
     streams = [r["sampler"]["generator"] for r in ckpt["rng"]]
     assert len(streams) == 2 and not torch.equal(*streams)  # each rank its own data stream
