@@ -302,7 +302,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         else:
             model, name, model_scale = load_model(args.model, None, args.pretrained, args.model_arch)
             scales = args.scale or [model_scale]
-            if not args.pretrained and not Path(args.model).suffix:
+            if not args.pretrained and not Path(args.model).is_file():
                 _random_weights_note("benchmark", name)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"msrnet benchmark: error: {e}", file=sys.stderr)
