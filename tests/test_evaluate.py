@@ -218,6 +218,18 @@ def test_evaluate_weights_file_with_model_kwargs(tmp_path: Path) -> None:
     assert result["psnr"] == pytest.approx(expected, abs=1e-9)
 
 
+def test_cli_benchmark_pretrained_means_what_it_means_in_upscale(
+    tiny_set: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["benchmark", "--model", "msr_x2", "--dataset", str(tiny_set), "--json", "--device", "cpu"]
+    assert main(argv) == 0  # the packaged weights by default, as in upscale and export
+    row = json.loads(capsys.readouterr().out)[0]
+    expected = evaluate(msrnet.create_model("msr_x2", pretrained=True), tiny_set, progress=False)
+    assert row == {**expected, "model": "msr_x2"}
+    assert main([*argv, "--no-pretrained"]) == 0
+    assert "random weights (--no-pretrained)" in capsys.readouterr().err
+
+
 # --- hostile and unlucky inputs -----------------------------------------------------------
 
 

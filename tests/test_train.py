@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from msrnet import cli, create_model
+from msrnet.data import BenchmarkDataset
+from msrnet.evaluate import evaluate
 from msrnet.train import CheckpointError, TrainConfig, load_checkpoint, pyramid_loss, train
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
@@ -179,6 +182,10 @@ def test_cli_train_smoke(data: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "is x4, but --scale 2" in capsys.readouterr().err
 
 
+def _checkpoint_ema(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoint.pt")["ema"]
+
+
 def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [
@@ -186,6 +193,7 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
         "-m", "msrnet", "train", "--train-dir", str(data / "train"), "--model", "msr_x4",
         "--model-kwargs", json.dumps(TINY), "--max-steps", "4", "--batch-size", "2", "--patch-size", "8",
         "--log-every", "2", "--output-dir", str(out), "--device", "cpu", "--no-progress",
+        "--val-dir", str(data / "val"), "--val-every", "4",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
@@ -194,8 +202,13 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
         json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
     )  # one summary, from rank 0
     log = _log(out)
-    assert [r["step"] for r in log] == [2, 4]  # written once, by rank 0
-    assert log[-1]["samples_per_s"] > 0
+    assert [(r["event"], r["step"]) for r in log] == [("train", 2), ("train", 4), ("val", 4)]  # by rank 0
+    assert log[1]["samples_per_s"] > 0
+    # Each rank scored one of the two validation images; together they give the whole set's mean.
+    ema = create_model("msr_x4", **TINY)
+    ema.load_state_dict({k.removeprefix("module."): v for k, v in _checkpoint_ema(out).items()})
+    single = evaluate(ema, BenchmarkDataset(data / "val", 4), progress=False)
+    assert log[2]["psnr"] == pytest.approx(single["psnr"], abs=1e-6)
     ckpt = load_checkpoint(out / "checkpoint.pt")
     streams = [r["sampler"]["generator"] for r in ckpt["rng"]]
     assert len(streams) == 2 and not torch.equal(*streams)  # each rank its own data stream
@@ -284,3 +297,214 @@ def test_cuda_training_bf16_channels_last_fused(data: Path, tmp_path: Path) -> N
         _config(data, out, device="cuda", max_steps=summary["step"] + 2, resume=str(out))
     )
     assert resumed["step"] == summary["step"] + 2
+
+
+# --- run folders, resume guards and crash safety --------------------------------------------
+def _cli(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "--train-dir", str(data / "train"), "--model-kwargs", json.dumps(TINY),
+        "--batch-size", "2", "--patch-size", "8", "--log-every", "1", "--output-dir", str(out),
+        "--device", "cpu", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_resume_refuses_changed_settings_and_keeps_config(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert cli.main(_cli(data, out, "--lr", "1e-3", "--max-steps", "2")) == 0
+    config, checkpoint = (out / "config.json").read_bytes(), (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert cli.main(_cli(data, out, "--lr", "5e-3", "--max-steps", "4", "--resume")) == 1
+    err = capsys.readouterr().err
+    assert "lr (0.001 -> 0.005)" in err and len(err.strip().splitlines()) == 1
+    assert (out / "config.json").read_bytes() == config
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint
+    # Another architecture is refused the same way, naming it.
+    assert cli.main(_cli(data, out, "--lr", "1e-3", "--max-steps", "4", "--resume", "--model", "msr_x2")) == 1
+    assert "model ('msr_x4' -> 'msr_x2')" in capsys.readouterr().err
+    # Only the length changed: the run continues.
+    assert cli.main(_cli(data, out, "--lr", "1e-3", "--max-steps", "4", "--resume")) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 4
+    assert json.loads((out / "config.json").read_text())["max_steps"] == 4
+
+
+def test_existing_run_is_refused_without_resume_or_overwrite(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert cli.main(_cli(data, out, "--max-steps", "3")) == 0
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert cli.main(_cli(data, out, "--max-steps", "1")) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint
+    assert cli.main(_cli(data, out, "--max-steps", "1", "--overwrite")) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 1
+    assert [r["step"] for r in _log(out)] == [1]
+
+
+def test_user_errors_are_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [
+        (["--output-dir", str(afile)], f"output_dir {afile} is a file"),
+        (["--model-kwargs", '{"foo": 1}'], "foo"),
+        (["--init-weights", str(afile)], "init weights must be a .safetensors file"),
+        (["--resume", str(tmp_path / "nowhere")], "no checkpoint at"),
+    ]
+    for extra, message in cases:
+        argv = _cli(data, tmp_path / "run", "--max-steps", "1")
+        assert cli.main([*argv, *extra]) == 1, extra
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*_cli(data, tmp_path / "run"), "--model-kwargs", "{not json"])
+    assert exit_info.value.code == 2 and "--model-kwargs" in capsys.readouterr().err
+
+
+def test_unreadable_training_image_is_skipped_with_a_warning(data: Path, tmp_path: Path) -> None:
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    for image in (data / "train").iterdir():
+        (train_dir / image.name).write_bytes(image.read_bytes())
+    (train_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.warns(UserWarning, match=r"broken\.png"):
+        summary = train(_config(data, tmp_path / "run", train_dir=str(train_dir), max_steps=2))
+    assert summary["step"] == 2
+
+
+def test_torn_log_line_and_stale_temp_files_do_not_block_resume(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_config(data, out, max_steps=4, schedule_steps=8, ckpt_every=2, log_every=1))
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"event": "train", "step": 5, "lo')  # killed mid-line
+    (out / ".checkpoint.pt.99999.tmp").write_bytes(b"x" * 1000)  # killed mid-checkpoint
+    (out / "checkpoint.pt.tmp").write_bytes(b"x" * 1000)
+    with pytest.warns(UserWarning, match="unreadable log line"):
+        train(_config(data, out, max_steps=6, schedule_steps=8, ckpt_every=2, log_every=1, resume=str(out)))
+    assert [r["step"] for r in _log(out)] == [1, 2, 3, 4, 5, 6]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_failed_checkpoint_write_leaves_the_previous_one_and_no_temp_file(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from msrnet.train import checkpoint as checkpoint_module
+
+    out = tmp_path / "run"
+    train(_config(data, out, max_steps=2))
+    before = (out / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        real_save(obj, f)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(_config(data, out, max_steps=4, resume=str(out)))
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_outputs_are_not_written_through_planted_symlinks(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    victims = {}
+    for name in ("config.json", "log.jsonl"):
+        victims[name] = tmp_path / f"victim-{name}"
+        victims[name].write_text("keep me")
+    train(_config(data, out, max_steps=1))
+    for name, victim in victims.items():
+        (out / name).unlink()
+        (out / name).symlink_to(victim)
+    train(_config(data, out, max_steps=2, resume=str(out)))
+    for name, victim in victims.items():
+        assert victim.read_text() == "keep me"
+        assert not (out / name).is_symlink()
+
+
+def test_cli_train_options_come_from_the_dataclass_and_config_json_reproduces_a_run(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import fields
+
+    parser = cli.build_parser()
+    train_parser = next(a for a in parser._actions if a.dest == "command").choices["train"]  # type: ignore[attr-defined]
+    options = {s for a in train_parser._actions for s in a.option_strings}
+    assert all("--" + f.name.replace("_", "-") in options for f in fields(TrainConfig))
+
+    first = tmp_path / "first"
+    argv = _cli(data, first, "--max-steps", "3", "--betas", "0.8,0.95", "--min-lr-ratio", "0.1", "--no-augment")
+    assert cli.main(argv) == 0
+    stored = json.loads((first / "config.json").read_text())
+    assert stored["betas"] == [0.8, 0.95] and stored["min_lr_ratio"] == 0.1 and stored["augment"] is False
+    assert load_checkpoint(first / "checkpoint.pt")["optimizer"]["param_groups"][0]["betas"] == (0.8, 0.95)
+
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(first / "config.json"), "--output-dir", str(again)]) == 0
+    a, b = load_checkpoint(first / "checkpoint.pt"), load_checkpoint(again / "checkpoint.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text(json.dumps({**stored, "lrr": 1}))
+    assert cli.main(["train", "--config", str(tmp_path / "bad.json")]) == 2
+    assert "unknown TrainConfig fields lrr" in capsys.readouterr().err
+
+
+def test_help_does_not_import_torch() -> None:
+    """``msrnet --help`` and argument errors answer without importing torch (or timm)."""
+    code = textwrap.dedent(
+        """
+        import contextlib, io, sys
+        from msrnet import cli
+        for argv in (["--help"], ["train", "--help"], ["upscale", "--help"], ["benchmark", "--help"],
+                     ["export", "--help"], ["upscale", "x.png", "--tile", "bogus"]):
+            with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()), \\
+                    contextlib.redirect_stderr(io.StringIO()):
+                cli.main(argv)
+        assert "torch" not in sys.modules and "timm" not in sys.modules
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_the_run_resumes_to_the_same_result(data: Path, tmp_path: Path) -> None:
+    """Fault injection: SIGKILL mid-run (often mid-checkpoint), resume, repeat; the end matches."""
+    import signal
+    import time
+
+    steps = 24
+    whole = tmp_path / "whole"
+    train(_config(data, whole, max_steps=steps, ckpt_every=1, log_every=1))
+    out = tmp_path / "killed"
+    args = _cli(data, out, "--max-steps", str(steps), "--ckpt-every", "1", "--lr", "2e-3", "--batch-size", "3",
+                "--warmup-steps", "2", "--log-every", "1")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    rng = np.random.default_rng()
+    for attempt in range(8):
+        resume = ["--resume"] if (out / "checkpoint.pt").exists() else ["--overwrite"]
+        proc = subprocess.Popen([sys.executable, "-m", "msrnet", *args, *resume], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        if attempt < 3:
+            deadline = time.monotonic() + 120
+            while not (out / "log.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.5))
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=240)
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+        if (out / "checkpoint.pt").exists():
+            load_checkpoint(out / "checkpoint.pt")  # every checkpoint left behind is whole
+    a, b = load_checkpoint(whole / "checkpoint.pt"), load_checkpoint(out / "checkpoint.pt")
+    assert a["step"] == b["step"] == steps
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert not list(out.glob(".*.tmp"))

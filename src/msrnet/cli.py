@@ -186,12 +186,13 @@ def _run_upscale(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
     if args.demo:
-        targets = [out if to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
-    elif to_file:
+        targets = [out if out is not None and to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
+    elif out is not None and to_file:
         if len(sources) != 1:
             return error(f"-o {out} is a file, but {len(sources)} images were given: pass a folder")
         targets = [out]
     else:
+        assert out is not None  # -o is required without --demo
         targets = [out / src.name for src in sources]
         clashes = {t.name for t in targets if targets.count(t) > 1}
         if clashes:
@@ -221,7 +222,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
             for warning in caught:  # one line each, naming the file, instead of Python's format
                 tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            options: dict[str, object] = {}
+            options: dict[str, Any] = {}
             if result.info.get("icc_profile"):
                 options["icc_profile"] = result.info["icc_profile"]
             if dst.suffix.lower() == ".webp":
@@ -327,7 +328,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     try:
         # The model is resolved once, for every dataset and scale.
         if args.model == "bicubic":
-            model, name, scales = "bicubic", "bicubic", args.scale
+            model: Any = "bicubic"
+            name, scales = "bicubic", args.scale
             if not scales:
                 raise ValueError("the bicubic baseline needs --scale")
         else:
@@ -390,7 +392,7 @@ def _float_list(value: str) -> tuple[float, ...]:
 
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
-    from dataclasses import MISSING, fields
+    from dataclasses import fields
 
     from msrnet.train.config import TrainConfig, field_help
 
@@ -412,6 +414,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
     helps = field_help()
+    defaults = TrainConfig(train_dir="")
     hints = typing.get_type_hints(TrainConfig)
     special = {
         "train_dir": "(required, here or in --config)",
@@ -425,10 +428,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None -> X
         base = kind
         origin = typing.get_origin(base) or base
-        if f.default is not MISSING:
-            default: Any = f.default
-        else:
-            default = f.default_factory() if f.default_factory is not MISSING else None
+        default = getattr(defaults, f.name) if f.name != "train_dir" else None
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default) if isinstance(default, dict) else default
         note = special.get(f.name, f"(default: {shown})" if default is not None else "")
         # Docstring markup reads as plain text; argparse formats help with %.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def load_model(
 
 def evaluate(
     model: str | Path | nn.Module | SRFunction,
-    dataset_dir: str | Path | Dataset,
+    dataset_dir: str | Path | Dataset | Sequence[dict[str, Any]],
     scale: int | None = None,
     device: str | torch.device = "cpu",
     self_ensemble: bool = False,
@@ -150,7 +150,7 @@ def evaluate(
     # A caller's module is borrowed: moved and put in eval mode here, handed back as it was.
     borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()
     if isinstance(dataset_dir, (str, Path)):
-        dataset: Dataset = BenchmarkDataset(dataset_dir, scale)
+        dataset: Dataset | Sequence[dict[str, Any]] = BenchmarkDataset(dataset_dir, scale)
     else:
         dataset = dataset_dir
     dataset_name = getattr(dataset, "name", type(dataset).__name__)
@@ -203,8 +203,8 @@ def evaluate(
                     f"{item['name']}: output {sr_u8.shape} does not match HR {hr.shape} "
                     f"(is the model x{scale}?)"
                 )
-            psnrs.append(metrics.psnr(sr_u8, hr, crop_border=scale))
-            ssims.append(metrics.ssim(sr_u8, hr, crop_border=scale))
+            psnrs.append(float(metrics.psnr(sr_u8, hr, crop_border=scale)))
+            ssims.append(float(metrics.ssim(sr_u8, hr, crop_border=scale)))
             if save_dir is not None:
                 if item["name"] in saved:  # a.png and a.jpg: the second would replace the first
                     raise ValueError(f"two images are named {item['name']!r}: rename one to save both")

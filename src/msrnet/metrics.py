@@ -41,7 +41,7 @@ def _compute_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _as_chw(img: ImageT) -> Tensor:
+def _as_chw(img: np.ndarray | Tensor) -> Tensor:
     """Either input kind as a float ``(..., C, H, W)`` tensor on the 0-255 scale."""
     if isinstance(img, np.ndarray):
         if img.dtype != np.uint8:

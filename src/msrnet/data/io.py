@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # PIL writes WebP lossy by default; a saved SR result must keep its exact pixels.
-    options = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    options: dict[str, Any] = {"lossless": True} if path.suffix.lower() == ".webp" else {}
     save_image(Image.fromarray(img), path, **options)
 
 

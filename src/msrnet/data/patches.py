@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import cast
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -338,11 +339,11 @@ class InMemoryPatchSampler:
         if not isinstance(images, (str, Path)) and len(images) == 0:
             raise ValueError("InMemoryPatchSampler needs at least one image")
         if isinstance(images, (str, Path)) or not all(isinstance(i, Tensor) for i in images):
-            images = load_images(images, progress=progress)  # type: ignore[arg-type]
+            tensors = load_images(cast(Sequence[str | Path], images), progress=progress)
+        else:
+            tensors = cast(list[Tensor], list(images))
         self.batch_size = batch_size
-        self._cutter = _PatchCutter(
-            images, scale, patch_size, augment, min_scale, torch.device(device)
-        )  # type: ignore[arg-type]
+        self._cutter = _PatchCutter(tensors, scale, patch_size, augment, min_scale, torch.device(device))
         self.generator = torch.Generator().manual_seed(seed)
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -429,7 +429,7 @@ def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: An
     # Weights are loaded here, not by timm, so the file's sha256 is checked first.
     model = build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **kwargs)
     if pretrained:
-        load_pretrained_weights(model, model.pretrained_cfg)
+        load_pretrained_weights(model, cast(dict[str, Any], model.pretrained_cfg))
     return model
 
 

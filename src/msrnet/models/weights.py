@@ -320,4 +320,4 @@ def preserved(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         model.train(was_training)
         if device is not None:
-            model.to(device=device, memory_format=memory_format)
+            model.to(device).to(memory_format=memory_format)

@@ -22,6 +22,7 @@ import functools
 import math
 import numbers
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -55,8 +56,8 @@ def _taps(
     kernel_width = _KERNEL_WIDTH
     if scale < 1 and antialias:
         # Down-scaling: stretch the kernel by 1/scale so it low-pass filters.
-        def kernel(d: np.ndarray) -> np.ndarray:
-            return scale * _cubic(scale * d)
+        def kernel(x: np.ndarray) -> np.ndarray:
+            return scale * _cubic(scale * x)
 
         kernel_width = kernel_width / scale
     else:
@@ -177,7 +178,7 @@ def _output_geometry(
         scales = (
             (float(scale), float(scale))
             if isinstance(scale, numbers.Real)
-            else tuple(float(s) for s in scale)
+            else tuple(float(s) for s in cast(Sequence[float], scale))
         )
         if len(scales) != 2 or min(scales) <= 0:
             raise ValueError(f"imresize: `scale` must be a positive number or pair, got {scale!r}")
@@ -187,7 +188,7 @@ def _output_geometry(
     sizes = (
         (int(size), int(size))
         if isinstance(size, numbers.Integral)
-        else tuple(int(s) for s in size)
+        else tuple(int(s) for s in cast(Sequence[int], size))
     )
     if len(sizes) != 2 or min(sizes) <= 0:
         raise ValueError(f"imresize: `size` must be a positive int or (h, w), got {size!r}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,7 @@ def config_changes(stored: dict[str, Any], config: TrainConfig) -> list[str]:
     """Names of the fields where ``config`` differs from a checkpoint's ``stored`` config,
     besides `RESUMABLE_FIELDS` (fields the stored config lacks count at their defaults)."""
     new = config.to_dict()
-    defaults = {
-        f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        for f in fields(TrainConfig)
-        if f.default is not MISSING or f.default_factory is not MISSING
-    }
+    defaults = TrainConfig(train_dir="").to_dict()
     old = json.loads(json.dumps({**defaults, **stored}))
     return [k for k in new if k not in RESUMABLE_FIELDS and old.get(k) != new[k]]
 

@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from msrnet.data.benchmark import BenchmarkDataset
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet.evaluate import evaluate
-from msrnet.models import create_model
+from msrnet.models import MultiScaleSRNet, create_model
 from msrnet.models.weights import load_matching_weights, save_weights
 
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
@@ -165,7 +165,7 @@ class _Pyramid(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        return self.model.forward_pyramid(x)
+        return cast(MultiScaleSRNet, self.model).forward_pyramid(x)
 
 
 def train_step(state: TrainState, run: _Run, lr: Tensor, hr: Tensor) -> Tensor:
@@ -347,11 +347,11 @@ def _train(
                 f"{len(left)} keep their initialization ({', '.join(left[:4])}, ...)",
                 file=sys.stderr,
             )
-    scale = int(model.scale)
+    scale = cast(int, model.scale)
     rank_seed = _seed_for(config.seed, rank)
     torch.manual_seed(rank_seed)
     memory_format = torch.channels_last if cuda else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    model.to(device).to(memory_format=memory_format)
 
     train_files = list_images(config.train_dir)[: config.train_images]
     images = load_images(train_files, progress=config.progress and main, skip_unreadable=True) if train_files else []
