@@ -3,6 +3,7 @@
 Importing msrnet registers its models with timm, so ``timm.create_model('msr_x4')`` works too.
 """
 from . import data, metrics, ops
+from .hub import save_pretrained
 from .inference import upscale
 from .models import (
     FeatureExtractor,
@@ -21,6 +22,7 @@ __all__ = [
     "create_model",
     "list_models",
     "upscale",
+    "save_pretrained",
     "ops",
     "metrics",
     "data",
