@@ -16,12 +16,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
-from tqdm.auto import tqdm
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: no torch at import time
+    import torch
+    from torch import nn
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoError", "default_codec", "upscale_video"]
 
@@ -61,6 +60,9 @@ def default_codec() -> str:
 
 def _frames_to_tensor(frames: Sequence[Any]) -> torch.Tensor:
     """Decoded frames -> (B, 3, H, W) float32 RGB in [0, 1]."""
+    import numpy as np
+    import torch
+
     arr = np.stack([f.to_ndarray(format="rgb24") for f in frames])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255)
 
@@ -97,6 +99,10 @@ def upscale_video(
         VideoError: ``src`` cannot be opened or decoded, or has no video stream.
         ValueError: an unknown ``codec``, or one the container cannot hold.
     """
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
     from msrnet.inference import upscale
 
     av = _av()
