@@ -8,14 +8,20 @@ Two parts, both printed as one JSON object:
 * ``proxy``: short, seeded training runs of narrow x4 networks (stem 64/32, 12 blocks) that
   differ only in how the 12 blocks are spread over the 2x and 4x levels, scored by Y-PSNR on a
   benchmark folder. It ranks the spreads; it is not a quality claim about the full models.
+* ``small`` (``--part small``): the same proxy runs for the widths of the small variants
+  (``msr_small_x*``), each candidate with its multiply-adds per LR pixel at x2, x4 and x8; only
+  candidates within 0.8 M at every scale are worth running.
 
     python benchmarks/design_sweep.py --train-dir ../shared/data/train291 \
         --val-dir ../shared/data/Set5 --steps 300
+    python benchmarks/design_sweep.py --part small --widths 64x32:16,64x32:24,64x40:16 \
+        --train-dir ../shared/data/train291 --val-dir ../shared/data/Set5 --steps 400
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,9 +90,23 @@ def pyramid_loss(model: MultiScaleSRNet, lr: torch.Tensor, hr: torch.Tensor) -> 
     return loss
 
 
-def proxy_run(spread: tuple[int, int], args: argparse.Namespace) -> dict[str, Any]:
+def total_macs(model: MultiScaleSRNet, size: int = 32) -> float:
+    """Multiply-adds per LR pixel of one forward, in millions."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(1, 3, size, size))
+    return counter.get_total_flops() / 2 / size**2 / 1e6
+
+
+def proxy_run(
+    spread: tuple[int, ...] | None,
+    args: argparse.Namespace,
+    stem_widths: tuple[int, ...] = (64, 32),
+    level_chans: tuple[int, ...] = (16, 8),
+) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = MultiScaleSRNet(4, stem_widths=(64, 32), blocks_per_level=spread, level_chans=(16, 8))
+    model = MultiScaleSRNet(
+        4, stem_widths=stem_widths, blocks_per_level=spread, level_chans=level_chans
+    )
     sampler = InMemoryPatchSampler(
         args.train_dir, 4, args.patch_size, args.batch_size, device="cpu", seed=0, progress=False
     )
@@ -107,7 +127,9 @@ def proxy_run(spread: tuple[int, int], args: argparse.Namespace) -> dict[str, An
             sr = model(item["lr"][None]).clamp(0, 1)[0]
             scores.append(float(psnr((sr * 255).round() / 255, item["hr"], crop_border=4)))
     return {
-        "blocks_per_level": list(spread),
+        "blocks_per_level": [len(level.blocks) for level in model.levels],
+        "stem_widths": list(stem_widths),
+        "level_chans": list(level_chans),
         "psnr": round(sum(scores) / len(scores), 3),
         "train_seconds": round(time.perf_counter() - start, 1),
     }
@@ -121,13 +143,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patch-size", type=int, default=24)
     parser.add_argument("--spreads", default="10-2,8-4,6-6,4-8")
+    parser.add_argument("--part", choices=("spread", "small"), default="spread")
+    parser.add_argument(
+        "--widths",
+        default="64x32:16,64x32:24,64x40:16",
+        help="small-variant candidates: STEM1xSTEM2:LEVEL_WIDTH (halved at each finer level)",
+    )
     args = parser.parse_args()
+    setup = {
+        k: v for k, v in vars(args).items() if k not in ("train_dir", "val_dir", "spreads", "widths")
+    } | {"val": args.val_dir.name, "threads": torch.get_num_threads()}
+    if args.part == "small":
+        runs = []
+        for candidate in args.widths.split(","):
+            stem_text, level_text = candidate.split(":")
+            stem = tuple(int(w) for w in stem_text.split("x"))
+            base = int(level_text)
+            macs = {
+                f"x{s}": round(
+                    total_macs(
+                        MultiScaleSRNet(
+                            s, stem_widths=stem, level_chans=[max(4, base >> i) for i in range(n)]
+                        )
+                    ),
+                    3,
+                )
+                for s, n in ((2, 1), (4, 2), (8, 3))
+            }
+            row = proxy_run(None, args, stem, (base, max(4, base >> 1)))
+            runs.append(row | {"macs_per_lr_pixel_m": macs})
+            print(json.dumps(runs[-1]), flush=True, file=sys.stderr)
+        print(json.dumps({"small": {"setup": setup, "runs": runs}}, indent=2))
+        return
     spreads = [tuple(int(n) for n in s.split("-")) for s in args.spreads.split(",")]
     result = {
         "cost": cost_table(),
         "proxy": {
-            "setup": {k: v for k, v in vars(args).items() if k not in ("train_dir", "val_dir", "spreads")}
-            | {"val": args.val_dir.name, "threads": torch.get_num_threads()},
+            "setup": setup,
             "runs": [proxy_run(s, args) for s in spreads],
         },
     }

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from msrnet.evaluate import load_weights
+from msrnet.models.weights import load_weights
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.models import create_model

@@ -8,6 +8,8 @@ dense bf16 peak (989 TFLOP/s).
 
     python benchmarks/train_speed.py --device cpu --batch-size 2 --steps 2
     python benchmarks/train_speed.py --device cuda --batch-size 64 --steps 50 --compile
+
+Also reported: the patch sampler's own time per batch and its share of a step.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import json
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from msrnet import create_model
+from msrnet.data import InMemoryPatchSampler
 from msrnet.train import TrainConfig, train
 
 H100_BF16_DENSE_TFLOPS = 989.0
@@ -42,6 +46,19 @@ def _model_flops(
     with FlopCounterMode(display=False) as counter:
         sum(o.mean() for o in model.forward_pyramid(lr)).backward()
     return counter.get_total_flops()
+
+
+def _time_sampler(sampler: InMemoryPatchSampler, batches: int) -> float:
+    """Seconds per batch of the patch sampler alone (after one warm-up batch)."""
+    sampler.sample()
+    if sampler.device.type == "cuda":
+        torch.cuda.synchronize(sampler.device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        sampler.sample()
+    if sampler.device.type == "cuda":
+        torch.cuda.synchronize(sampler.device)
+    return (time.perf_counter() - start) / batches
 
 
 def measure(
@@ -84,7 +101,13 @@ def measure(
         log = [
             json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()
         ]
+        scale = create_model(model, **model_kwargs).scale
+        sampler = InMemoryPatchSampler(
+            images, scale, patch_size, batch_size, device=dev, progress=False
+        )
+        sample_seconds = _time_sampler(sampler, steps)
     samples_per_s = log[-1]["samples_per_s"]
+    step_seconds = batch_size / samples_per_s
     flops_per_step = _model_flops(model, batch_size, patch_size, model_kwargs)
     tflops = flops_per_step / batch_size * samples_per_s / 1e12
     return {
@@ -97,6 +120,9 @@ def measure(
         "compile": compile,
         "amp_bf16": dev.type == "cuda",
         "first_step_s": summary["seconds"]["startup"],
+        # Patch making (crop, augment, MATLAB-bicubic LR) is part of every step.
+        "patch_ms_per_step": round(sample_seconds * 1000, 3),
+        "patch_share_of_step": round(sample_seconds / step_seconds, 4),
         "samples_per_s": round(samples_per_s, 3),
         "steps_per_s": round(samples_per_s / batch_size, 4),
         "model_gflops_per_sample": round(flops_per_step / batch_size / 1e9, 2),

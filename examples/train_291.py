@@ -22,6 +22,9 @@ cost more (a larger HR patch, one more level of loss), so the later scales get a
     # CPU smoke run
     python examples/train_291.py --data-dir ../shared/data --device cpu --time-budget 60 \\
         --batch-size 2 --patch-size 16 --output-dir O
+    # the small variants on two CPU cores, an hour and a quarter in all
+    python examples/train_291.py --data-dir ../shared/data --small --device cpu \\
+        --time-budget 4500 --batch-size 16 --patch-size 24 --output-dir runs/small --package
 
 Outputs go to ``--output-dir`` (default ``runs/t291``): ``x<s>/`` per scale with the trainer's
 files (``best.safetensors``, ``log.jsonl``, ``config.json``, ``checkpoint.pt``) and
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patch-size", type=int, default=48, help="LR patch side")
     p.add_argument("--lr", type=float, default=1e-3, help="peak lr (a quarter when fine-tuning)")
     p.add_argument("--loss", default="charbonnier")
+    p.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help="non-default architecture (JSON)")
     p.add_argument("--init", default=None, help="weights the first scale starts from")
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     chained = args.init  # the weights the next scale would warm-start from
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
-        arch, run_dir = f"msr_x{scale}", args.output_dir / f"x{scale}"
+        arch = f"msr_small_x{scale}" if args.small else f"msr_x{scale}"
+        run_dir = args.output_dir / f"x{scale}"
         shipped = args.package_dir / f"{arch}.t291.safetensors"
         explicit = index == 0 and args.init is not None
         finetune = not explicit and shipped.is_file()

@@ -7,16 +7,17 @@ a. versions and the GPU; the CUDA-only tests (``pytest -m cuda``, at most 30 s);
 b. training throughput of msr_x4 (48x48 LR patches): eager at a few batch sizes, then
    ``torch.compile`` at the fastest one (in a subprocess, so a slow compile is cut off); the
    run trains with compile only if the time it saves over the run exceeds its compile time;
-c. msr_x2, msr_x4, msr_x8 on the 291 images (``examples/train_291.py``, one scale per process),
-   each warm-started from the previous scale, or fine-tuned from the packaged weights where
-   those exist; each scale's training budget is its share of the time then left;
+c. msr_x2, msr_x4, msr_x8, then msr_small_x2/x4/x8 (``--no-small`` leaves them out), on the
+   291 images (``examples/train_291.py``, one model per process), each warm-started from the
+   previous scale, or fine-tuned from the packaged weights where those exist; each model's
+   training budget is its share of the time then left (a small one a quarter of its full one's);
 d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``);
 e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 against EDSR-baseline,
    RCAN, SwinIR and SPAN (``benchmarks/speed.py``; spandrel's peers skipped without spandrel).
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and
-``msr_x<s>.t291.safetensors`` for each scale whose weights are new or beat the packaged ones
-on both Set5 and Set14. Copy those into ``src/msrnet/weights/`` and their sha256 into
+``<arch>.t291.safetensors`` for each model whose weights are new or beat the packaged ones on
+both Set5 and Set14 (at most 8 files: 6 weights, results, log). Copy those into ``src/msrnet/weights/`` and their sha256 into
 ``PRETRAINED_SHA256`` (``src/msrnet/models/_registry.py``).
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
@@ -48,6 +49,9 @@ SCALES = (2, 4, 8)
 # scale the measured overhead replaces it.
 SCALE_OVERHEAD_S = {"cuda": 30.0, "cpu": 15.0}
 INFERENCE_RESERVE_S = {"cuda": 50.0, "cpu": 25.0}
+# With --small, the small variants share the training time at this weight relative to the full
+# ones of the same scale: they are 14 times cheaper per step.
+SMALL_SHARE = 0.25
 # A rehearsal runs the same code on the CPU with networks small enough for it.
 REHEARSAL_KWARGS = {"stem_widths": [16, 8], "num_blocks": 3}
 
@@ -178,22 +182,26 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
     """c, d. Each scale in its own process; its budget is its share of the time then left."""
     train_291 = _load(ROOT / "examples" / "train_291.py")
-    runs = args.work_dir / "runs"
     overhead = SCALE_OVERHEAD_S[args.kind]
     if choice["compile"]:
         overhead += choice["compile_costs_s"] / len(args.scales)
     rows: list[dict[str, Any]] = []
-    chained: str | None = None
-    queue = list(args.scales)
+    chained: dict[bool, str | None] = {False: None, True: None}  # per variant (small or not)
+    queue = [(small, scale) for small in (False, True)[: 1 + args.small] for scale in args.scales]
+
+    def share(small: bool, scale: int) -> float:
+        return train_291.BUDGET_SHARES[scale] * (SMALL_SHARE if small else 1.0)
+
     while queue:
-        scale = queue[0]
-        left = queue
-        spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(left)
-        budget = spare * train_291.BUDGET_SHARES[scale] / sum(train_291.BUDGET_SHARES[s] for s in left)
+        small, scale = queue[0]
+        spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(queue)
+        budget = spare * share(small, scale) / sum(share(*item) for item in queue)
+        arch = f"msr_small_x{scale}" if small else f"msr_x{scale}"
         if budget < args.min_budget:
-            run.log(f"x{scale}: only {budget:.0f} s left for training; skipped")
-            break
-        arch = f"msr_x{scale}"
+            run.log(f"{arch}: only {budget:.0f} s left for training; skipped")
+            queue.pop(0)
+            continue
+        runs = args.work_dir / ("runs_small" if small else "runs")
         # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
         patch_size = min(args.patch_size, 256 // scale)
         argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
@@ -203,14 +211,16 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
                 "--package-dir", str(args.package_dir)]
         if args.model_kwargs:
             argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
+        if small:
+            argv.append("--small")
         if args.device:
             argv += ["--device", args.device]
         if choice["compile"]:
             argv.append("--compile")
         shipped = (args.package_dir / f"{arch}.t291.safetensors").is_file()
-        if chained and not shipped:
-            argv += ["--init", chained]
-        run.log(f"x{scale}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
+        if chained[small] and not shipped:
+            argv += ["--init", str(chained[small])]
+        run.log(f"{arch}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
         started = time.monotonic()
         code, _ = run.command(argv, timeout=budget + 2 * overhead + 30)
         overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
@@ -218,18 +228,18 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
         new = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
         new = [r for r in new if r["model"] == arch]
         if not new and choice["compile"]:
-            run.log(f"x{scale}: failed with torch.compile; again without it")
+            run.log(f"{arch}: failed with torch.compile; again without it")
             choice["compile"] = False
             continue
         queue.pop(0)
         if not new:
-            run.log(f"x{scale}: no result")
+            run.log(f"{arch}: no result")
             continue
         rows += new
         weights = runs / f"x{scale}" / "best.safetensors"
         if all(r.get("replace", True) for r in new):
             shutil.copyfile(weights, run.out / f"{arch}.t291.safetensors")
-        chained = str(weights)
+        chained[small] = str(weights)
         for r in new:
             run.log(f"{arch} {r['dataset']}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
         run.save("quality", rows)
@@ -267,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds for step b, compilation included (default 60; rehearsal 40)")
     p.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
     p.add_argument("--rehearse", action="store_true", help="the same steps on the CPU, narrow nets")
+    p.add_argument("--small", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train msr_small_x* after the full-size models (default: on)")
     p.add_argument("--skip", nargs="+", default=[], choices=("check", "throughput", "inference"),
                    help="steps to leave out (a second call finishing what a first one did)")
     p.add_argument("--batch-size", type=int, default=None,

@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import msrnet
 from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.io import read_image
-from msrnet.evaluate import load_weights
+from msrnet.models.weights import load_weights
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.ops import imresize
@@ -246,13 +246,23 @@ def make_block(out: Path) -> None:
 
 # --- cost -----------------------------------------------------------------------------------
 def make_cost(out: Path, results: Path | None) -> None:
-    model = msrnet.create_model("msr_x4").eval()
-    msr_gmacs = multiply_adds(model, (720 // 4, 1280 // 4)) / 1e9
-    measured: dict[str, float] = {}
+    """x4 PSNR against multiply-adds: published networks, and msrnet's rows of ``results``.
+
+    ``results`` is a JSON list of ``msrnet benchmark --json`` rows (several files' lists may be
+    concatenated); every x4 row of a registered msrnet model becomes a point at that model's cost.
+    """
+    def gmacs(name: str) -> float:
+        model = msrnet.create_model(name).eval()
+        return multiply_adds(model, (720 // 4, 1280 // 4)) / 1e9
+
+    msr_gmacs = gmacs("msr_x4")
+    measured: dict[str, dict[str, float]] = {}  # model -> dataset -> PSNR
     if results is not None:
         for row in json.loads(results.read_text()):
-            if row["scale"] == 4 and str(row["model"]).startswith("msr_x4"):
-                measured[row["dataset"]] = row["psnr"]
+            name = str(row["model"]).split(".", 1)[0]
+            if row["scale"] == 4 and name in msrnet.list_models("msr*x4"):
+                measured.setdefault(name, {})[row["dataset"]] = row["psnr"]
+    costs = {name: gmacs(name) for name in measured}
 
     # The axes span the networks (bicubic, 28.42 / 26.00 dB, is far below; the page says so).
     lows = {"Set5": 31.2, "Set14": 27.85}
@@ -264,11 +274,12 @@ def make_cost(out: Path, results: Path | None) -> None:
             ax.scatter(row[2], row[column], marker=marker, s=36, color="#546e7a", zorder=3)
             ax.annotate(name, (row[2], row[column]), textcoords="offset points", xytext=(5, 4), fontsize=8, color=INK)
         ax.axvline(msr_gmacs, color=COLORS["msr"], ls="--", lw=1)
-        if dataset in measured:
-            ax.scatter(msr_gmacs, measured[dataset], marker="*", s=120, color=COLORS["msr"], zorder=4)
-            ax.annotate("msr_x4", (msr_gmacs, measured[dataset]), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8.5, color=COLORS["msr"], weight="bold")
-        else:
+        for name, scores in measured.items():
+            if dataset in scores:
+                ax.scatter(costs[name], scores[dataset], marker="*", s=120, color=COLORS["msr"], zorder=4)
+                ax.annotate(name, (costs[name], scores[dataset]), textcoords="offset points", xytext=(6, 4),
+                            fontsize=8.5, color=COLORS["msr"], weight="bold")
+        if not measured:
             ax.text(msr_gmacs * 1.08, highs[dataset] - 0.03, "msr_x4 cost\n(PSNR pending\npretrained weights)",
                     fontsize=7.5, color=COLORS["msr"], va="top")
         ax.set_ylim(lows[dataset], highs[dataset])
@@ -284,7 +295,8 @@ def make_cost(out: Path, results: Path | None) -> None:
     fig.tight_layout(pad=0.4)
     fig.savefig(out, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
-    print(json.dumps({"msr_x4_gmacs_1280x720": round(msr_gmacs, 1), "msr_x4_psnr": measured}))
+    print(json.dumps({"gmacs_1280x720": {n: round(c, 1) for n, c in costs.items()} | {"msr_x4": round(msr_gmacs, 1)},
+                      "psnr": measured}))
 
 
 def main(argv: list[str] | None = None) -> int:

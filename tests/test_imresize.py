@@ -332,3 +332,18 @@ def test_cuda_matches_cpu() -> None:
         )
     u8 = (x * 255).to(torch.uint8)
     assert torch.equal(imresize(u8.cuda(), 0.25).cpu(), imresize(u8, 0.25))
+
+
+def test_taps_cached_under_inference_mode_serve_backward() -> None:
+    imresize_module = importlib.import_module("msrnet.ops.imresize")
+
+    imresize_module._tap_tensors.cache_clear()
+    imresize_module._weight_blocks.cache_clear()
+    x = torch.rand(1, 3, 20, 24, dtype=torch.float64)
+    with torch.inference_mode():
+        imresize(x, size=(10, 12))
+        imresize(x.float(), size=(10, 12))
+    for dtype in (torch.float64, torch.float32):
+        leaf = x.to(dtype).detach().requires_grad_()
+        imresize(leaf, size=(10, 12)).square().mean().backward()
+        assert leaf.grad is not None and leaf.grad.abs().sum() > 0

@@ -179,3 +179,15 @@ def test_cuda_matches_cpu() -> None:
     sr, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(psnr(sr.cuda(), hr.cuda(), 2).cpu(), psnr(sr, hr, 2))
     torch.testing.assert_close(ssim(sr.cuda(), hr.cuda(), 2).cpu(), ssim(sr, hr, 2))
+
+
+def test_ssim_window_cached_under_inference_mode_serves_backward() -> None:
+    from msrnet.metrics import _gaussian_1d, ssim_per_plane
+
+    _gaussian_1d.cache_clear()
+    x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    with torch.inference_mode():
+        ssim_per_plane(x, y, data_range=1.0)  # caches the window
+    pred = x.clone().requires_grad_()
+    (1 - ssim_per_plane(pred, y, data_range=1.0).mean()).backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0

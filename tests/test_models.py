@@ -172,9 +172,11 @@ SMALL = dict(stem_widths=(8, 8), num_blocks=3, level_chans=(8, 8, 8))
 
 
 def test_list_models() -> None:
-    assert msrnet.list_models() == ["msr_x2", "msr_x4", "msr_x8"]
-    assert msrnet.list_models("*x4") == ["msr_x4"]
-    assert set(msrnet.list_models(pretrained=True)) <= {"msr_x2.t291", "msr_x4.t291", "msr_x8.t291"}
+    assert msrnet.list_models() == [
+        "msr_small_x2", "msr_small_x4", "msr_small_x8", "msr_x2", "msr_x4", "msr_x8"
+    ]
+    assert msrnet.list_models("msr_x4") == ["msr_x4"]
+    assert {"msr_x2.t291", "msr_x4.t291", "msr_x8.t291"} <= set(msrnet.list_models(pretrained=True))
     assert not any(n.startswith("resnet") for n in msrnet.list_models())
 
 
@@ -211,6 +213,21 @@ def test_timm_keywords() -> None:
 def test_unknown_model_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"'msr_x3'.*msr_x2, msr_x4, msr_x8"):
         msrnet.create_model("msr_x3")
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_small_variants_are_the_same_structure_within_the_cost_budget(scale: int) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    small = msrnet.create_model(f"msr_small_x{scale}")
+    full = msrnet.create_model(f"msr_x{scale}")
+    assert type(small) is MultiScaleSRNet and small.scale == scale
+    assert [len(level.blocks) for level in small.levels] == [len(level.blocks) for level in full.levels]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        small(torch.rand(1, 3, 16, 16))
+    assert counter.get_total_flops() / 2 / 16**2 <= 0.8e6
+    # Keywords still reach the constructor, as with any timm entry point.
+    assert msrnet.create_model(f"msr_small_x{scale}", in_chans=1).in_chans == 1
 
 
 def test_pretrained_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -204,13 +204,13 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
 def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from msrnet.train import load_init_weights
+    from msrnet.models.weights import load_matching_weights
 
     small = {"stem_widths": [16, 16], "num_blocks": 3}
     x2 = create_model("msr_x2", level_chans=[8], **small)  # 3 blocks at 2x
     save_file(x2.state_dict(), str(tmp_path / "x2.safetensors"))
     x4 = create_model("msr_x4", level_chans=[8, 8], **small)  # 2 blocks at 2x, 1 at 4x
-    loaded, left = load_init_weights(x4, tmp_path / "x2.safetensors")
+    loaded, left = load_matching_weights(x4, tmp_path / "x2.safetensors")
     # The stem and the 2x level's blocks carry over; the compression of 3 vs 2 blocks' maps
     # and the whole 4x level keep their initialization.
     for name in ("stem.layers.0.weight", "levels.0.blocks.1.refine.0.weight", "levels.0.to_residual.weight"):
@@ -222,9 +222,9 @@ def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
 
     narrow = create_model("msr_x4", stem_widths=[4, 4], level_chans=[4, 4], num_blocks=2)
     with pytest.raises(ValueError, match="no weight"):
-        load_init_weights(narrow, tmp_path / "x2.safetensors")
+        load_matching_weights(narrow, tmp_path / "x2.safetensors")
     with pytest.raises(ValueError, match="safetensors"):
-        load_init_weights(x4, tmp_path / "x2.pth")
+        load_matching_weights(x4, tmp_path / "x2.pth")
 
 
 def test_dssim_loss_is_the_protocols_ssim_and_differentiable() -> None:

@@ -11,7 +11,7 @@ Image.open(sample).resize((48, 48), Image.Resampling.BICUBIC).save("photo.png")
 import msrnet
 from PIL import Image
 
-model = msrnet.create_model("msr_x4")  # pretrained=True once weights ship
+model = msrnet.create_model("msr_x4", pretrained=True)  # offline: the weights ship inside msrnet
 msrnet.upscale(model, Image.open("photo.png")).save("photo_x4.png")
 # --8<-- [end:upscale]
 

@@ -3,7 +3,7 @@
 python -c "from importlib import resources; from PIL import Image; Image.open(resources.files('msrnet') / 'assets' / 'astronaut.png').resize((48, 48)).save('photo.png')"
 
 # --8<-- [start:upscale]
-msrnet upscale photo.png -o photo_x4.png --no-pretrained
+msrnet upscale photo.png -o photo_x4.png
 # --8<-- [end:upscale]
 
 test -f photo_x4.png

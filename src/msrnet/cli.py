@@ -7,24 +7,35 @@ itself lives in the library (`msrnet.inference`, `msrnet.evaluate`, `msrnet.trai
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
+import types
+import typing
 from collections.abc import Sequence
+from typing import Any
 
 from msrnet import __version__
 
 
 # --- upscale ---------------------------------------------------------------------------------
+PRETRAINED_HELP = (
+    "load the weights that ship with msrnet for --model (the default); --no-pretrained: random "
+    "weights, to try the pipeline. Ignored for a weights file."
+)
+
+
+def _add_pretrained_arg(p: argparse.ArgumentParser) -> None:
+    """--pretrained/--no-pretrained: one flag, one meaning and one default in every command."""
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help=PRETRAINED_HELP)
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """--model, --pretrained/--no-pretrained and --weights (shared by upscale and export)."""
     p.add_argument(
         "--model", default=None, help="registered model (default: msr_x4, or the architecture recorded in --weights)"
     )
-    p.add_argument(
-        "--pretrained",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="use the weights that ship with msrnet; --no-pretrained: random weights, to try the pipeline",
-    )
+    _add_pretrained_arg(p)
     p.add_argument(
         "--weights",
         metavar="FILE",
@@ -33,15 +44,23 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _random_weights_note(command: str, name: str) -> None:
+    print(
+        f"msrnet {command}: note: {name} has random weights (--no-pretrained); "
+        "its output shows the pipeline working, not a useful result",
+        file=sys.stderr,
+    )
+
+
 def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | None
     """The model that --model/--pretrained/--weights name, or None after saying why there is none."""
-    from msrnet.evaluate import load_weights
     from msrnet.models import create_model
+    from msrnet.models.weights import load_weights
 
     name = args.model or "msr_x4"
     try:
         if args.weights:
-            return load_weights(args.weights, 4, args.model)
+            return load_weights(args.weights, args.model, scale=4)
         model = create_model(name, pretrained=args.pretrained)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"msrnet {command}: error: {e}", file=sys.stderr)
@@ -53,11 +72,7 @@ def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | N
             )
         return None
     if not args.pretrained:
-        print(
-            f"msrnet {command}: note: {name} has random weights (--no-pretrained); "
-            "its output shows the pipeline working, not a useful result",
-            file=sys.stderr,
-        )
+        _random_weights_note(command, name)
     return model
 
 
@@ -171,6 +186,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
     model = _load_cli_model(args, "upscale")
     if model is None:
         return 2
+    model.to(device)  # once: upscale hands the model back where it found it
     scale = model.scale
     level_scales = list(getattr(model, "level_scales", [scale]))
     if args.pyramid and args.outscale is not None:
@@ -282,7 +298,7 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="a registered model name (msr_x4), 'bicubic', or a .safetensors/.pth weights file",
     )
-    p.add_argument("--pretrained", action="store_true", help="load the packaged weights of --model")
+    _add_pretrained_arg(p)
     p.add_argument(
         "--model-arch",
         default=None,
@@ -312,7 +328,6 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     import torch
@@ -322,9 +337,18 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
     try:
-        scales = args.scale or [load_model(args.model, None, args.pretrained, args.model_arch)[2]]
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"msrnet benchmark: error: {e} (pass --scale)", file=sys.stderr)
+        # The model is resolved once, for every dataset and scale.
+        if args.model == "bicubic":
+            model, name, scales = "bicubic", "bicubic", args.scale
+            if not scales:
+                raise ValueError("the bicubic baseline needs --scale")
+        else:
+            model, name, model_scale = load_model(args.model, None, args.pretrained, args.model_arch)
+            scales = args.scale or [model_scale]
+            if not args.pretrained and not Path(args.model).suffix:
+                _random_weights_note("benchmark", name)
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"msrnet benchmark: error: {e}", file=sys.stderr)
         return 1
     for dataset in args.dataset:
         for scale in scales:
@@ -332,18 +356,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
             if args.save_images:
                 save_dir = Path(args.save_images) / Path(dataset).name / f"x{scale}"
             try:
-                rows.append(
-                    evaluate(
-                        args.model,
-                        dataset,
-                        scale,
-                        device=device,
-                        self_ensemble=args.self_ensemble,
-                        save_dir=save_dir,
-                        pretrained=args.pretrained,
-                        arch=args.model_arch,
-                    )
-                )
+                row = evaluate(model, dataset, scale, device=device, self_ensemble=args.self_ensemble, save_dir=save_dir)
+                rows.append({**row, "model": name})
             except (FileNotFoundError, ValueError, RuntimeError) as e:
                 print(f"msrnet benchmark: error: {e}", file=sys.stderr)
                 return 1
@@ -362,128 +376,130 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 
 # --- train -----------------------------------------------------------------------------------
+def _json_object(value: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
+    return parsed
+
+
+def _float_list(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+
+
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
-    from dataclasses import fields
+    """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
+    from dataclasses import MISSING, fields
 
-    from msrnet.train import TrainConfig
+    from msrnet.train.config import TrainConfig, field_help
 
-    default = {f.name: f.default for f in fields(TrainConfig)}
     p = subparsers.add_parser(
         "train",
         help="train a model on a folder of HR images",
         description="Train (or fine-tune) a model on random patches of a folder of HR images, LR made "
         "by MATLAB-exact bicubic down-scaling; Y-PSNR on --val-dir. Run under torchrun for several "
         "GPUs/processes. Writes config.json, log.jsonl, checkpoint.pt and best.safetensors to "
-        "--output-dir. See docs/training.md.",
+        "--output-dir. Options left out take their values from --config, else the defaults shown. "
+        "See docs/training.md.",
     )
-    p.add_argument("--train-dir", required=True, help="folder of HR training images")
-    p.add_argument("--train-images", type=int, default=None, metavar="N", help="use only the first N of them")
-    p.add_argument("--val-dir", default=None, help="folder of HR validation images (e.g. Set5)")
-    p.add_argument("--val-images", type=int, default=None, metavar="N", help="score only the first N of them")
-    p.add_argument("--model", default=None, help="architecture (default: msr_x<scale>)")
+    p.add_argument(
+        "--config",
+        metavar="JSON",
+        default=None,
+        help="a TrainConfig as JSON, e.g. a run's config.json (reproduces the run; its resume and "
+        "overwrite are ignored); options given here override it",
+    )
     p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
-    p.add_argument("--model-kwargs", default="{}", metavar="JSON", help='model arguments, e.g. \'{"num_blocks": 8}\'')
-    p.add_argument("--init-weights", default=None, metavar="FILE", help="safetensors weights to fine-tune from")
-    p.add_argument("--output-dir", default=None, help="where outputs go (default: runs/<model>)")
-    p.add_argument("--max-steps", type=int, default=default["max_steps"])
-    p.add_argument(
-        "--time-budget",
-        type=float,
-        default=None,
-        metavar="S",
-        help="train for S seconds; the schedule runs over the budget (max-steps still caps)",
-    )
-    p.add_argument(
-        "--schedule-steps", type=int, default=None, help="cosine schedule length (default: --max-steps)"
-    )
-    p.add_argument("--batch-size", type=int, default=default["batch_size"], help="patches per step per process")
-    p.add_argument("--patch-size", type=int, default=default["patch_size"], help="LR patch side")
-    p.add_argument("--lr", type=float, default=default["lr"], help="peak learning rate (AdamW)")
-    p.add_argument("--warmup-steps", type=int, default=default["warmup_steps"])
-    p.add_argument("--weight-decay", type=float, default=default["weight_decay"])
-    p.add_argument(
-        "--loss", default=default["loss"], help="l1, charbonnier, dssim or a mix like 0.8*charbonnier+0.2*dssim"
-    )
-    p.add_argument(
-        "--level-weights", default=None, metavar="W,W,..", help="loss weight of each pyramid level, coarse first"
-    )
-    p.add_argument("--grad-clip", type=float, default=default["grad_clip"], help="max gradient norm (0: off)")
-    p.add_argument("--ema-decay", type=float, default=default["ema_decay"], help="weight EMA decay (0: off)")
-    p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
-    p.add_argument(
-        "--min-scale", type=float, default=default["min_scale"], help="down-scaling augmentation, e.g. 0.5 (1: off)"
-    )
-    p.add_argument("--val-every", type=int, default=default["val_every"])
-    p.add_argument("--ckpt-every", type=int, default=default["ckpt_every"])
-    p.add_argument("--log-every", type=int, default=default["log_every"])
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
-    p.add_argument("--seed", type=int, default=default["seed"])
-    p.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="CKPT",
-        help="continue from a checkpoint (default: the one in --output-dir)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    helps = field_help()
+    hints = typing.get_type_hints(TrainConfig)
+    special = {
+        "train_dir": "(required, here or in --config)",
+        "model": "(default: msr_x<scale>)",
+        "output_dir": "(default: runs/<model>)",
+        "resume": "(--resume alone: the checkpoint in --output-dir)",
+    }
+    for f in fields(TrainConfig):
+        kind = hints[f.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None -> X
+        base = kind
+        origin = typing.get_origin(base) or base
+        if f.default is not MISSING:
+            default: Any = f.default
+        else:
+            default = f.default_factory() if f.default_factory is not MISSING else None
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default) if isinstance(default, dict) else default
+        note = special.get(f.name, f"(default: {shown})" if default is not None else "")
+        # Docstring markup reads as plain text; argparse formats help with %.
+        text = re.sub(r"``([^`]*)``|`~?(?:[\w.]*\.)?([^`]*)`", lambda m: m[1] or m[2], helps.get(f.name, ""))
+        text = f"{text} {note}".replace("%", "%%")
+        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": text}
+        if f.name == "resume":
+            options.update(nargs="?", const="", metavar="CKPT")
+        elif base is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif origin is dict:
+            options.update(type=_json_object, metavar="JSON")
+        elif origin is tuple:
+            options.update(type=_float_list, metavar="X,Y,..")
+        else:
+            options.update(type=base, metavar=f.name.split("_")[-1].upper())
+        p.add_argument("--" + f.name.replace("_", "-"), **options)
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import json
     import os
+    from dataclasses import fields
+    from pathlib import Path
 
-    from msrnet.train import CheckpointError, TrainConfig, train
+    from msrnet.train.config import TrainConfig, config_from_dict
+
+    def error(message: str, code: int = 1) -> int:
+        print(f"msrnet train: error: {message}", file=sys.stderr)
+        return code
+
+    values: dict[str, Any] = {}
+    if args.config:
+        try:
+            values = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as e:
+            return error(f"--config {args.config}: {e}", 2)
+        if not isinstance(values, dict):
+            return error(f"--config {args.config}: expected a JSON object", 2)
+        # How a run starts is decided on the command line, not by the file that reproduces it.
+        values.pop("resume", None)
+        values.pop("overwrite", None)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values.update(given)
+    if "train_dir" not in values:
+        return error("--train-dir is required (or a --config that names train_dir)", 2)
+    model = values.get("model")
+    if model is None:
+        model = values["model"] = f"msr_x{args.scale or 4}"
+    arch_scale = model.split(".", 1)[0].removeprefix("msr_x")
+    if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
+        return error(f"--model {model} is x{arch_scale}, but --scale {args.scale} was given")
+    values.setdefault("output_dir", f"runs/{model}")
+    if values.get("resume") == "":
+        values["resume"] = values["output_dir"]
+    try:
+        config = config_from_dict(values, args.config or "arguments")
+    except (TypeError, ValueError) as e:
+        return error(str(e), 2)
+
+    from msrnet.train import CheckpointError, train
 
     try:
-        if args.model is None:
-            model = f"msr_x{args.scale or 4}"
-        else:
-            model = args.model
-            arch_scale = model.split(".", 1)[0].removeprefix("msr_x")
-            if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
-                raise ValueError(f"--model {model} is x{arch_scale}, but --scale {args.scale} was given")
-        output_dir = args.output_dir or f"runs/{model}"
-        config = TrainConfig(
-            train_dir=args.train_dir,
-            train_images=args.train_images,
-            val_dir=args.val_dir,
-            val_images=args.val_images,
-            output_dir=output_dir,
-            model=model,
-            model_kwargs=json.loads(args.model_kwargs),
-            init_weights=args.init_weights,
-            max_steps=args.max_steps,
-            time_budget=args.time_budget,
-            schedule_steps=args.schedule_steps,
-            batch_size=args.batch_size,
-            patch_size=args.patch_size,
-            lr=args.lr,
-            warmup_steps=args.warmup_steps,
-            weight_decay=args.weight_decay,
-            loss=args.loss,
-            level_weights=tuple(float(w) for w in args.level_weights.split(",")) if args.level_weights else None,
-            grad_clip=args.grad_clip,
-            ema_decay=args.ema_decay,
-            augment=not args.no_augment,
-            min_scale=args.min_scale,
-            val_every=args.val_every,
-            ckpt_every=args.ckpt_every,
-            log_every=args.log_every,
-            device=args.device,
-            amp=not args.no_amp,
-            compile=args.compile,
-            seed=args.seed,
-            resume=(args.resume or output_dir) if args.resume is not None else None,
-            progress=not args.no_progress,
-        )
         summary = train(config)
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        print(f"msrnet train: error: {e}", file=sys.stderr)
-        return 1
+    except (OSError, ValueError, CheckpointError) as e:
+        return error(str(e))
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
         print(json.dumps(summary))
     return 0

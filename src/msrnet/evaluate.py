@@ -8,7 +8,7 @@ with ``scale`` pixels shaved from each border.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -26,14 +24,13 @@ from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset
 from msrnet.data.io import tensor_to_uint8, write_image
 from msrnet.models import create_model
+from msrnet.models.weights import WEIGHT_SUFFIXES, load_weights, preserved
 from msrnet.ops.ensemble import self_ensemble as _self_ensemble
 from msrnet.ops.imresize import imresize
 
-__all__ = ["bicubic_upscale", "evaluate", "load_model", "load_weights"]
+__all__ = ["bicubic_upscale", "evaluate", "load_model"]
 
 SRFunction = Callable[[Tensor], Tensor]
-
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
 def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
@@ -51,42 +48,6 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
     return imresize(levels, scale).to(lr.dtype) / 255.0
 
 
-def load_weights(path: str | Path, scale: int | None = None, arch: str | None = None) -> nn.Module:
-    """Build a registered architecture and load a weights file into it.
-
-    The architecture is ``arch`` if given, else the ``"arch"`` entry of a
-    safetensors file's metadata, else ``msr_x{scale}``. Constructor arguments recorded
-    by the trainer (metadata ``"model_kwargs"``, JSON) rebuild a non-default network.
-
-    Args:
-        path: a ``.safetensors`` file, or a ``.pth`` / ``.pt`` file holding a
-            state_dict (possibly under a ``"state_dict"`` or ``"model"`` key).
-        scale: used only to name the default architecture.
-        arch: a registered model name, e.g. ``"msr_x4"``.
-    """
-    path = Path(path)
-    model_kwargs: dict[str, Any] = {}
-    if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(str(path))
-        arch = arch or metadata.get("arch")
-        model_kwargs = json.loads(metadata.get("model_kwargs", "{}"))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if arch is None:
-        if scale is None:
-            raise ValueError(f"cannot tell the architecture of {path}: pass a scale or an arch")
-        arch = f"msr_x{scale}"
-    model = create_model(arch, pretrained=False, **model_kwargs)
-    model.load_state_dict(state)
-    return model
-
-
 def load_model(
     model: str | Path | nn.Module | SRFunction,
     scale: int | None = None,
@@ -96,7 +57,8 @@ def load_model(
     """Resolve what ``evaluate`` accepts as a model into ``(fn, name, scale)``.
 
     Args:
-        model: ``"bicubic"``; a path to a weights file (see :func:`load_weights`);
+        model: ``"bicubic"``; a path to a weights file (see
+            :func:`~msrnet.models.weights.load_weights`);
             a registered model name (``"msr_x4"``, optionally with a pretrained
             tag); an ``nn.Module``; or any callable mapping ``(B, 3, h, w)`` to
             ``(B, 3, h * scale, w * scale)``.
@@ -115,9 +77,7 @@ def load_model(
             return (lambda lr: bicubic_upscale(lr, scale)), "bicubic", scale
         path = Path(model)
         if path.suffix in WEIGHT_SUFFIXES or path.is_file():
-            if not path.is_file():
-                raise FileNotFoundError(f"weights file not found: {path}")
-            model, name = load_weights(path, scale, arch), path.name
+            model, name = load_weights(path, arch, scale=scale), path.name
         else:
             model = create_model(name, pretrained=pretrained)
     else:
@@ -151,7 +111,8 @@ def evaluate(
     """Score a super-resolution model on one benchmark set at one scale.
 
     Each LR image runs through the model whole (benchmark images are small); a
-    module is moved to ``device`` and put in eval mode. The
+    module runs on ``device`` in eval mode, and is handed back in the mode, on the device
+    and in the memory format it came in (`~msrnet.models.weights.preserved`). The
     output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
@@ -167,7 +128,8 @@ def evaluate(
         self_ensemble: average the outputs over the 8 flips/rotations.
         save_dir: if given, each SR image is written there as ``<name>.png``.
         pretrained: load the packaged weights of a registered model name.
-        arch: the architecture of a weights file (see :func:`load_weights`).
+        arch: the architecture of a weights file (see
+            :func:`~msrnet.models.weights.load_weights`).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -176,8 +138,8 @@ def evaluate(
     """
     fn, name, scale = load_model(model, scale, pretrained, arch)
     device = torch.device(device)
-    if isinstance(fn, nn.Module):
-        fn = fn.to(device).eval()
+    # A caller's module is borrowed: moved and put in eval mode here, handed back as it was.
+    borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()
     if isinstance(dataset_dir, (str, Path)):
         dataset: Dataset = BenchmarkDataset(dataset_dir, scale)
     else:
@@ -196,7 +158,9 @@ def evaluate(
         disable=not progress,
         leave=False,
     )
-    with torch.inference_mode():
+    with borrowed, torch.inference_mode():
+        if isinstance(fn, nn.Module):
+            fn.to(device).eval()
         for item in items:
             lr = item["lr"].unsqueeze(0).to(device)
             sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)

@@ -29,6 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from msrnet.models.weights import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 from msrnet.ops.ensemble import _inverse, _transform
 
@@ -452,7 +453,8 @@ def upscale(
     Args:
         model: a super-resolution network with an integer ``scale`` attribute, mapping
             (B, 3, H, W) in [0, 1] to (B, 3, scale*H, scale*W) (1-channel models take gray).
-            It is put in eval mode for the call, and moved to ``device`` (channels_last on CUDA).
+            It runs in eval mode on ``device`` (channels_last on CUDA), and is handed back in the
+            mode, on the device and in the memory format it came in.
         image: one of
             - a PIL image: RGB, RGBA, L, LA or 16-bit gray (I;16, I); EXIF orientation is
               applied first and the ICC profile is kept (``result.info['icc_profile']``); other
@@ -505,9 +507,6 @@ def upscale(
         raise TypeError(f"image must be a PIL image, numpy array or tensor, got {type(image).__name__}")
 
     device = torch.device(device) if device is not None else _model_device(model)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
     if levels:
         scales = list(getattr(model, "level_scales", ()))
         if not scales or not hasattr(model, "forward_pyramid"):
@@ -526,9 +525,10 @@ def upscale(
             raise ValueError(f"a {in_chans}-channel model cannot upscale {color.shape[1]}-channel images")
         color = color.expand(-1, 3, -1, -1)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with preserved(model):  # the caller's model comes back in its mode, device and layout
+        model.to(device).eval()
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
         with torch.inference_mode():
             h, w = color.shape[-2:]
             if levels:
@@ -552,5 +552,3 @@ def upscale(
                     y = torch.cat([y, a.clamp_(0.0, 1.0)], dim=1)
                 results.append(restore(y))
             return results if levels else results[0]
-    finally:
-        model.train(was_training)

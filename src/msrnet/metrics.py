@@ -151,10 +151,13 @@ def _gaussian_1d(device: torch.device, dtype: torch.dtype) -> Tensor:
     The 2-D window is the outer product of this with itself, so filtering with it
     along H and then W is the same filter at a tenth of the cost.
     """
-    half = (_SSIM_WINDOW - 1) / 2
-    coords = torch.arange(_SSIM_WINDOW, dtype=torch.float64) - half
-    g = torch.exp(-(coords**2) / (2 * _SSIM_SIGMA**2))
-    return (g / g.sum()).to(device=device, dtype=dtype)
+    # Built outside inference mode: a cached inference tensor could not be saved for backward
+    # by a later call that needs gradients (the DSSIM loss).
+    with torch.inference_mode(False):
+        half = (_SSIM_WINDOW - 1) / 2
+        coords = torch.arange(_SSIM_WINDOW, dtype=torch.float64) - half
+        g = torch.exp(-(coords**2) / (2 * _SSIM_SIGMA**2))
+        return (g / g.sum()).to(device=device, dtype=dtype)
 
 
 def ssim_per_plane(x: Tensor, y: Tensor, data_range: float = 255.0) -> Tensor:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -40,21 +41,32 @@ __all__ = ["PatchDataset", "InMemoryPatchSampler", "load_images"]
 
 
 def load_images(
-    source: str | Path | Sequence[str | Path], channels: int = 3, progress: bool = True
+    source: str | Path | Sequence[str | Path],
+    channels: int = 3,
+    progress: bool = True,
+    skip_unreadable: bool = False,
 ) -> list[Tensor]:
     """Decode images (a folder or a list of files) into uint8 ``(C, H, W)`` tensors.
 
-    Decoding runs in a thread pool (PIL releases the GIL while it decodes).
+    Decoding runs in a thread pool (PIL releases the GIL while it decodes). With
+    ``skip_unreadable`` a file that fails to decode is left out with a warning naming it
+    (one bad file in a large training set should not end the run); otherwise its error is raised.
     """
     files = list_images(source) if isinstance(source, (str, Path)) else [Path(p) for p in source]
     if not files:
         raise FileNotFoundError(f"no images in {source}")
 
-    def decode(path: Path) -> Tensor:
-        return torch.from_numpy(read_image(path, channels).transpose(2, 0, 1).copy())
+    def decode(path: Path) -> Tensor | None:
+        try:
+            return torch.from_numpy(read_image(path, channels).transpose(2, 0, 1).copy())
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            if not skip_unreadable:
+                raise
+            warnings.warn(f"skipped unreadable image {path}: {e}", stacklevel=2)
+            return None
 
     with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-        return list(
+        decoded = list(
             tqdm(
                 pool.map(decode, files),
                 total=len(files),
@@ -65,6 +77,7 @@ def load_images(
                 leave=False,
             )
         )
+    return [image for image in decoded if image is not None]
 
 
 def _bicubic_uint8(hr: Tensor, size: int) -> Tensor:

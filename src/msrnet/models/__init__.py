@@ -8,6 +8,7 @@ from .msr import (
     default_blocks_per_level,
     default_level_scales,
 )
+from .weights import WeightsError, load_weights, preserved, read_metadata, save_weights
 
 __all__ = [
     "create_model",
@@ -18,4 +19,9 @@ __all__ = [
     "MultiScaleSRNet",
     "default_blocks_per_level",
     "default_level_scales",
+    "WeightsError",
+    "save_weights",
+    "load_weights",
+    "read_metadata",
+    "preserved",
 ]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import timm
-from safetensors.torch import load_file
 from torch import nn
 
 from msrnet._utils import sha256sum
@@ -59,8 +58,11 @@ def load_pretrained_weights(model: nn.Module, pretrained_cfg: dict[str, Any]) ->
             f"pretrained weights for {name!r} are corrupted: sha256 of {path} is {actual}, "
             f"expected {PRETRAINED_SHA256[name]} (reinstall msrnet)"
         )
+    # Imported here: weights builds models through this module.
+    from .weights import read_weights
+
     # load_state_dict casts the fp16 file to the model's dtype.
-    model.load_state_dict(load_file(path))
+    model.load_state_dict(read_weights(path)[0])
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:

@@ -444,8 +444,8 @@ class MultiScaleSRNet(nn.Module):
         return self.forward_pyramid(x)[-1]
 
 
-def _cfg(scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
-    file = pretrained_file(f"msr_x{scale}.{tag}")
+def _cfg(arch: str, scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
+    file = pretrained_file(f"{arch}.{tag}")
     return {
         # timm prefers `file` over url/hf_hub_id; it is set only when the weights ship.
         "file": str(file) if file is not None else None,
@@ -460,13 +460,27 @@ def _cfg(scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
     }
 
 
+_T291 = ("trained on the 291 images (T91 + BSD200)",)
 default_cfgs = generate_default_cfgs(
     {
-        "msr_x2.t291": _cfg(2, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
-        "msr_x4.t291": _cfg(4, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
-        "msr_x8.t291": _cfg(8, "t291", notes=("trained on the 291 images (T91 + BSD200)",)),
+        f"{arch}_x{scale}.t291": _cfg(f"{arch}_x{scale}", scale, "t291", notes=_T291)
+        for arch in ("msr", "msr_small")
+        for scale in (2, 4, 8)
     }
 )
+
+# The small variants: the same structure, narrow. Widths chosen by the sweep in
+# docs/design-choices.md, within 0.8 M multiply-adds per LR pixel at every scale.
+SMALL_STEM_WIDTHS = (64, 32)
+SMALL_LEVEL_WIDTH = 24
+
+
+def _small_widths(scale: int) -> dict[str, Any]:
+    levels = len(default_level_scales(scale))
+    return {
+        "stem_widths": SMALL_STEM_WIDTHS,
+        "level_chans": tuple(max(4, SMALL_LEVEL_WIDTH >> i) for i in range(levels)),
+    }
 
 
 def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
@@ -509,3 +523,21 @@ def msr_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
 def msr_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
     """x8 model: 6 blocks at 2x, 4 at 4x, 2 at 8x."""
     return _create_msr("msr_x8", 8, pretrained, **kwargs)
+
+
+@register_model
+def msr_small_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Small x2 model: msr_x2's structure with a narrow stem and level."""
+    return _create_msr("msr_small_x2", 2, pretrained, **{**_small_widths(2), **kwargs})
+
+
+@register_model
+def msr_small_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Small x4 model: msr_x4's structure with a narrow stem and levels."""
+    return _create_msr("msr_small_x4", 4, pretrained, **{**_small_widths(4), **kwargs})
+
+
+@register_model
+def msr_small_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Small x8 model: msr_x8's structure with a narrow stem and levels."""
+    return _create_msr("msr_small_x8", 8, pretrained, **{**_small_widths(8), **kwargs})

@@ -98,10 +98,12 @@ def _tap_tensors(
 ) -> tuple[Tensor, Tensor]:
     """The cached float64 taps of one dimension on ``device``: weights and indices, ``(P, out)``."""
     weights, cols = _taps(in_length, out_length, scale, antialias)
-    return (
-        torch.from_numpy(weights.T.copy()).to(device),
-        torch.from_numpy(cols.T.copy()).to(device),
-    )
+    # Cached tensors are built outside inference mode, so that they serve autograd calls too.
+    with torch.inference_mode(False):
+        return (
+            torch.from_numpy(weights.T.copy()).to(device),
+            torch.from_numpy(cols.T.copy()).to(device),
+        )
 
 
 def _resize_dim_taps(x: Tensor, dim: int, weights: Tensor, cols: Tensor) -> Tensor:
@@ -147,9 +149,10 @@ def _weight_blocks(
         rows = matrix[start : start + rows_per_block]
         cols = np.flatnonzero(rows.any(axis=0))
         lo, hi = int(cols[0]), int(cols[-1]) + 1
-        blocks.append(
-            (lo, hi, torch.from_numpy(rows[:, lo:hi].copy()).to(device=device, dtype=dtype))
-        )
+        # Cached tensors are built outside inference mode, so that they serve autograd calls too.
+        with torch.inference_mode(False):
+            block = torch.from_numpy(rows[:, lo:hi].copy()).to(device=device, dtype=dtype)
+        blocks.append((lo, hi, block))
     return tuple(blocks)
 
 

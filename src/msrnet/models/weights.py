@@ -1,0 +1,325 @@
+"""Weights files: `save_weights` and `load_weights`, with one metadata schema.
+
+A weights file is a safetensors file of a model's state dict whose string metadata says how to
+rebuild the model::
+
+    arch          registered architecture, e.g. "msr_x4"
+    scale         the model's scale, e.g. "4"
+    model_kwargs  JSON of the constructor arguments given beyond the architecture's defaults
+    ...           whatever else the writer records (the trainer: "step", "psnr")
+
+`load_weights` also reads ``.pth`` / ``.pt`` state dicts (no metadata: the caller names the
+architecture). Every check happens before the model is allocated: the architecture that the
+metadata (or the caller) names is built on the meta device, which costs no memory, and its
+tensor names and shapes must equal those in the file. So metadata can never make msrnet allocate
+more than the file itself holds, and a file that is not a state dict fails with a
+`WeightsError` that names it.
+
+`preserved` is the one policy for functions that borrow a caller's model (`evaluate`,
+`upscale`): they may move it and switch it to eval mode, and hand it back as they found it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+from torch import Tensor, nn
+
+from msrnet._utils import atomic_write
+
+from ._registry import create_model
+from .msr import CONFIG_BUFFER
+
+__all__ = [
+    "WEIGHT_SUFFIXES",
+    "WeightsError",
+    "WeightsMetadata",
+    "save_weights",
+    "load_weights",
+    "read_weights",
+    "read_metadata",
+    "load_matching_weights",
+    "preserved",
+]
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read, or that does not fit the model it names."""
+
+
+@dataclass(frozen=True)
+class WeightsMetadata:
+    """The schema of a weights file's metadata (all optional in ``.pth`` files: they have none).
+
+    Attributes:
+        arch: registered architecture (``"msr_x4"``).
+        scale: the model's scale.
+        model_kwargs: constructor arguments beyond the architecture's defaults.
+        extra: any other entries, as stored (strings).
+    """
+
+    arch: str | None = None
+    scale: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, str], path: Path) -> WeightsMetadata:
+        """Parse safetensors metadata; a malformed entry is a `WeightsError` naming ``path``."""
+        try:
+            kwargs = json.loads(raw.get("model_kwargs") or "{}")
+            scale = int(raw["scale"]) if raw.get("scale") else None
+        except ValueError as e:
+            raise WeightsError(f"{path}: malformed metadata ({e})") from None
+        if not isinstance(kwargs, dict):
+            raise WeightsError(f"{path}: metadata model_kwargs is not a JSON object: {kwargs!r}")
+        extra = {k: v for k, v in raw.items() if k not in ("arch", "scale", "model_kwargs")}
+        return cls(raw.get("arch") or None, scale, kwargs, extra)
+
+    def to_strings(self) -> dict[str, str]:
+        meta = {**self.extra, "model_kwargs": json.dumps(self.model_kwargs)}
+        if self.arch is not None:
+            meta["arch"] = self.arch
+        if self.scale is not None:
+            meta["scale"] = str(self.scale)
+        return meta
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    dtype: torch.dtype | None = torch.float16,
+    **extra: Any,
+) -> Path:
+    """Write ``model``'s state dict as safetensors with the metadata `load_weights` reads.
+
+    Args:
+        model: the network; its ``scale`` is recorded.
+        path: the ``.safetensors`` file, written atomically (temporary file, then rename).
+        arch: registered architecture (default: ``model.pretrained_cfg["architecture"]``).
+        model_kwargs: the constructor arguments the model was built with beyond its defaults.
+        dtype: dtype of the stored floating-point tensors (None keeps the model's).
+        extra: further metadata (``step=...``, ``psnr=...``); non-strings are stored as JSON.
+    """
+    path = Path(path)
+    if arch is None:
+        arch = getattr(model, "pretrained_cfg", {}).get("architecture")
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        .detach()
+        .to("cpu")
+        .contiguous()
+        for k, v in model.state_dict().items()
+    }
+    scale = getattr(model, "scale", None)
+    metadata = WeightsMetadata(
+        arch,
+        int(scale) if scale is not None else None,
+        dict(model_kwargs or {}),
+        {k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()},
+    )
+    blob = save(state, metadata=metadata.to_strings())
+    atomic_write(path, lambda f: f.write(blob))
+    return path
+
+
+def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], WeightsMetadata]:
+    """Tensor shapes and metadata from the header alone (no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except OSError:
+        raise
+    except Exception as e:  # safetensors raises its own SafetensorError for any malformed file
+        raise WeightsError(f"{path} is not a readable safetensors file ({e})") from None
+    return shapes, WeightsMetadata.from_strings(raw, path)
+
+
+def _torch_state_dict(path: Path) -> dict[str, Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as e:  # a pickle that is not a tensor file, or a truncated zip
+        raise WeightsError(f"{path} is not a PyTorch weights file ({type(e).__name__}: {e})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(
+            f"{path} holds a {type(state).__name__}, not a state dict (a mapping of names to tensors)"
+        )
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        raise WeightsError(f"{path} is not a state dict: entry {bad[0]!r} is not a named tensor")
+    return state
+
+
+def read_metadata(path: str | Path) -> WeightsMetadata:
+    """The metadata of a weights file (empty for ``.pth`` / ``.pt``); reads no tensor."""
+    path = _existing(path)
+    return _safetensors_header(path)[1] if path.suffix == ".safetensors" else WeightsMetadata()
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, Tensor], WeightsMetadata]:
+    """A weights file's state dict (on the CPU) and metadata, checked to be a state dict."""
+    path = _existing(path)
+    if path.suffix != ".safetensors":
+        return _torch_state_dict(path), WeightsMetadata()
+    _, metadata = _safetensors_header(path)
+    try:
+        return load_file(str(path)), metadata
+    except Exception as e:
+        raise WeightsError(f"{path} is not a readable safetensors file ({e})") from None
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    return path
+
+
+def _meta_model(arch: str, model_kwargs: Mapping[str, Any], path: Path) -> nn.Module:
+    """``arch`` built on the meta device: names and shapes without memory."""
+    try:
+        with torch.device("meta"):
+            return create_model(arch, **model_kwargs)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot build {arch} with model_kwargs {dict(model_kwargs)}: {e}") from None
+
+
+def _check_fits(
+    model: nn.Module, shapes: Mapping[str, tuple[int, ...]], arch: str, kwargs: Mapping[str, Any], path: Path
+) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    # Files saved before msrnet models carried their config buffer lack it; the model's own
+    # config stands for it when they load (MultiScaleSRNet._load_from_state_dict).
+    expected = {k: v for k, v in expected.items() if k in shapes or k.rpartition(".")[2] != CONFIG_BUFFER}
+    if expected == dict(shapes):
+        return
+    what = f"{arch}" + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])
+    if wrong:
+        k = wrong[0]
+        detail = f"{k} is {shapes[k]} in the file, {expected[k]} in the model"
+    elif missing:
+        detail = f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
+    else:
+        detail = f"the file has {len(unexpected)} tensors it lacks, e.g. {unexpected[0]}"
+    raise WeightsError(f"{path} does not fit {what}: {detail}")
+
+
+def load_weights(
+    path: str | Path,
+    arch: str | None = None,
+    *,
+    scale: int | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build the model a weights file was saved from and load it (float32, CPU, eval mode).
+
+    Args:
+        path: a ``.safetensors`` file (see the module's metadata schema), or a ``.pth`` / ``.pt``
+            state dict (possibly under a ``"state_dict"`` or ``"model"`` key).
+        arch: the registered architecture; default the file's ``arch`` metadata, else
+            ``msr_x{scale}``.
+        scale: names the default architecture of files without metadata.
+        model_kwargs: constructor arguments; default the file's ``model_kwargs`` metadata.
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightsError: not a weights file, malformed metadata, or its tensors do not fit the
+            architecture (checked before any tensor is allocated).
+    """
+    path = _existing(path)
+    if path.suffix == ".safetensors":
+        shapes, metadata = _safetensors_header(path)
+        state = None
+    else:
+        state, metadata = _torch_state_dict(path), WeightsMetadata()
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+    arch = arch or metadata.arch or (f"msr_x{scale}" if scale is not None else None)
+    if arch is None:
+        raise WeightsError(f"cannot tell the architecture of {path}: name it (--model, arch=...)")
+    kwargs = dict(metadata.model_kwargs if model_kwargs is None else model_kwargs)
+    _check_fits(_meta_model(arch, kwargs, path), shapes, arch, kwargs, path)
+    if state is None:
+        state = read_weights(path)[0]
+    model = create_model(arch, **kwargs)
+    model.load_state_dict(state)  # casts a float16 file to the model's float32
+    return model.eval()
+
+
+def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list[str]]:
+    """Copy into ``model`` every tensor of a weights file whose name and shape match.
+
+    The same architecture loads whole (fine-tuning); a larger scale takes a smaller one's trunk
+    (stem, the blocks of the shared levels), as EDSR warm-starts x4 from x2, and the rest keeps
+    its initialization.
+
+    Returns:
+        How many tensors were loaded, and the names of the model's tensors left as they were.
+
+    Raises:
+        WeightsError: not a ``.safetensors`` file, or no weight (beyond biases) of it fits.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"init weights must be a .safetensors file, got {path}")
+    shapes, _ = _safetensors_header(_existing(path))
+    own = model.state_dict()
+    # The config buffer describes the model's own structure, so it is never copied from another.
+    names = [
+        k for k, shape in shapes.items()
+        if k in own and tuple(own[k].shape) == shape and k.rpartition(".")[2] != CONFIG_BUFFER
+    ]
+    # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
+    if not any(len(shapes[k]) > 1 for k in names):
+        raise WeightsError(f"no weight of {path} fits {type(model).__name__}: wrong architecture?")
+    with safe_open(str(path), framework="pt") as f:
+        model.load_state_dict({k: f.get_tensor(k) for k in names}, strict=False)
+    return len(names), sorted(set(own) - set(names))
+
+
+def _memory_format(model: nn.Module) -> torch.memory_format:
+    for p in model.parameters():
+        if p.ndim == 4:
+            channels_last = p.is_contiguous(memory_format=torch.channels_last)
+            return torch.channels_last if channels_last and not p.is_contiguous() else torch.contiguous_format
+    return torch.contiguous_format
+
+
+@contextlib.contextmanager
+def preserved(model: nn.Module) -> Iterator[nn.Module]:
+    """Borrow ``model``: on exit its training mode, device and memory format are as on entry.
+
+    Functions that run a caller's model (`~msrnet.evaluate.evaluate`, `~msrnet.upscale`) move it
+    and switch it to eval mode inside this block; `~msrnet.export.export_model` works on a copy.
+    """
+    was_training = model.training
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else None
+    memory_format = _memory_format(model)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        if device is not None:
+            model.to(device=device, memory_format=memory_format)

@@ -1,0 +1,50 @@
+"""The reference trainer: `TrainConfig` and `train`.
+
+One module per concern:
+
+- `msrnet.train.config`: `TrainConfig` (torch-free: the CLI builds ``msrnet train`` from it);
+- `msrnet.train.trainer`: `TrainState`, `train_step`, `validate`, `save` and `train`;
+- `msrnet.train.losses`: `pyramid_loss` and the per-pixel `LOSSES`;
+- `msrnet.train.checkpoint`: the checkpoint file format;
+- `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``.
+
+The names below load on first use (PEP 562), so reading `TrainConfig` does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "TrainConfig": "config",
+    "RESUMABLE_FIELDS": "config",
+    "TrainState": "trainer",
+    "train": "trainer",
+    "train_step": "trainer",
+    "validate": "trainer",
+    "pyramid_loss": "losses",
+    "LOSSES": "losses",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+}
+
+__all__ = list(_LAZY)
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from .config import RESUMABLE_FIELDS, TrainConfig
+    from .losses import LOSSES, pyramid_loss
+    from .trainer import TrainState, train, train_step, validate
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'msrnet.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"msrnet.train.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

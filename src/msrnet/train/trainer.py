@@ -1,0 +1,525 @@
+"""The run: `TrainState` (what a checkpoint holds), `train_step`, `validate`, `save` and `train`.
+
+One step: a batch of (LR, HR) patches is cut on the training device
+(`~msrnet.data.InMemoryPatchSampler`), the model predicts every level of its pyramid
+(``forward_pyramid``), and the loss is taken at every level against the HR patch down-scaled to
+that level's size with MATLAB's bicubic ``imresize`` (`pyramid_loss`). AdamW with linear warm-up
+and cosine decay (timm's scheduler), gradient clipping, a weight EMA (timm's ``ModelEmaV3``),
+bf16 autocast and channels_last on CUDA, optional ``torch.compile``.
+
+Outputs in ``output_dir`` (written by rank 0 only)::
+
+    config.json         the TrainConfig of the run
+    log.jsonl           one JSON object per line (see docs/training.md)
+    checkpoint.pt       the `TrainState` and every process's data stream (sha256-checked,
+                        written atomically); resuming repeats the uninterrupted run exactly on
+                        the CPU (on CUDA, cuDNN autotuning makes it close, not bitwise equal)
+    best.safetensors    fp16 EMA weights with the best validation PSNR (the latest without
+                        validation), `~msrnet.models.weights` metadata plus "step" and "psnr"
+
+Distributed: launched with ``torchrun``, each process trains on its own GPU (NCCL) or CPU
+(gloo) with its own data stream; gradients are averaged by DDP; each process scores a share of
+the validation images.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from timm.optim import param_groups_weight_decay
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from msrnet.data.benchmark import BenchmarkDataset
+from msrnet.data.io import list_images
+from msrnet.data.patches import InMemoryPatchSampler, load_images
+from msrnet.evaluate import evaluate
+from msrnet.models import create_model
+from msrnet.models.weights import load_matching_weights, save_weights
+
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from .config import TrainConfig, config_changes
+from .losses import parse_loss, pyramid_loss
+from .outputs import LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, prepare_output_dir
+
+__all__ = ["TrainState", "train", "train_step", "validate", "save", "BUDGET_TICKS"]
+
+# With a time budget the schedule's position is the share of the budget spent, in these units.
+BUDGET_TICKS = 10_000
+
+
+class TrainState:
+    """Everything that changes from step to step, with one owner.
+
+    ``state_dict()`` / ``load_state_dict()`` are what a checkpoint stores of it; the data
+    stream and the torch RNGs are per process (`rng_state`), gathered by `save`.
+
+    Attributes:
+        model: the network being trained.
+        ema: its weight EMA, or None.
+        optimizer, scheduler: AdamW and the warm-up + cosine schedule.
+        sampler: this process's patch stream.
+        step: optimizer steps taken.
+        best_psnr: the best validation Y-PSNR so far (-inf before any).
+        train_seconds: training time spent, as the time budget counts it.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        ema: ModelEmaV3 | None,
+        optimizer: torch.optim.Optimizer,
+        scheduler: CosineLRScheduler,
+        sampler: InMemoryPatchSampler,
+    ) -> None:
+        self.model, self.ema = model, ema
+        self.optimizer, self.scheduler, self.sampler = optimizer, scheduler, sampler
+        self.step = 0
+        self.best_psnr = -math.inf
+        self.train_seconds = 0.0
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights that are validated and exported: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "best_psnr": self.best_psnr,
+            "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise CheckpointError("the checkpoint holds no EMA weights but ema_decay > 0")
+            self.ema.load_state_dict(state["ema"])
+        self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    def rng_state(self) -> dict[str, Any]:
+        """This process's random streams: the patch sampler's and torch's."""
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if torch.cuda.is_available():
+            for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, index)
+        self.sampler.load_state_dict(state["sampler"])
+
+
+@dataclass
+class _Run:
+    """What stays fixed during a run: where it runs, where it writes, what it validates on."""
+
+    config: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    out_dir: Path
+    arch: str
+    scale: int
+    net: nn.Module
+    log: RunLog
+    val_items: list[dict[str, Any]] | None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+
+
+class _Pyramid(nn.Module):
+    """Routes ``forward`` to ``forward_pyramid``, so DDP and torch.compile see the pyramid."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return self.model.forward_pyramid(x)
+
+
+def train_step(state: TrainState, run: _Run, lr: Tensor, hr: Tensor) -> Tensor:
+    """One optimizer step on a batch ``lr`` ``(B, 3, p, p)``, ``hr`` ``(B, 3, s*p, s*p)``.
+
+    Returns:
+        The batch's loss, detached (a scalar tensor on the device: no host sync).
+    """
+    config = run.config
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda" and config.amp)
+    with autocast:
+        outputs = run.net(lr.contiguous(memory_format=run.memory_format))
+    loss = pyramid_loss(outputs, hr, config.loss, config.level_weights)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
+    state.optimizer.step()
+    state.step += 1
+    if state.ema is not None:
+        state.ema.update(state.model, step=state.step)
+    return loss.detach()
+
+
+def validate(state: TrainState, run: _Run) -> float:
+    """Y-PSNR / SSIM of the scored weights; every process scores its share of the images.
+
+    Sharing the work keeps the other ranks from idling in a collective (and hitting its timeout)
+    while one scores a long validation set. Exports ``best.safetensors`` on a new best.
+    """
+    assert run.val_items is not None
+    shard = run.val_items[run.rank :: run.world]
+    sums = torch.zeros(3, dtype=torch.float64)
+    if shard:
+        result = evaluate(state.scored, shard, run.scale, run.device, progress=False)
+        sums += torch.tensor([result["psnr"], result["ssim"], 1.0], dtype=torch.float64) * len(shard)
+    if run.world > 1:
+        sums = sums.to(run.device)
+        dist.all_reduce(sums)
+    psnr, ssim = (sums[:2] / sums[2]).tolist()
+    run.log.write({"event": "val", "step": state.step, "psnr": psnr, "ssim": ssim})
+    if psnr > state.best_psnr:
+        state.best_psnr = psnr
+        if run.main:
+            _export(state, run, psnr)
+    return psnr
+
+
+def _export(state: TrainState, run: _Run, psnr: float | None) -> None:
+    extra: dict[str, Any] = {"step": state.step}
+    if psnr is not None:
+        extra["psnr"] = f"{psnr:.4f}"
+    save_weights(
+        state.scored, run.out_dir / WEIGHTS_NAME, arch=run.arch, model_kwargs=run.config.model_kwargs, **extra
+    )
+
+
+def save(state: TrainState, run: _Run) -> None:
+    """Write the checkpoint (rank 0, with every process's data stream); without validation,
+    also the latest weights as ``best.safetensors``."""
+    rng = state.rng_state()
+    if run.world > 1:
+        gathered: list[Any] = [None] * run.world
+        dist.all_gather_object(gathered, rng)
+    else:
+        gathered = [rng]
+    if run.main:
+        payload = {"format": CHECKPOINT_FORMAT, "config": run.config.to_dict(), **state.state_dict(), "rng": gathered}
+        save_checkpoint(payload, run.out_dir / CHECKPOINT_NAME)
+        if run.val_items is None:
+            _export(state, run, None)
+
+
+def _seed_for(seed: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool]:
+    """(rank, world_size, device, whether this call created the process group)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    if world > 1 and kind == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        dev = torch.device(device or kind)
+    if dev.type == "cuda" and dev.index is not None:
+        torch.cuda.set_device(dev)
+    created = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if kind == "cuda" else "gloo")
+        created = True
+    rank = dist.get_rank() if world > 1 else 0
+    return rank, world, dev, created
+
+
+def _resume_state(config: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from, checked against ``config`` before anything is written."""
+    if not config.resume:
+        return None
+    path = Path(config.resume)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    changed = config_changes(state.get("config", {}), config)
+    if changed:
+        stored = state.get("config", {})
+        details = ", ".join(f"{k} ({stored.get(k)!r} -> {config.to_dict()[k]!r})" for k in changed)
+        raise CheckpointError(
+            f"cannot resume {path} with other settings: {details}. A resumed run may change only "
+            f"max_steps and time_budget; start a new run (another --output-dir) to change the rest"
+        )
+    return path, state
+
+
+def _build_model(config: TrainConfig) -> nn.Module:
+    try:
+        return create_model(config.model, **config.model_kwargs)
+    except TypeError as e:  # an unknown constructor argument
+        raise ValueError(f"model_kwargs {config.model_kwargs} do not fit {config.model}: {e}") from None
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a model as ``config`` says; returns a summary.
+
+    Every check (the config, the output folder, the checkpoint to resume and its settings) runs
+    before anything is written, so a refused run leaves ``output_dir`` as it was.
+
+    Returns:
+        ``{"step", "loss", "best_psnr", "seconds", "checkpoint", "weights", "output_dir"}``
+        (``loss`` the mean of the last logging interval, ``best_psnr`` None without validation,
+        ``seconds`` the wall-clock split: ``train`` (what the budget counts), ``startup`` (data,
+        model and the first step, compilation included), ``validation``, ``checkpoint``,
+        ``total``).
+
+    Raises:
+        ValueError: a bad setting, or an ``output_dir`` that is a file or holds another run.
+        CheckpointError: the checkpoint to resume is damaged or was written with other settings.
+        FileNotFoundError: no (readable) training images, or no checkpoint to resume.
+    """
+    schedule_steps = config.schedule_steps or config.max_steps
+    if config.max_steps < 1 or schedule_steps < config.max_steps:
+        raise ValueError(f"need 1 <= max_steps ({config.max_steps}) <= schedule_steps ({schedule_steps})")
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise ValueError(f"time_budget must be a positive number of seconds, got {config.time_budget}")
+    parse_loss(config.loss)  # fail before any work on a bad spec
+    resumed = _resume_state(config)
+    check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
+    rank, world, device, created_group = _setup_distributed(config.device)
+    try:
+        return _train(config, schedule_steps, rank, world, device, resumed)
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig,
+    schedule_steps: int,
+    rank: int,
+    world: int,
+    device: torch.device,
+    resumed: tuple[Path, dict[str, Any]] | None,
+) -> dict[str, Any]:
+    run_start = time.perf_counter()
+    main = rank == 0
+    out_dir = Path(config.output_dir)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes
+
+    # Same init everywhere (DDP also broadcasts rank 0's); the data streams differ per rank.
+    torch.manual_seed(config.seed)
+    model = _build_model(config)
+    if config.init_weights:
+        loaded, left = load_matching_weights(model, config.init_weights)
+        if main and left:
+            print(
+                f"msrnet train: {loaded} tensors from {config.init_weights}; "
+                f"{len(left)} keep their initialization ({', '.join(left[:4])}, ...)",
+                file=sys.stderr,
+            )
+    scale = int(model.scale)
+    rank_seed = _seed_for(config.seed, rank)
+    torch.manual_seed(rank_seed)
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+
+    train_files = list_images(config.train_dir)[: config.train_images]
+    images = load_images(train_files, progress=config.progress and main, skip_unreadable=True) if train_files else []
+    if not images:
+        raise FileNotFoundError(f"no readable training images in {config.train_dir}")
+    sampler = InMemoryPatchSampler(
+        images,
+        scale,
+        config.patch_size,
+        config.batch_size,
+        augment=config.augment,
+        min_scale=config.min_scale,
+        device=device,
+        seed=rank_seed,
+    )
+    val_items = None
+    if config.val_dir:
+        val_set = BenchmarkDataset(config.val_dir, scale)
+        val_items = [val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))]
+
+    # No weight decay on biases and other 1-D parameters; the fused kernel on CUDA.
+    optimizer = torch.optim.AdamW(
+        param_groups_weight_decay(model, config.weight_decay), lr=config.lr, betas=config.betas, fused=cuda
+    )
+    budget = config.time_budget
+    if budget is None:
+        schedule_length, warmup = schedule_steps, min(config.warmup_steps, schedule_steps // 10)
+    else:
+        schedule_length, warmup = BUDGET_TICKS, BUDGET_TICKS // 20
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=schedule_length - warmup,
+        lr_min=config.lr * config.min_lr_ratio,
+        warmup_t=warmup,
+        warmup_lr_init=config.lr * 0.01,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=True, warmup_power=3 / 4) if config.ema_decay > 0 else None
+    state = TrainState(model, ema, optimizer, scheduler, sampler)
+    net: nn.Module = _Pyramid(model)
+    if config.compile:  # before the DDP wrap, as timm does
+        net = torch.compile(net)  # type: ignore[assignment]
+    if world > 1:
+        net = DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
+
+    if resumed is not None:
+        resume_path, checkpoint = resumed
+        state.load_state_dict(checkpoint)
+        if len(checkpoint["rng"]) == world:
+            state.load_rng_state(checkpoint["rng"][rank])
+        else:
+            warnings.warn(
+                f"checkpoint was written by {len(checkpoint['rng'])} processes, now {world}: "
+                f"data streams are reseeded, so the run will not repeat exactly",
+                stacklevel=2,
+            )
+            sampler.generator.manual_seed(_seed_for(config.seed + state.step, rank))
+        if state.step >= config.max_steps:
+            warnings.warn(
+                f"checkpoint is at step {state.step} >= max_steps {config.max_steps}: nothing to do",
+                stacklevel=2,
+            )
+    # Every check has passed: only now is the run folder touched.
+    if main:
+        prepare_output_dir(out_dir, config.to_dict(), config.overwrite and resumed is None)
+    if world > 1:
+        dist.barrier()
+    log = RunLog(out_dir / LOG_NAME, main, state.step if resumed is not None else None)
+    arch = config.model.split(".", 1)[0]
+    run = _Run(config, rank, world, device, out_dir, arch, scale, net, log, val_items)
+    try:
+        return _loop(state, run, budget, run_start)
+    finally:
+        log.close()
+
+
+def _loop(state: TrainState, run: _Run, budget: float | None, run_start: float) -> dict[str, Any]:
+    config, device, world = run.config, run.device, run.world
+
+    def schedule_position() -> int:
+        if budget is None:
+            return state.step
+        return min(BUDGET_TICKS, int(BUDGET_TICKS * state.train_seconds / budget))
+
+    def finished() -> bool:
+        return state.step >= config.max_steps or (budget is not None and state.train_seconds >= budget)
+
+    state.scheduler.step_update(schedule_position())
+    bar = tqdm(
+        total=config.max_steps if budget is None else round(budget),
+        initial=state.step if budget is None else round(state.train_seconds),
+        desc=f"train {run.arch}",
+        unit="step" if budget is None else "s",
+        dynamic_ncols=True,
+        disable=not (config.progress and run.main),
+        file=sys.stderr,
+    )
+    state.model.train()
+    loss_sum, interval_steps, interval_start = torch.zeros((), device=device), 0, time.perf_counter()
+    last_loss, last_psnr = math.nan, None
+    timings = {"startup": 0.0, "validation": 0.0, "checkpoint": 0.0}
+    first_step = True
+    while not finished():
+        step_start = time.perf_counter()
+        lr_patch, hr_patch = state.sampler.sample()
+        loss_sum += train_step(state, run, lr_patch, hr_patch)
+        interval_steps += 1
+        if first_step:
+            # Compilation and autotuning happen here: they do not count against the budget.
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings["startup"] = time.perf_counter() - run_start
+            interval_start, first_step = time.perf_counter(), False
+        else:
+            # Host time; on CUDA the host runs at most a queue's length ahead of the GPU.
+            seconds = time.perf_counter() - step_start
+            state.train_seconds += seconds
+            if budget is not None:
+                bar.update(min(seconds, max(0.0, budget - bar.n)))
+        if budget is None:
+            bar.update(1)
+        state.scheduler.step_update(schedule_position())
+
+        done = finished()
+        if state.step % config.log_every == 0 or done:
+            if world > 1:
+                dist.all_reduce(loss_sum)
+            elapsed = max(time.perf_counter() - interval_start, 1e-9)
+            last_loss = loss_sum.item() / (interval_steps * world)
+            lr_now = state.optimizer.param_groups[0]["lr"]
+            run.log.write(
+                {
+                    "event": "train",
+                    "step": state.step,
+                    "loss": last_loss,
+                    "lr": lr_now,
+                    "samples_per_s": interval_steps * config.batch_size * world / elapsed,
+                    "train_seconds": round(state.train_seconds, 3),
+                }
+            )
+            postfix = {"step": str(state.step), "loss": f"{last_loss:.4f}", "lr": f"{lr_now:.2e}"}
+            if last_psnr is not None:
+                postfix["psnr"] = f"{last_psnr:.2f}"
+            bar.set_postfix(postfix, refresh=False)
+            loss_sum.zero_()
+            interval_steps, interval_start = 0, time.perf_counter()
+        paused = time.perf_counter()
+        if run.val_items is not None and (state.step % config.val_every == 0 or done):
+            last_psnr = validate(state, run)
+            timings["validation"] += time.perf_counter() - paused
+        checkpoint_start = time.perf_counter()
+        if state.step % config.ckpt_every == 0 or done:
+            save(state, run)
+            timings["checkpoint"] += time.perf_counter() - checkpoint_start
+        interval_start += time.perf_counter() - paused  # throughput counts training time only
+    bar.close()
+    return {
+        "step": state.step,
+        "loss": last_loss,
+        "best_psnr": state.best_psnr if state.best_psnr > -math.inf else None,
+        "seconds": {
+            "train": round(state.train_seconds, 2),
+            **{k: round(v, 2) for k, v in timings.items()},
+            "total": round(time.perf_counter() - run_start, 2),
+        },
+        "checkpoint": str(run.out_dir / CHECKPOINT_NAME),
+        "weights": str(run.out_dir / WEIGHTS_NAME),
+        "output_dir": str(run.out_dir),
+    }
+
