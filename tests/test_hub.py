@@ -113,3 +113,19 @@ def test_config_buffer_survives_half_precision(tmp_path) -> None:
     save_file({k: v.half() for k, v in model.state_dict().items()}, str(path))
     assert decode_config(load_file(str(path))[CONFIG_BUFFER])["projection_kernel"] == 6
     assert decode_config(getattr(model.to(torch.bfloat16), CONFIG_BUFFER))["projection_kernel"] == 6
+
+
+def test_weights_module_handles_the_config_buffer(tmp_path) -> None:
+    from msrnet.models.weights import load_matching_weights, load_weights
+
+    model = msrnet.create_model("msr_x4", **TINY).eval()
+    old = tmp_path / "old.safetensors"  # saved before models carried the buffer
+    save_file({k: v for k, v in model.state_dict().items() if k != CONFIG_BUFFER}, str(old))
+    _same_outputs(model, load_weights(old, "msr_x4", model_kwargs=TINY), 4)
+
+    # Warm-starting copies tensors, never another network's settings.
+    silu = msrnet.create_model("msr_x4", act_layer="silu", **TINY)
+    save_file(silu.state_dict(), str(tmp_path / "silu.safetensors"))
+    loaded, left = load_matching_weights(model, tmp_path / "silu.safetensors")
+    assert left == [CONFIG_BUFFER] and loaded == len(model.state_dict()) - 1
+    assert decode_config(getattr(model, CONFIG_BUFFER))["act_layer"] == "relu"
