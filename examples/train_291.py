@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier runs in --output-dir")
     p.add_argument("--package", action="store_true",
                    help="copy weights that beat the shipped ones into src/msrnet/weights/")
     p.add_argument("--package-dir", type=Path, default=PACKAGE_WEIGHTS, help=argparse.SUPPRESS)
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 ckpt_every=10**9 if timed else max(1, max_steps // 4),
                 device=device,
                 compile=args.compile,
+                overwrite=args.overwrite,
                 progress=not timed,
             )
         )

@@ -207,7 +207,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
         argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
                 "--data-dir", str(args.data_dir), "--scales", str(scale),
                 "--time-budget", f"{budget:.1f}", "--batch-size", str(choice["batch_size"]),
-                "--patch-size", str(patch_size), "--output-dir", str(runs),
+                "--patch-size", str(patch_size), "--output-dir", str(runs), "--overwrite",
                 "--package-dir", str(args.package_dir)]
         if args.model_kwargs:
             argv += ["--model-kwargs", json.dumps(args.model_kwargs)]

@@ -73,3 +73,30 @@ def test_train_div2k_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "--output-dir", str(tmp_path / "run")]
     _run("train_div2k.py", args, monkeypatch)
     assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(2)
+    data = tmp_path / "data"
+    names = [f"im{i}" for i in range(3)]
+    _images(data / "train291", 3, (64, 64), rng, names)
+    _images(data / "Set5", 2, (32, 32), rng, names)
+    _images(data / "Set14", 2, (32, 32), rng, names)
+    package = tmp_path / "weights"
+    package.mkdir()
+    common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
+              "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
+              "--package-dir", str(package)]
+    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
+    shipped = package / "msr_small_x2.t291.safetensors"
+    before = shipped.read_bytes()
+
+    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "second")], monkeypatch)
+    rows = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert all(r["init"] == str(shipped) for r in rows)  # fine-tuned, not from scratch
+    assert all("shipped_psnr" in r for r in rows)
+    better = all(r["psnr"] > r["shipped_psnr"] for r in rows)
+    assert all(r["replace"] == better for r in rows)
+    assert (shipped.read_bytes() != before) == better
