@@ -36,7 +36,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
 SNIPPETS = sorted(p for p in (DOCS / "snippets").iterdir() if p.suffix in (".py", ".sh"))
 # Snippets that need an optional extra skip cleanly without it.
-OPTIONAL_MODULES = {"onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx"}
+OPTIONAL_MODULES = {
+    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "spandrel": "spandrel", "av": "video"
+}
 CHROMIUM = Path("/usr/bin/chromium")
 # Pages checked in the browser: the home page and one tutorial (paths under the site root).
 BROWSER_PAGES = ("", "tutorials/custom-network/")

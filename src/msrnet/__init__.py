@@ -27,6 +27,7 @@ _LAZY: dict[str, str | None] = {
     "create_model": "msrnet.models",
     "list_models": "msrnet.models",
     "upscale": "msrnet.inference",
+    "save_pretrained": "msrnet.hub",
     "ops": None,
     "metrics": None,
     "data": None,
@@ -36,6 +37,7 @@ __all__ = [*_LAZY, "__version__"]
 
 if TYPE_CHECKING:
     from . import data, metrics, ops
+    from .hub import save_pretrained
     from .inference import upscale
     from .models import FeatureExtractor, MultiScaleSRNet, PyramidResidualBlock, create_model, list_models
 

@@ -122,6 +122,21 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="upscale the sample image shipped with msrnet (NASA's astronaut portrait) into the current folder",
     )
+    p.add_argument(
+        "--pyramid",
+        action="store_true",
+        help="write every level of the one pass as NAME_x2.png, NAME_x4.png, ... (msr_x4, msr_x8)",
+    )
+    p.add_argument(
+        "--outscale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="output scale up to the model's: the smallest pyramid level >= F, resized to F (Lanczos)",
+    )
+    from msrnet.video import add_video_args
+
+    add_video_args(p)
     p.set_defaults(func=_run_upscale)
 
 
@@ -182,6 +197,21 @@ def _run_upscale(args: argparse.Namespace) -> int:
         return 2
     model.to(device)  # once: upscale hands the model back where it found it
     scale = model.scale
+    level_scales = list(getattr(model, "level_scales", [scale]))
+    if args.pyramid and args.outscale is not None:
+        return error("--pyramid and --outscale exclude each other")
+    if args.outscale is not None and not 0 < args.outscale <= scale:
+        return error(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}")
+    # --outscale F runs the smallest level >= F; all levels come from one pass either way.
+    level = min(s for s in level_scales if s >= args.outscale) if args.outscale is not None else scale
+    levels = args.pyramid or level != scale
+
+    from msrnet.video import VIDEO_EXTENSIONS, run_video
+
+    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
+        if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
+            return error("a video is upscaled on its own, without --pyramid or --outscale")
+        return run_video(args, model, device)
 
     out = Path(args.output) if args.output else None
     to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
@@ -217,21 +247,35 @@ def _run_upscale(args: argparse.Namespace) -> int:
                     device=device,
                     dtype=dtype,
                     progress=True,
+                    levels=levels,
                 )
                 in_size = img.size
             for warning in caught:  # one line each, naming the file, instead of Python's format
                 tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            options: dict[str, Any] = {}
-            if result.info.get("icc_profile"):
-                options["icc_profile"] = result.info["icc_profile"]
-            if dst.suffix.lower() == ".webp":
-                options["lossless"] = True  # PIL's WebP is lossy by default
-            elif dst.suffix.lower() in (".jpg", ".jpeg"):
-                options["quality"] = 95
-            # A temporary file renamed into place: a failed write never leaves a truncated file
-            # at dst, and a symlink planted at dst is replaced, not written through.
-            save_image(result, dst, **options)
+            if args.pyramid:
+                stem = "astronaut" if args.demo else dst.stem
+                outputs = [(im, dst.with_name(f"{stem}_x{s}{dst.suffix}")) for im, s in zip(result, level_scales)]
+            else:
+                if levels:
+                    result = result[level_scales.index(level)]
+                size = (round(in_size[0] * args.outscale), round(in_size[1] * args.outscale)) if args.outscale else None
+                if size is not None and result.size != size:
+                    info = result.info
+                    result = result.resize(size, Image.Resampling.LANCZOS)
+                    result.info.update(info)  # the ICC profile
+                outputs = [(result, dst)]
+            for result, path in outputs:
+                options: dict[str, Any] = {}
+                if result.info.get("icc_profile"):
+                    options["icc_profile"] = result.info["icc_profile"]
+                if path.suffix.lower() == ".webp":
+                    options["lossless"] = True  # PIL's WebP is lossy by default
+                elif path.suffix.lower() in (".jpg", ".jpeg"):
+                    options["quality"] = 95
+                # A temporary file renamed into place: a failed write never leaves a truncated
+                # file at path, and a symlink planted at path is replaced, not written through.
+                save_image(result, path, **options)
             done += 1
         except (
             OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
@@ -243,7 +287,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
 
     weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
     arch = model.pretrained_cfg["architecture"]
-    what = f"x{scale} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
+    what = f"x{args.outscale:g}" if args.outscale is not None else f"x{scale}"
+    what = f"{what} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
     if args.demo and done:
         print(
             f"upscaled {sources[0].name} ({in_size[0]}x{in_size[1]}) {what} in {seconds:.1f} s "

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from msrnet.models.weights import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
+from msrnet.ops.ensemble import _inverse, _transform
 
 __all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]
 
@@ -242,6 +243,70 @@ def _run_tiled(
     bar.close()
     assert strip is not None
     finish(strip, scale * strip_top, scale * h)
+
+
+# --- every level of the pyramid --------------------------------------------------------------
+class _PackedPyramid(nn.Module):
+    """``forward_pyramid`` as one tensor, so that `_Runner` (autocast, fp32 fallback) runs it.
+
+    Shapes: (B, C, h, w) -> (B, C', sum_i s_i^2 * h * w): every level flattened, coarse first.
+    """
+
+    def __init__(self, model: nn.Module, ensemble: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.ensemble = ensemble
+        self.in_chans = getattr(model, "in_chans", 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.ensemble:
+            levels = self.model.forward_pyramid(x)
+        else:
+            levels = None
+            for flip in (False, True):
+                for rot in range(4):
+                    ys = [_inverse(y, flip, rot) for y in self.model.forward_pyramid(_transform(x, flip, rot))]
+                    levels = ys if levels is None else [a + b for a, b in zip(levels, ys)]
+            levels = [y / 8 for y in levels]
+        return torch.cat([y.flatten(2) for y in levels], dim=2)
+
+
+def _unpack(packed: Tensor, scales: list[int], h: int, w: int) -> list[Tensor]:
+    """Inverse of `_PackedPyramid`: (B, C, N) -> [(B, C, s*h, s*w) for s in scales]."""
+    sizes = [s * s * h * w for s in scales]
+    return [y.unflatten(2, (s * h, s * w)) for y, s in zip(packed.split(sizes, dim=2), scales)]
+
+
+def _run_tiled_levels(
+    runner: _Runner, x: Tensor, scales: list[int], tile: int, overlap: int, out_device: torch.device,
+    progress: bool,
+) -> list[Tensor]:
+    """`_run_tiled` for a `_PackedPyramid` runner: (B, C, H, W) -> [(B, C', s*H, s*W) for s in scales].
+
+    Every level is blended with the weights `_run_tiled` would give it at its own scale, so each
+    level of a tiled pass equals that level of an untiled pass as `_run_tiled`'s output does.
+    """
+    b, _, h, w = x.shape
+    if tile < 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be at least twice tile_overlap ({overlap})")
+    outs: list[Tensor] | None = None
+    for top, left, th, tw in tqdm(list(_tiles(h, w, tile, overlap)), desc="tiles", unit="tile", leave=False,
+                                  disable=not progress):
+        ys = _unpack(runner(x[:, :, top : top + th, left : left + tw]), scales, th, tw)
+        if outs is None:
+            outs = [torch.zeros(b, y.shape[1], s * h, s * w, device=out_device) for y, s in zip(ys, scales)]
+        for y, out, s in zip(ys, outs, scales):
+            weight = torch.outer(_profile(top, th, h, s, overlap), _profile(left, tw, w, s, overlap))
+            out[:, :, s * top : s * (top + th), s * left : s * (left + tw)] += (y * weight.to(y.device)).to(out_device)
+    assert outs is not None
+    for out, s in zip(outs, scales):
+        row_sum, col_sum = torch.zeros(s * h), torch.zeros(s * w)
+        for top in _tile_starts(h, tile, overlap):
+            row_sum[s * top : s * (top + min(tile, h))] += _profile(top, min(tile, h), h, s, overlap)
+        for left in _tile_starts(w, tile, overlap):
+            col_sum[s * left : s * (left + min(tile, w))] += _profile(left, min(tile, w), w, s, overlap)
+        out.div_(torch.outer(row_sum, col_sum).to(out_device))
+    return outs
 
 
 # --- automatic tile size -----------------------------------------------------------------------
@@ -529,7 +594,8 @@ def upscale(
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
     progress: bool = False,
-) -> ImageT:
+    levels: bool = False,
+) -> ImageT | list[ImageT]:
     """Upscale an image by ``model.scale``, returning the same kind of image.
 
     Args:
@@ -562,11 +628,15 @@ def upscale(
             A tile whose reduced-precision output is not finite is redone in fp32 (with a
             warning); NaN/inf in float32 raise `FloatingPointError`.
         progress: show a progress bar over tiles (stderr).
+        levels: return every level of the model's pyramid from the one pass, coarse first
+            (x2, x4, x8 for msr_x8), each blended across tiles at its own scale. Needs a model
+            with ``forward_pyramid`` and ``level_scales`` (msrnet's).
 
     Returns:
         The upscaled image: a PIL image of the same mode, a numpy array of the same dtype and
         number of dimensions, or a tensor of the same dtype, device and number of dimensions,
-        clamped to [0, 1]. Tensor results are inference tensors (no autograd).
+        clamped to [0, 1]. Tensor results are inference tensors (no autograd). With
+        ``levels=True``, a list of such images, one per pyramid level, coarse first.
 
     Raises:
         TypeError: an image of the wrong type or dtype.
@@ -603,7 +673,15 @@ def upscale(
         raise ValueError(f"the image is empty: {x.shape[-1]}x{x.shape[-2]} pixels")
 
     device = torch.device(device) if device is not None else _model_device(model)
-    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
+    if levels:
+        scales = list(getattr(model, "level_scales", ()))
+        if not scales or not hasattr(model, "forward_pyramid"):
+            raise ValueError("levels=True needs a pyramid model with forward_pyramid and level_scales (msrnet's)")
+        # The wrapper runs the self-ensemble itself, on every level.
+        runner = _Runner(_PackedPyramid(model, self_ensemble), device, resolve_dtype(dtype, device), False)
+    else:
+        scales = [scale]
+        runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
 
     in_chans = getattr(model, "in_chans", 3)
     gray = x.shape[1] in (1, 2)
@@ -618,8 +696,31 @@ def upscale(
         if device.type == "cuda":
             model.to(memory_format=torch.channels_last)
         with torch.inference_mode():
-            out, finish = allocate(scale)
             luma = torch.tensor(_LUMA, device=out_device).view(1, 3, 1, 1)
+            h, w = color.shape[-2:]
+            if levels:
+                # Every level of one pass, each blended at its own scale, then stored like the
+                # single output below.
+                if tile == "auto":
+                    tile = auto_tile_size(runner.model, device=device, dtype=runner.dtype,
+                                          batch_size=color.shape[0], image_width=w)
+                ys = _run_tiled_levels(runner, color, scales, max(tile or max(h, w), 2 * tile_overlap),
+                                       tile_overlap, out_device, progress)
+                results = []
+                for y, s in zip(ys, scales):
+                    level_out, level_finish = allocate(s)
+                    if gray and y.shape[1] == 3:
+                        y = (y * luma).sum(1, keepdim=True)
+                    _store(level_out, y, 0, y.shape[2])
+                    if alpha.shape[1]:
+                        a = F.interpolate(alpha.to(out_device), scale_factor=s, mode="bicubic",
+                                          align_corners=False)
+                        _store(level_out, a, 0, a.shape[2], c0=level_out.shape[1] - alpha.shape[1])
+                    del y
+                    results.append(level_finish())
+                return results
+
+            out, finish = allocate(scale)
 
             def emit(r0: int, r1: int, rows: Tensor) -> None:
                 if gray and rows.shape[1] == 3:
@@ -629,7 +730,6 @@ def upscale(
             if tile == "auto":
                 _run_auto(runner, color, scale, tile_overlap, emit, out_device, progress)
             else:
-                h, w = color.shape[-2:]
                 _run_tiled(runner, color, scale, tile or max(h, w, 2 * tile_overlap),
                            tile_overlap, emit, out_device, progress)
             if alpha.shape[1]:

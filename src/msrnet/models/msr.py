@@ -18,17 +18,19 @@ pyramid; feature widths shrink as resolution grows so every level costs about th
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from timm.layers import SEModule, create_act_layer, get_act_layer
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretrained, register_model
 from torch import nn
 
-from ._registry import load_pretrained_weights, pretrained_file
+from ._registry import WEIGHTS_DIR, load_pretrained_weights, pretrained_file
 
 __all__ = [
     "FeatureExtractor",
@@ -37,9 +39,23 @@ __all__ = [
     "MultiScaleSRNet",
     "default_level_scales",
     "default_blocks_per_level",
+    "CONFIG_BUFFER",
+    "decode_config",
 ]
 
 ActLayer = str | type[nn.Module]
+
+# Name of the buffer holding the settings that leave no tensor behind (level scales, projection
+# kernel, activation, image interpolation), as UTF-8 JSON bytes. Loaders that see only a state
+# dict (spandrel, hence ComfyUI and chaiNNer) read the network from tensor shapes plus this.
+# The bytes are stored as float32: every integer up to 256 is exact in fp16 and bf16 too, so the
+# buffer survives ``model.half()``, fp16 weight files and ``model.to(dtype)`` unchanged.
+CONFIG_BUFFER = "msrnet_config"
+
+
+def decode_config(buffer: torch.Tensor) -> dict[str, Any]:
+    """The settings stored in a `CONFIG_BUFFER` tensor (any dtype holding byte values), as a dict."""
+    return json.loads(bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8"))
 
 
 def _conv(in_chans: int, out_chans: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -359,6 +375,48 @@ class MultiScaleSRNet(nn.Module):
             )
             prev_chans, prev_scale = chans, s
 
+        act_name = act_layer if isinstance(act_layer, str) else act_layer.__name__.lower()
+        config = {
+            "level_scales": list(level_scales),
+            "projection_kernel": projection_kernel,
+            "act_layer": act_name,
+            "image_upsample": image_upsample,
+        }
+        self.register_buffer(
+            CONFIG_BUFFER, torch.tensor(list(json.dumps(config, sort_keys=True).encode()), dtype=torch.float32)
+        )
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix + CONFIG_BUFFER
+        own = getattr(self, CONFIG_BUFFER)
+        if key not in state_dict:
+            # Files saved before the config buffer existed (the shipped t291 weights among them)
+            # describe the same network in their tensors; the model's own config stands for them.
+            # `load_state_dict` hands this method a copy, so adding the key changes no caller's dict.
+            state_dict[key] = own.clone()
+        else:
+            theirs = state_dict[key]
+            if theirs.shape != own.shape or not bool((theirs.float() == own.float()).all()):
+                # Like a size mismatch (which torch reports whether or not the load is strict):
+                # these weights belong to a differently built network.
+                error_msgs.append(
+                    f"{key}: the weights were saved from a network with {decode_config(theirs)}, "
+                    f"this one has {decode_config(own)}"
+                )
+                state_dict[key] = own.clone()
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def _upsample_image(self, image: torch.Tensor, size: torch.Size) -> torch.Tensor:
         # An explicit size (not scale_factor) keeps H and W symbolic under torch.export.
         if self.image_upsample == "nearest":
@@ -425,11 +483,27 @@ def _small_widths(scale: int) -> dict[str, Any]:
     }
 
 
+def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
+    """The cfg names weights of the user's: a folder, a hub repo or a file outside msrnet's package."""
+    if pretrained_cfg.get("source") in ("local-dir", "hf-hub"):
+        return True
+    file = pretrained_cfg.get("file")
+    return bool(file) and Path(file).resolve().parent != WEIGHTS_DIR.resolve()
+
+
 def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    # Weights are loaded here, not by timm, so the file's sha256 is checked first.
     model = build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **kwargs)
     if pretrained:
-        load_pretrained_weights(model, cast(dict[str, Any], model.pretrained_cfg))
+        cfg = cast(dict[str, Any], model.pretrained_cfg)
+        if not _user_weights(cfg):
+            # msrnet's own files: the sha256 is checked before loading (a tag without a file
+            # gets msrnet's error).
+            load_pretrained_weights(model, cfg)
+        else:
+            # A user's weights: a `local-dir:` / `hf-hub:` folder written by `save_pretrained` or
+            # timm's `save_for_hf`, or `pretrained_cfg_overlay=dict(file=...)`. timm reads them
+            # (safetensors or a torch checkpoint) and loads them strictly.
+            load_pretrained(model, pretrained_cfg=cfg, num_classes=0, in_chans=model.in_chans)
     return model
 
 

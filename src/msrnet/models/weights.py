@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from msrnet._utils import atomic_write
 
 from ._registry import create_model
+from .msr import CONFIG_BUFFER
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -212,6 +213,9 @@ def _check_fits(
     model: nn.Module, shapes: Mapping[str, tuple[int, ...]], arch: str, kwargs: Mapping[str, Any], path: Path
 ) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    # Files saved before msrnet models carried their config buffer lack it; the model's own
+    # config stands for it when they load (MultiScaleSRNet._load_from_state_dict).
+    expected = {k: v for k, v in expected.items() if k in shapes or k.rpartition(".")[2] != CONFIG_BUFFER}
     if expected == dict(shapes):
         return
     what = f"{arch}" + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
@@ -287,7 +291,11 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
         raise WeightsError(f"init weights must be a .safetensors file, got {path}")
     shapes, _ = _safetensors_header(_existing(path))
     own = model.state_dict()
-    names = [k for k, shape in shapes.items() if k in own and tuple(own[k].shape) == shape]
+    # The config buffer describes the model's own structure, so it is never copied from another.
+    names = [
+        k for k, shape in shapes.items()
+        if k in own and tuple(own[k].shape) == shape and k.rpartition(".")[2] != CONFIG_BUFFER
+    ]
     # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
     if not any(len(shapes[k]) > 1 for k in names):
         raise WeightsError(f"no weight of {path} fits {type(model).__name__}: wrong architecture?")

@@ -1,0 +1,162 @@
+"""msrnet weights in spandrel, the model loader of ComfyUI, chaiNNer and other upscaling tools.
+
+spandrel recognises an architecture from the keys of a state dict and rebuilds the network from
+its tensor shapes (it ignores safetensors metadata and has no plugin discovery), so `install`
+adds msrnet to ``spandrel.MAIN_REGISTRY`` and `MSRNetArch` reads every setting back:
+
+- from shapes: input/output channels, stem widths, kernel size, blocks per level, level widths,
+  refinement convs, squeeze-excitation width;
+- from the ``msrnet_config`` buffer (`msrnet.models.msr.CONFIG_BUFFER`), for the settings that
+  leave no tensor behind: level scales (hence the scale), projection kernel, activation and
+  image interpolation. Files saved before the buffer existed get the defaults of those
+  settings, with the level scales read from the transposed-conv kernels.
+
+    from msrnet.integrations import spandrel as msr_spandrel
+    import spandrel
+
+    msr_spandrel.install()
+    descriptor = spandrel.ModelLoader().load_from_file("model.safetensors")  # ImageModelDescriptor
+    sr = descriptor(lr)  # (B, 3, H, W) in [0, 1] -> (B, 3, scale*H, scale*W)
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from spandrel import (
+    MAIN_REGISTRY,
+    Architecture,
+    ArchSupport,
+    ImageModelDescriptor,
+    SizeRequirements,
+    StateDict,
+)
+from spandrel.util import KeyCondition
+
+from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
+
+__all__ = ["MSRNetArch", "install", "model_kwargs_from_state_dict"]
+
+ARCH_ID = "msrnet"
+
+# Measured by benchmarks/precision.py on the shipped msr_x2/x4/x8 (whole model and input cast,
+# as spandrel's users do; docs/integrations.md has the numbers): fp16 and bf16 outputs stay
+# finite and within a fraction of a dB of fp32.
+SUPPORTS_HALF = True
+SUPPORTS_BFLOAT16 = True
+
+
+def _count(state_dict: StateDict, pattern: str) -> int:
+    """How many distinct values the ``(\\d+)`` group of ``pattern`` takes over the keys."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for key in state_dict if (m := regex.fullmatch(key))})
+
+
+def model_kwargs_from_state_dict(state_dict: StateDict) -> dict[str, Any]:
+    """`MultiScaleSRNet` constructor arguments that rebuild the network of ``state_dict``.
+
+    Raises:
+        ValueError: the state dict is not a complete msrnet network.
+    """
+    stem = [state_dict[f"stem.layers.{2 * i}.weight"] for i in range(_count(state_dict, r"stem\.layers\.(\d+)\.weight"))]
+    num_levels = _count(state_dict, r"levels\.(\d+)\.to_residual\.weight")
+    if not stem or not num_levels:
+        raise ValueError("not an msrnet state dict: no stem or no pyramid level")
+    in_chans, kernel_size = stem[0].shape[1], stem[0].shape[-1]
+    channels = stem[-1].shape[0]
+    blocks_per_level = [
+        _count(state_dict, rf"levels\.{i}\.blocks\.(\d+)\.up_proj\.weight") for i in range(num_levels)
+    ]
+    # ConvTranspose2d weights are (in, out, k, k).
+    level_chans = [state_dict[f"levels.{i}.to_residual.weight"].shape[1] for i in range(num_levels)]
+    out_chans = state_dict["levels.0.to_residual.weight"].shape[0]
+
+    # Every block but the network's last back-projects; the first block shows the refinement
+    # and attention settings unless it is the only block (then they leave no tensor at all).
+    refine_convs, se_ratio = 3, 1.0 / 16
+    if "levels.0.blocks.0.down_proj.weight" in state_dict:
+        refine_convs = _count(state_dict, r"levels\.0\.blocks\.0\.refine\.(\d+)\.weight")
+        fc1 = state_dict.get("levels.0.blocks.0.attn.fc1.weight")
+        # SEModule rounds channels * ratio to a multiple of 8; rd / channels rounds back to rd.
+        se_ratio = fc1.shape[0] / channels if fc1 is not None else 0.0
+
+    if CONFIG_BUFFER in state_dict:
+        config = decode_config(state_dict[CONFIG_BUFFER])
+    else:
+        # Weights from before the buffer: default settings, so each projection kernel equals
+        # its level's scale and each skip kernel the step between levels.
+        first = state_dict["levels.0.blocks.0.up_proj.weight"].shape[-1]
+        steps = [state_dict[f"levels.{i}.skip.weight"].shape[-1] for i in range(1, num_levels)]
+        level_scales = [first]
+        for step in steps:
+            level_scales.append(level_scales[-1] * step)
+        config = {"level_scales": level_scales, "projection_kernel": None, "act_layer": "relu",
+                  "image_upsample": "bicubic"}
+    if len(config["level_scales"]) != num_levels:
+        raise ValueError(f"{CONFIG_BUFFER} names {config['level_scales']} levels, the tensors hold {num_levels}")
+    return {
+        "scale": config["level_scales"][-1],
+        "in_chans": in_chans,
+        "out_chans": out_chans,
+        "stem_widths": tuple(w.shape[0] for w in stem),
+        "num_blocks": sum(blocks_per_level),
+        "blocks_per_level": tuple(blocks_per_level),
+        "level_chans": tuple(level_chans),
+        "level_scales": tuple(config["level_scales"]),
+        "projection_kernel": config["projection_kernel"],
+        "refine_convs": refine_convs,
+        "kernel_size": kernel_size,
+        "se_ratio": se_ratio,
+        "act_layer": config["act_layer"],
+        "image_upsample": config["image_upsample"],
+    }
+
+
+class MSRNetArch(Architecture[MultiScaleSRNet]):
+    """spandrel `Architecture` of msrnet's `MultiScaleSRNet` (msr_x2, msr_x4, msr_x8 and variants)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            id=ARCH_ID,
+            name="msrnet",
+            # Keys of msrnet's module tree that no spandrel architecture shares.
+            detect=KeyCondition.has_all(
+                "stem.layers.0.weight",
+                "levels.0.blocks.0.up_proj.weight",
+                "levels.0.compress.0.weight",
+                "levels.0.to_residual.weight",
+            ),
+        )
+
+    def load(self, state_dict: StateDict) -> ImageModelDescriptor[MultiScaleSRNet]:
+        kwargs = model_kwargs_from_state_dict(state_dict)
+        model = MultiScaleSRNet(**kwargs)
+        tags = [
+            f"x{kwargs['scale']}",
+            f"{kwargs['stem_widths'][-1]}nf",
+            "-".join(map(str, kwargs["blocks_per_level"])) + "b",
+        ]
+        return ImageModelDescriptor(
+            model,
+            state_dict,
+            architecture=self,
+            purpose="SR",
+            tags=tags,
+            supports_half=SUPPORTS_HALF,
+            supports_bfloat16=SUPPORTS_BFLOAT16,
+            scale=kwargs["scale"],
+            input_channels=kwargs["in_chans"],
+            output_channels=kwargs["out_chans"],
+            # 'Same' convolutions and transposed convs with stride = kernel: any H, W >= 1.
+            size_requirements=SizeRequirements(minimum=1),
+        )
+
+
+def install(registry: Any = None) -> None:
+    """Add msrnet to spandrel's ``MAIN_REGISTRY`` (or ``registry``); calling it again is harmless."""
+    registry = registry if registry is not None else MAIN_REGISTRY
+    if ARCH_ID in registry:
+        return
+    # Detected first: msrnet's keys are specific, while some architectures accept loose matches.
+    before = tuple(support.architecture.id for support in registry)
+    registry.add(ArchSupport.from_architecture(MSRNetArch(), before=before))

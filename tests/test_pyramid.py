@@ -1,0 +1,131 @@
+"""The pyramid as a feature: upscale(levels=True), `msrnet upscale --pyramid` and `--outscale`."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import msrnet.models
+from msrnet import MultiScaleSRNet
+from msrnet.cli import main
+from msrnet.inference import upscale
+from msrnet.models import create_model
+
+
+@functools.cache
+def x8_net() -> MultiScaleSRNet:
+    """A narrow x8 network without global pooling (se_ratio=0), so tiles can be exact."""
+    torch.manual_seed(8)
+    return MultiScaleSRNet(scale=8, stem_widths=(8, 8), num_blocks=3, level_chans=(8, 8, 8), se_ratio=0).eval()
+
+
+def test_levels_are_the_one_pass_pyramid() -> None:
+    model = x8_net()
+    x = torch.rand(2, 3, 9, 11)
+    images = upscale(model, x, levels=True)
+    with torch.no_grad():
+        expected = [y.clamp(0, 1) for y in model.forward_pyramid(x)]
+    assert [im.shape for im in images] == [(2, 3, 18, 22), (2, 3, 36, 44), (2, 3, 72, 88)]
+    for im, ref in zip(images, expected):
+        torch.testing.assert_close(im, ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(images[-1], upscale(model, x), rtol=0, atol=0)
+
+
+def test_tiled_levels_equal_untiled_levels() -> None:
+    # Receptive radius of this network is well under 12 LR pixels: an overlap of 48 is exact.
+    model = x8_net()
+    x = torch.rand(1, 3, 70, 53)
+    full = upscale(model, x, levels=True)
+    tiled = upscale(model, x, levels=True, tile=100, tile_overlap=48)
+    for a, b in zip(full, tiled):
+        assert (a - b).abs().max().item() < 1e-4
+    auto = upscale(model, x, levels=True, tile="auto", tile_overlap=8)
+    assert [a.shape for a in auto] == [a.shape for a in full]
+
+
+def test_levels_keep_image_kinds_gray_and_alpha() -> None:
+    model = x8_net()
+    rng = np.random.default_rng(0)
+    rgba = Image.fromarray(rng.integers(0, 256, (6, 5, 4), dtype=np.uint8), "RGBA")
+    levels = upscale(model, rgba, levels=True)
+    assert [(im.mode, im.size) for im in levels] == [("RGBA", (10, 12)), ("RGBA", (20, 24)), ("RGBA", (40, 48))]
+    gray = rng.integers(0, 65536, (4, 3), dtype=np.uint16)
+    levels = upscale(model, gray, levels=True)
+    assert [(a.dtype, a.shape) for a in levels] == [(np.uint16, (8, 6)), (np.uint16, (16, 12)), (np.uint16, (32, 24))]
+
+
+def test_levels_with_self_ensemble_match_the_plain_ensemble_on_top() -> None:
+    model = x8_net()
+    x = torch.rand(1, 3, 6, 7)
+    levels = upscale(model, x, levels=True, self_ensemble=True)
+    torch.testing.assert_close(levels[-1], upscale(model, x, self_ensemble=True), rtol=1e-5, atol=1e-5)
+    assert (levels[-1] - upscale(model, x)).abs().max() > 1e-4
+
+
+def test_levels_need_a_pyramid_model() -> None:
+    class Plain(torch.nn.Module):
+        scale = 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+    with pytest.raises(ValueError, match="pyramid"):
+        upscale(Plain(), torch.rand(1, 3, 4, 4), levels=True)
+
+
+# --- command line ------------------------------------------------------------------------------
+TINY = {"stem_widths": (8, 8), "num_blocks": 3, "se_ratio": 0}
+RANDOM = ["--model", "msr_x8", "--no-pretrained", "--tile", "none"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+        return create_model(name, pretrained=pretrained, **{**TINY, **kwargs})
+
+    monkeypatch.setattr(msrnet.models, "create_model", create)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_cli_pyramid_writes_every_level(image: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    torch.manual_seed(0)  # the same random weights in both runs
+    assert main(["upscale", str(image), "-o", str(out), "--pyramid", *RANDOM]) == 0
+    sizes = {p.name: Image.open(p).size for p in out.iterdir()}
+    assert sizes == {"photo_x2.png": (14, 10), "photo_x4.png": (28, 20), "photo_x8.png": (56, 40)}
+    # The levels are those of one pass: the x8 file is what a plain run writes.
+    torch.manual_seed(0)
+    assert main(["upscale", str(image), "-o", str(tmp_path / "plain.png"), *RANDOM]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "photo_x8.png")),
+                                  np.asarray(Image.open(tmp_path / "plain.png")))
+    assert main(["upscale", str(image), "-o", str(tmp_path / "one.png"), "--pyramid", *RANDOM]) == 0
+    assert (tmp_path / "one_x4.png").is_file()
+
+
+@pytest.mark.parametrize("factor, size", [("3", (21, 15)), ("4", (28, 20)), ("1.5", (10, 8)), ("8", (56, 40))])
+def test_cli_outscale_resizes_the_smallest_level_above(image: Path, tmp_path: Path, factor: str, size) -> None:
+    out = tmp_path / "o.png"
+    torch.manual_seed(0)
+    assert main(["upscale", str(image), "-o", str(out), "--outscale", factor, *RANDOM]) == 0
+    assert Image.open(out).size == size
+    if factor == "4":  # a level itself: written as it is, not resized
+        torch.manual_seed(0)
+        levels = upscale(msrnet.models.create_model("msr_x8"), Image.open(image), levels=True)
+        np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(levels[1]))
+
+
+def test_cli_outscale_errors(image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["upscale", str(image), "-o", str(tmp_path / "o.png"), "--outscale", "9", *RANDOM]) == 2
+    assert "--outscale must be in (0, 8]" in capsys.readouterr().err
+    assert main(["upscale", str(image), "-o", str(tmp_path / "o.png"), "--outscale", "2", "--pyramid", *RANDOM]) == 2
