@@ -18,7 +18,7 @@ defined below exactly as BasicSR's ``EDSR`` (32 blocks x 256 channels, residual 
     python benchmarks/speed.py --quick               # 128x128 outputs, a few iterations: CPU
     python benchmarks/speed.py --scales 4 --batch 8 --dtypes bf16 --models msr edsr
 
-Prints a table on stderr and JSON on stdout. Needs ``pip install "msrnet[bench]"`` (spandrel).
+Prints a table on stderr and JSON on stdout. Needs ``pip install "msrnet[spandrel]"`` (spandrel).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _spandrel_peers() -> dict[str, Callable[[int], nn.Module]]:
         from spandrel.architectures.SPAN import SPAN
         from spandrel.architectures.SwinIR import SwinIR
     except ImportError:
-        print('spandrel is not installed (pip install "msrnet[bench]"): skipping RCAN, SwinIR, SPAN',
+        print('spandrel is not installed (pip install "msrnet[spandrel]"): skipping RCAN, SwinIR, SPAN',
               file=sys.stderr)
         return {}
     return {

@@ -259,6 +259,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
             else:
                 if levels:
                     result = result[level_scales.index(level)]
+                assert isinstance(result, Image.Image)
                 size = (round(in_size[0] * args.outscale), round(in_size[1] * args.outscale)) if args.outscale else None
                 if size is not None and result.size != size:
                     info = result.info
@@ -290,6 +291,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
     what = f"x{args.outscale:g}" if args.outscale is not None else f"x{scale}"
     what = f"{what} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
     if args.demo and done:
+        assert isinstance(result, Image.Image)
         print(
             f"upscaled {sources[0].name} ({in_size[0]}x{in_size[1]}) {what} in {seconds:.1f} s "
             f"-> {targets[0]} ({result.width}x{result.height})"

@@ -224,7 +224,7 @@ def evaluate(
     }
 
 
-def _item_name(dataset: Dataset, index: int) -> str:
+def _item_name(dataset: Any, index: int) -> str:
     """The file behind item ``index``, for messages about an item that could not be read."""
     files = getattr(dataset, "files", None) or [hr for hr, _ in getattr(dataset, "pairs", [])]
     return Path(files[index]).name if index < len(files) else f"item {index}"

@@ -153,7 +153,7 @@ def save_pretrained(
         overrides["description"] = f"x{model.scale} super-resolution"
     save_for_hf(model, str(folder), model_config={"pretrained_cfg": overrides}, safe_serialization=True)
     (folder / "README.md").write_text(
-        model_card(name, model.scale, license=license, training_data=training_data, results=results),
+        model_card(name, int(getattr(model, "scale")), license=license, training_data=training_data, results=results),
         encoding="utf-8",
     )
     return folder

@@ -254,7 +254,7 @@ class _PackedPyramid(nn.Module):
 
     def __init__(self, model: nn.Module, ensemble: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # an msrnet network: it has forward_pyramid
         self.ensemble = ensemble
         self.in_chans = getattr(model, "in_chans", 3)
 

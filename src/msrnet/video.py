@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: no torch at import time
     import torch
@@ -75,7 +75,7 @@ def upscale_video(
     codec: str | None = None,
     crf: int = 18,
     batch_size: int = 4,
-    tile: int | str | None = "auto",
+    tile: int | Literal["auto"] | None = "auto",
     tile_overlap: int = 32,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
@@ -107,7 +107,7 @@ def upscale_video(
 
     av = _av()
     src, dst = Path(src), Path(dst)
-    scale = int(model.scale)
+    scale = int(getattr(model, "scale"))
     codec = codec or default_codec()
     if not _has_encoder(codec):
         raise ValueError(f"PyAV's FFmpeg has no {codec!r} encoder; try {', '.join(_DEFAULT_CODECS)}")
@@ -151,6 +151,7 @@ def upscale_video(
                     return
                 y = upscale(model, _frames_to_tensor(pending), tile=tile, tile_overlap=tile_overlap,
                             device=device, dtype=dtype)
+                assert isinstance(y, torch.Tensor)
                 levels = torch.floor(y * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                 for frame, arr in zip(pending, levels):
                     new = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")

@@ -488,7 +488,7 @@ def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
     if pretrained_cfg.get("source") in ("local-dir", "hf-hub"):
         return True
     file = pretrained_cfg.get("file")
-    return bool(file) and Path(file).resolve().parent != WEIGHTS_DIR.resolve()
+    return bool(file) and Path(str(file)).resolve().parent != WEIGHTS_DIR.resolve()
 
 
 def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
