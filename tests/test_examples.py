@@ -20,6 +20,16 @@ def _images(folder: Path, count: int, size: tuple[int, int], rng: np.random.Gene
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{name}.png")
 
 
+def _data_291(root: Path, train_size: tuple[int, int], val_size: tuple[int, int], seed: int) -> Path:
+    """A stand-in for ../shared/data: train291/ (4 images), Set5/ and Set14/ (2 each)."""
+    rng = np.random.default_rng(seed)
+    names = [f"im{i}" for i in range(4)]
+    _images(root / "train291", 4, train_size, rng, names)
+    _images(root / "Set5", 2, val_size, rng, names)
+    _images(root / "Set14", 2, val_size, rng, names)
+    return root
+
+
 def _run(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", [script, *args])
     with pytest.raises(SystemExit) as exit_:
@@ -36,12 +46,7 @@ def test_train_291_refuses_to_package_other_architectures(monkeypatch: pytest.Mo
 
 
 def test_train_291_chains_scales_and_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"
-    names = [f"im{i}" for i in range(4)]
-    _images(data / "train291", 4, (80, 72), rng, names)
-    _images(data / "Set5", 2, (48, 40), rng, names)
-    _images(data / "Set14", 2, (48, 40), rng, names)
+    data = _data_291(tmp_path / "data", (80, 72), (48, 40), seed=0)
     package = tmp_path / "weights"
     package.mkdir()
     args = ["--data-dir", str(data), "--scales", "2", "4", "--max-steps", "2", "--batch-size", "2",
@@ -78,12 +83,7 @@ def test_train_div2k_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rng = np.random.default_rng(2)
-    data = tmp_path / "data"
-    names = [f"im{i}" for i in range(3)]
-    _images(data / "train291", 3, (64, 64), rng, names)
-    _images(data / "Set5", 2, (32, 32), rng, names)
-    _images(data / "Set14", 2, (32, 32), rng, names)
+    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=2)
     package = tmp_path / "weights"
     package.mkdir()
     common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",

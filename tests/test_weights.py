@@ -44,7 +44,7 @@ def test_metadata_that_does_not_fit_the_tensors_is_refused_before_allocation(tmp
     save_file({"x": torch.zeros(1)}, str(path), metadata={"arch": "msr_x4", "model_kwargs": '{"stem_widths": [20000, 20000]}'})
     assert path.stat().st_size < 200
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(WeightsError, match=r"b\.safetensors does not fit msr_x4"):
+    with pytest.raises(WeightsError, match=r"b\.safetensors: does not fit msr_x4"):
         load_weights(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: < 200 MB
 
