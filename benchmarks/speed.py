@@ -102,6 +102,7 @@ def _spandrel_peers() -> dict[str, Callable[[int], nn.Module]]:
 def builders() -> dict[str, Callable[[int], nn.Module]]:
     return {
         "msr": lambda s: msrnet.create_model(f"msr_x{s}"),
+        "msr_small": lambda s: msrnet.create_model(f"msr_small_x{s}"),
         "edsr": lambda s: EDSR(s, feats=256, blocks=32, res_scale=0.1),
         "edsr_baseline": lambda s: EDSR(s, feats=64, blocks=16),
         **_spandrel_peers(),
@@ -175,7 +176,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=None, help="subset of: msr edsr edsr_baseline rcan swinir span")
+    parser.add_argument("--models", nargs="+", default=None, help="subset of: msr msr_small edsr edsr_baseline rcan swinir span")
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4, 8], choices=[2, 4, 8])
     parser.add_argument("--size", default=None, help="output size WxH (default 1920x1080; --quick: 128x128)")
     parser.add_argument("--batch", type=int, default=1)

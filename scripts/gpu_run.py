@@ -12,8 +12,9 @@ c. msr_x2, msr_x4, msr_x8, then msr_small_x2/x4/x8 (``--no-small`` leaves them o
    previous scale, or fine-tuned from the packaged weights where those exist; each model's
    training budget is its share of the time then left (a small one a quarter of its full one's);
 d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``);
-e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 against EDSR-baseline,
-   RCAN, SwinIR and SPAN (``benchmarks/speed.py``; spandrel's peers skipped without spandrel).
+e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 and msr_small_x4 against
+   EDSR-baseline, RCAN, SwinIR and SPAN (``benchmarks/speed.py``; spandrel's peers skipped
+   without spandrel).
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and
 ``<arch>.t291.safetensors`` for each model whose weights are new or beat the packaged ones on
@@ -247,7 +248,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
 
 def inference(run: Run, args: argparse.Namespace) -> None:
     """e. msr_x4 against its peers on one 1280x720 output frame, fp32 and bf16."""
-    models = ["msr", "edsr_baseline"]
+    models = ["msr", "msr_small", "edsr_baseline"]
     if importlib.util.find_spec("spandrel") is not None:
         models += ["rcan", "swinir", "span"]
     else:
