@@ -236,8 +236,9 @@ def test_pretrained_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyP
         msrnet.create_model("msr_x4", pretrained=True)
 
 
+@pytest.mark.parametrize("arch", ["msr", "msr_small"])
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_pretrained_weights_load_offline_and_beat_bicubic(scale: int) -> None:
+def test_pretrained_weights_load_offline_and_beat_bicubic(arch: str, scale: int) -> None:
     from importlib.resources import files
 
     from msrnet.data.io import read_image
@@ -245,8 +246,8 @@ def test_pretrained_weights_load_offline_and_beat_bicubic(scale: int) -> None:
     from msrnet.metrics import psnr
     from msrnet.ops import imresize
 
-    model = msrnet.create_model(f"msr_x{scale}", pretrained=True).eval()
-    assert f"msr_x{scale}.t291" in msrnet.list_models(pretrained=True)
+    model = msrnet.create_model(f"{arch}_x{scale}", pretrained=True).eval()
+    assert f"{arch}_x{scale}.t291" in msrnet.list_models(pretrained=True)
     hr = torch.from_numpy(read_image(files("msrnet") / "assets" / "astronaut.png", 3).copy())
     hr = hr.permute(2, 0, 1)[None, :, :128, :128]
     lr = imresize(hr, scale=1 / scale).float() / 255
