@@ -101,7 +101,8 @@ def measure(
         log = [
             json.loads(line) for line in (Path(tmp) / "run" / "log.jsonl").read_text().splitlines()
         ]
-        scale = create_model(model, **model_kwargs).scale
+        with torch.device("meta"):  # only the scale is needed: no weights are allocated
+            scale = create_model(model, **model_kwargs).scale
         sampler = InMemoryPatchSampler(
             images, scale, patch_size, batch_size, device=dev, progress=False
         )
