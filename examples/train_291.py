@@ -4,7 +4,7 @@ The 291 images (T91 + BSD200) are the training set of LapSRN, VDSR, DRRN and Mem
 results compare with theirs. Scales train in order, each larger one warm-started from the
 smaller one's trunk (the stem and the shared 2x/4x blocks), as EDSR warm-starts x4 from x2.
 Where the package already ships weights for a scale, that scale fine-tunes them instead, at a
-quarter of the learning rate. After each scale the EMA weights are scored on Set5 and Set14
+quarter of the learning rate (``--finetune-lr``). After each scale the EMA weights are scored on Set5 and Set14
 with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of training for all scales together, split 30/35/35")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--patch-size", type=int, default=48, help="LR patch side")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak lr (a quarter when fine-tuning)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak lr from scratch or a warm start")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="peak lr when fine-tuning shipped weights (default: a quarter of --lr)")
     p.add_argument("--loss", default="charbonnier")
     p.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help="non-default architecture (JSON)")
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 time_budget=budget,
                 batch_size=args.batch_size,
                 patch_size=args.patch_size,
-                lr=args.lr / 4 if finetune else args.lr,
+                lr=(args.finetune_lr or args.lr / 4) if finetune else args.lr,
                 warmup_steps=max(1, max_steps // 20),
                 loss=args.loss,
                 ema_decay=0.999,
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         weights = Path(summary["weights"])
         scores = _score(weights, args.data_dir, scale, device)
-        before = _score(shipped, args.data_dir, scale, device) if finetune else None
+        # Shipped weights are the bar whatever the run started from (an explicit --init too).
+        before = _score(shipped, args.data_dir, scale, device) if shipped.is_file() else None
         better = before is None or all(scores[d]["psnr"] > before[d]["psnr"] for d in DATASETS)
         for name in DATASETS:
             row: dict[str, Any] = scores[name] | {

@@ -100,3 +100,44 @@ def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
     better = all(r["psnr"] > r["shipped_psnr"] for r in rows)
     assert all(r["replace"] == better for r in rows)
     assert (shipped.read_bytes() != before) == better
+
+
+def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=3)
+    package = tmp_path / "weights"
+    package.mkdir()
+    common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
+              "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
+              "--package-dir", str(package)]
+    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
+    shipped = package / "msr_small_x2.t291.safetensors"
+    before = shipped.read_bytes()
+
+    # A restart at the full lr from any weights is still held to the shipped file's scores.
+    init = str(tmp_path / "first" / "x2" / "best.safetensors")
+    _run("train_291.py", [*common, "--init", init, "--output-dir", str(tmp_path / "second")], monkeypatch)
+    rows = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert all(r["init"] == init for r in rows)
+    config = json.loads((tmp_path / "second" / "x2" / "config.json").read_text())
+    assert config["lr"] == 1e-3
+    better = all(r["psnr"] > r["shipped_psnr"] for r in rows)
+    assert all(r["replace"] == better for r in rows)
+    assert (shipped.read_bytes() != before) == better
+
+
+def test_train_291_fine_tune_lr_is_its_own_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=4)
+    package = tmp_path / "weights"
+    package.mkdir()
+    common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
+              "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
+              "--package-dir", str(package)]
+    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
+    _run("train_291.py", [*common, "--finetune-lr", "5e-4", "--output-dir", str(tmp_path / "second")],
+         monkeypatch)
+    config = json.loads((tmp_path / "second" / "x2" / "config.json").read_text())
+    assert config["lr"] == 5e-4
+    first = json.loads((tmp_path / "first" / "x2" / "config.json").read_text())
+    assert first["lr"] == 1e-3
