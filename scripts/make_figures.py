@@ -4,7 +4,7 @@
     python scripts/make_figures.py --only crops        # one of: crops, architecture, block, cost
     python scripts/make_figures.py --model msr_x4 --pretrained          # add msrnet's crop
     python scripts/make_figures.py --only crops --weights runs/x/best.safetensors --label "..."
-    python scripts/make_figures.py --results results.json               # add msrnet's PSNR point
+    python scripts/make_figures.py --results a.json b.json              # add msrnet's PSNR points
 
 Figures:
     crops.png         LR input, bicubic, [msrnet,] ground truth of the package's 128x128 sample image
@@ -77,7 +77,7 @@ def multiply_adds(model: torch.nn.Module, lr_hw: tuple[int, int]) -> int:
     """Multiply-adds of one forward pass on a (1, 3, *lr_hw) input (convs, transposed convs, linears)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, model.in_chans, *lr_hw))
+        model(torch.zeros(1, model.in_chans, *lr_hw, device=next(model.parameters()).device))
     return counter.get_total_flops() // 2  # FlopCounterMode counts a multiply-add as 2 flops
 
 
@@ -245,20 +245,21 @@ def make_block(out: Path) -> None:
 
 
 # --- cost -----------------------------------------------------------------------------------
-def make_cost(out: Path, results: Path | None) -> None:
+def make_cost(out: Path, results: list[Path]) -> None:
     """x4 PSNR against multiply-adds: published networks, and msrnet's rows of ``results``.
 
-    ``results`` is a JSON list of ``msrnet benchmark --json`` rows (several files' lists may be
-    concatenated); every x4 row of a registered msrnet model becomes a point at that model's cost.
+    Each of ``results`` is a JSON list of ``msrnet benchmark --json`` rows; every x4 row of a
+    registered msrnet model becomes a point at that model's cost (a later file's row wins).
     """
     def gmacs(name: str) -> float:
-        model = msrnet.create_model(name).eval()
+        with torch.device("meta"):  # shapes are all the count needs
+            model = msrnet.create_model(name).eval()
         return multiply_adds(model, (720 // 4, 1280 // 4)) / 1e9
 
     msr_gmacs = gmacs("msr_x4")
     measured: dict[str, dict[str, float]] = {}  # model -> dataset -> PSNR
-    if results is not None:
-        for row in json.loads(results.read_text()):
+    for path in results:
+        for row in json.loads(path.read_text()):
             name = str(row["model"]).split(".", 1)[0]
             if row["scale"] == 4 and name in msrnet.list_models("msr*x4"):
                 measured.setdefault(name, {})[row["dataset"]] = row["psnr"]
@@ -267,6 +268,10 @@ def make_cost(out: Path, results: Path | None) -> None:
     # The axes span the networks (bicubic, 28.42 / 26.00 dB, is far below; the page says so).
     lows = {"Set5": 31.2, "Set14": 27.85}
     highs = {"Set5": 32.4, "Set14": 28.75}
+    for scores in measured.values():  # a measured point is never off the axes
+        for dataset, psnr in scores.items():
+            lows[dataset] = min(lows[dataset], psnr - 0.1)
+            highs[dataset] = max(highs[dataset], psnr + 0.1)
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.3), dpi=130)
     for ax, (dataset, column) in zip(axes, (("Set5", 3), ("Set14", 4))):
         for name, row in PUBLISHED_X4.items():
@@ -307,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrained", action="store_true", help="add the model's crop, with the packaged weights")
     parser.add_argument("--weights", type=Path, help="add the model's crop, with these safetensors weights")
     parser.add_argument("--label", help="title of the model's crop (default: --model)")
-    parser.add_argument("--results", type=Path, help="JSON of `msrnet benchmark --json` with msr_x4 rows")
+    parser.add_argument("--results", type=Path, nargs="+", default=[],
+                        help="JSON files of `msrnet benchmark --json` with x4 rows of msrnet models")
     parser.add_argument("--arch-model", default="msr_x8", help="model drawn in architecture.png")
     args = parser.parse_args(argv)
 
