@@ -53,11 +53,11 @@ def level_macs(model: MultiScaleSRNet, size: int = 32) -> list[dict[str, float]]
         model(torch.rand(1, 3, size, size))
     counts = {name: sum(ops.values()) / 2 / size**2 / 1e6 for name, ops in counter.get_flop_counts().items()}
     rows = []
-    for i, level in enumerate(model.levels):
+    for i, num_blocks in enumerate(model.blocks_per_level):
         prefix = f"MultiScaleSRNet.levels.{i}"
         lr = sum(
             counts.get(f"{prefix}.blocks.{j}.{part}", 0.0)
-            for j in range(len(level.blocks))
+            for j in range(num_blocks)
             for part in ("down_proj", "refine", "attn")
         )
         rows.append({"lr": round(lr, 3), "hr": round(counts.get(prefix, 0.0) - lr, 3)})
@@ -127,7 +127,7 @@ def proxy_run(
             sr = model(item["lr"][None]).clamp(0, 1)[0]
             scores.append(float(psnr((sr * 255).round() / 255, item["hr"], crop_border=4)))
     return {
-        "blocks_per_level": [len(level.blocks) for level in model.levels],
+        "blocks_per_level": list(model.blocks_per_level),
         "stem_widths": list(stem_widths),
         "level_chans": list(level_chans),
         "psnr": round(sum(scores) / len(scores), 3),

@@ -80,7 +80,7 @@ def main() -> None:
         ),
         (
             "PIL BICUBIC (reducing_gap=None)",
-            lambda: pil.resize((out_w, out_h), Image.BICUBIC, reducing_gap=None),
+            lambda: pil.resize((out_w, out_h), Image.Resampling.BICUBIC, reducing_gap=None),
             np.asarray,
         ),
         (

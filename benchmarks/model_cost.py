@@ -19,16 +19,17 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import msrnet
+from msrnet import MultiScaleSRNet
 
 
-def macs_per_lr_pixel(model: torch.nn.Module, size: int = 64) -> float:
+def macs_per_lr_pixel(model: MultiScaleSRNet, size: int = 64) -> float:
     x = torch.rand(1, model.in_chans, size, size)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() / 2 / (size * size)
 
 
-def cpu_latency_ms(model: torch.nn.Module, size: int, repeats: int) -> float:
+def cpu_latency_ms(model: MultiScaleSRNet, size: int, repeats: int) -> float:
     x = torch.rand(1, model.in_chans, size, size)
     with torch.inference_mode():
         model(x)  # warm-up: allocator and oneDNN primitive caches
@@ -45,7 +46,7 @@ def measure(name: str, size: int, repeats: int, **kwargs: Any) -> dict[str, Any]
     return {
         "model": name,
         "scale": model.scale,
-        "blocks_per_level": [len(level.blocks) for level in model.levels],
+        "blocks_per_level": list(model.blocks_per_level),
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "macs_per_lr_pixel_m": round(macs_per_lr_pixel(model) / 1e6, 3),
         "cpu_latency_ms": round(cpu_latency_ms(model, size, repeats), 1),

@@ -61,6 +61,7 @@ class EDSR(nn.Module):
     def __init__(self, scale: int, feats: int = 64, blocks: int = 16, res_scale: float = 1.0) -> None:
         super().__init__()
         self.scale = scale
+        self.mean: Tensor
         self.register_buffer("mean", torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1))
         self.head = nn.Conv2d(3, feats, 3, padding=1)
         self.body = nn.Sequential(*(_ResBlock(feats, res_scale) for _ in range(blocks)))
@@ -210,7 +211,8 @@ def main() -> None:
         x = torch.rand(args.batch, 3, height // scale, width // scale, device=device)
         x = x.contiguous(memory_format=torch.channels_last)
         for name in names:
-            model = available[name](scale).eval().to(device, memory_format=torch.channels_last)
+            # Module.to's stubs leave out memory_format, which it takes.
+            model = available[name](scale).eval().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
             flops = count_flops(model, x)
             params = sum(p.numel() for p in model.parameters())
             compile_options = [False]

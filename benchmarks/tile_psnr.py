@@ -45,7 +45,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     model = load_weights(args.weights, arch=args.model) if args.weights else create_model(args.model)
-    image_path = args.image or files("msrnet") / "assets" / "astronaut.png"
+    image_path = args.image or str(files("msrnet") / "assets" / "astronaut.png")
     with Image.open(image_path) as img:
         lr = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255
 

@@ -44,7 +44,7 @@ def _model_flops(
         model = create_model(model_name, **model_kwargs)
         lr = torch.rand(batch_size, 3, patch_size, patch_size)
     with FlopCounterMode(display=False) as counter:
-        sum(o.mean() for o in model.forward_pyramid(lr)).backward()
+        torch.stack([o.mean() for o in model.forward_pyramid(lr)]).sum().backward()
     return counter.get_total_flops()
 
 

@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Literal
 from pathlib import Path
 
 DEFAULT_SIZES = ("500x375", "1000x750", "1500x1000")  # LR width x height; x4: up to 6000x4000
@@ -63,14 +64,17 @@ def child(
     else:
         model = msrnet.create_model(f"msr_x{scale}", stem_widths=(8, 8), num_blocks=2, se_ratio=0).eval()
     arr = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    image = Image.fromarray(arr) if kind == "pil" else arr
-    tile_arg: int | str | None = None if tile == "none" else tile if tile == "auto" else int(tile)
+    image: Image.Image | None = Image.fromarray(arr) if kind == "pil" else None
+    tile_arg: int | Literal["auto"] | None = None if tile == "none" else "auto" if tile == "auto" else int(tile)
     # Warm-up on a small image: kernels, thread pools and the auto-tile probe are not stitching.
     msrnet.upscale(model, arr[:64, :64], tile=tile_arg, tile_overlap=overlap)
     before = _status_bytes("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     start = time.perf_counter()
-    out = msrnet.upscale(model, image, tile=tile_arg, tile_overlap=overlap)
+    out: object = (
+        msrnet.upscale(model, arr, tile=tile_arg, tile_overlap=overlap) if image is None
+        else msrnet.upscale(model, image, tile=tile_arg, tile_overlap=overlap)
+    )
     seconds = time.perf_counter() - start
     peak = _status_bytes("VmHWM")
     out_bytes = scale * height * scale * width * 3

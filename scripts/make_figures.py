@@ -73,7 +73,7 @@ COLORS = {
 
 
 # --- models ---------------------------------------------------------------------------------
-def multiply_adds(model: torch.nn.Module, lr_hw: tuple[int, int]) -> int:
+def multiply_adds(model: msrnet.MultiScaleSRNet, lr_hw: tuple[int, int]) -> int:
     """Multiply-adds of one forward pass on a (1, 3, *lr_hw) input (convs, transposed convs, linears)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -144,10 +144,7 @@ def _arrow(ax, start, end, text=None, color=INK, style="-|>", ls="-", rad=0.0, f
 def make_architecture(out: Path, name: str) -> None:
     model = msrnet.create_model(name)
     stem_widths = [m.out_channels for m in model.stem.layers if isinstance(m, torch.nn.Conv2d)]
-    levels = [
-        (s, len(level.blocks), level.compress[0].out_channels)
-        for s, level in zip(model.level_scales, model.levels)
-    ]
+    levels = list(zip(model.level_scales, model.blocks_per_level, model.level_chans))
     n = len(levels)
     col_w, x_first = 3.2, 3.0
     width = x_first + n * col_w + 0.4

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD_LIMIT = 64 * 2**20
@@ -60,7 +61,7 @@ def choose_training_images(files: list[Path], room: int, rotation: int) -> list[
     return chosen
 
 
-def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, object]:
+def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, Any]:
     """Copy the data into ``dest``; returns the manifest (also written to dest/manifest.json)."""
     if dest.exists():
         shutil.rmtree(dest)

@@ -323,3 +323,18 @@ def test_packaged_weights_load_after_sha256_check(tmp_path, monkeypatch) -> None
     path.unlink()
     with pytest.raises(RuntimeError, match="missing"):
         _registry.load_pretrained_weights(target, cfg)
+
+
+def test_the_level_layout_is_readable_off_the_model() -> None:
+    model = MultiScaleSRNet(scale=8, num_blocks=6, level_chans=(24, 12, 8))
+    assert model.level_scales == (2, 4, 8)
+    assert model.blocks_per_level == tuple(len(level.blocks) for level in model.levels)
+    assert sum(model.blocks_per_level) == 6
+    assert model.level_chans == (24, 12, 8)
+
+
+def test_the_package_ships_type_information() -> None:
+    from importlib import resources
+
+    # PEP 561: without py.typed, mypy treats every msrnet import in users' code as Any.
+    assert (resources.files("msrnet") / "py.typed").is_file()

@@ -5,7 +5,7 @@ from PIL import Image
 
 # Stand-in for "your photo": the sample portrait, small so that this runs fast.
 sample = resources.files("msrnet") / "assets" / "astronaut.png"
-Image.open(sample).resize((48, 48), Image.Resampling.BICUBIC).save("photo.png")
+Image.open(str(sample)).resize((48, 48), Image.Resampling.BICUBIC).save("photo.png")
 
 # --8<-- [start:upscale]
 import msrnet

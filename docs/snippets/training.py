@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 # Stand-in for "your folder of HR images": crops of the sample portrait.
-sample = Image.open(resources.files("msrnet") / "assets" / "astronaut.png").convert("RGB")
+sample = Image.open(str(resources.files("msrnet") / "assets" / "astronaut.png")).convert("RGB")
 Path("hr").mkdir()
 for i in range(3):
     sample.crop((40 * i, 0, 40 * i + 96, 96)).save(f"hr/{i}.png")

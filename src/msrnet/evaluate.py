@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from msrnet import metrics
-from msrnet.data.benchmark import BenchmarkDataset
+from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.io import tensor_to_uint8, write_image
 from msrnet.metrics import _SSIM_WINDOW
 from msrnet.models import create_model
@@ -100,7 +100,7 @@ def load_model(
 
 def evaluate(
     model: str | Path | nn.Module | SRFunction,
-    dataset_dir: str | Path | Dataset | Sequence[dict[str, Any]],
+    dataset_dir: str | Path | Dataset[Sample] | Sequence[Sample],
     scale: int | None = None,
     device: str | torch.device = "cpu",
     self_ensemble: bool = False,
@@ -150,7 +150,7 @@ def evaluate(
     # A caller's module is borrowed: moved and put in eval mode here, handed back as it was.
     borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()
     if isinstance(dataset_dir, (str, Path)):
-        dataset: Dataset | Sequence[dict[str, Any]] = BenchmarkDataset(dataset_dir, scale)
+        dataset: Dataset[Sample] | Sequence[Sample] = BenchmarkDataset(dataset_dir, scale)
     else:
         dataset = dataset_dir
     dataset_name = getattr(dataset, "name", type(dataset).__name__)

@@ -19,7 +19,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
@@ -584,6 +584,45 @@ def _store(out: Tensor, rows: Tensor, r0: int, r1: int, c0: int = 0) -> None:
 
 
 # --- the public entry point --------------------------------------------------------------------
+@overload
+def upscale(
+    model: nn.Module,
+    image: ImageT,
+    *,
+    tile: int | Literal["auto"] | None = "auto",
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    progress: bool = False,
+    levels: Literal[False] = False,
+) -> ImageT: ...
+@overload
+def upscale(
+    model: nn.Module,
+    image: ImageT,
+    *,
+    tile: int | Literal["auto"] | None = "auto",
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    progress: bool = False,
+    levels: Literal[True],
+) -> list[ImageT]: ...
+@overload
+def upscale(
+    model: nn.Module,
+    image: ImageT,
+    *,
+    tile: int | Literal["auto"] | None = "auto",
+    tile_overlap: int = 32,
+    self_ensemble: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    progress: bool = False,
+    levels: bool,
+) -> ImageT | list[ImageT]: ...
 def upscale(
     model: nn.Module,
     image: ImageT,

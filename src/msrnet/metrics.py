@@ -125,6 +125,10 @@ def _finish(values: Tensor, single: bool, numpy_input: bool) -> float | Tensor:
     return values[0] if single else values
 
 
+@overload
+def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = True) -> float: ...
+@overload
+def psnr(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool = True) -> Tensor: ...
 def psnr(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> float | Tensor:
     """Peak signal-to-noise ratio in dB, with peak 255.
 
@@ -182,6 +186,10 @@ def ssim_per_plane(x: Tensor, y: Tensor, data_range: float = 255.0) -> Tensor:
     return ssim_map.flatten(1).mean(dim=1)
 
 
+@overload
+def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = True) -> float: ...
+@overload
+def ssim(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool = True) -> Tensor: ...
 def ssim(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> float | Tensor:
     """Structural similarity (Wang et al. 2004, the reference ``ssim_index.m``).
 

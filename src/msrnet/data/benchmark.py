@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -14,7 +16,15 @@ from msrnet.ops.imresize import imresize
 
 __all__ = ["BenchmarkDataset", "PairedDataset", "bicubic_degrade", "mod_crop"]
 
-Sample = dict[str, torch.Tensor | str]
+
+
+class Sample(TypedDict):
+    """One evaluation pair: float32 ``lr`` ``(C, h, w)`` and ``hr`` ``(C, h * scale, w * scale)``
+    in [0, 1], and the HR file's stem as ``name``."""
+
+    lr: torch.Tensor
+    hr: torch.Tensor
+    name: str
 
 
 def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
@@ -70,12 +80,14 @@ class BenchmarkDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.files)
 
+    def __iter__(self) -> Iterator[Sample]:
+        return (self[i] for i in range(len(self)))
+
     def __getitem__(self, index: int) -> Sample:
         path = self.files[index]
         hr = mod_crop(read_image(path, self.channels), self.scale)
         if min(hr.shape[:2]) == 0:
-            # An IndexError or StopIteration from here would end a `for` loop over the dataset
-            # as if it were exhausted, so a too-small image is a ValueError that names it.
+            # Not an IndexError: DataLoader and the sequence protocol read that as the end.
             raise ValueError(f"{path.name}: smaller than the scale x{self.scale}")
         lr = bicubic_degrade(hr, self.scale)
         return {"lr": uint8_to_tensor(lr), "hr": uint8_to_tensor(hr), "name": path.stem}

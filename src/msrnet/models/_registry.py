@@ -7,12 +7,15 @@ never yields a silently wrong model. Nothing is downloaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import timm
 from torch import nn
 
 from msrnet._utils import sha256sum
+
+if TYPE_CHECKING:  # msr.py registers its models through this module
+    from .msr import MultiScaleSRNet
 
 __all__ = ["create_model", "list_models", "pretrained_file", "load_pretrained_weights"]
 
@@ -73,7 +76,7 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     return timm.list_models(pattern, module=_TIMM_MODULE, pretrained=pretrained)
 
 
-def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
     """Build a registered msrnet model, e.g. ``create_model('msr_x4', pretrained=True)``.
 
     ``model_name`` may carry a pretrained tag (``'msr_x4.t291'``). Keyword arguments go to the
@@ -84,4 +87,5 @@ def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> nn
         raise ValueError(
             f"unknown msrnet model {model_name!r}; valid models: {', '.join(list_models())}"
         )
-    return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    # Every registered entry point builds a MultiScaleSRNet; timm types it as nn.Module.
+    return cast("MultiScaleSRNet", timm.create_model(model_name, pretrained=pretrained, **kwargs))

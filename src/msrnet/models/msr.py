@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -300,6 +300,9 @@ class MultiScaleSRNet(nn.Module):
         forward_pyramid(x) -> [(B, out_chans, s_1*H, s_1*W), ..., (B, out_chans, scale*H, ...)]
     """
 
+    # Set by timm's build_model_with_cfg: architecture, tag, mean/std, the weights' source.
+    pretrained_cfg: dict[str, Any]
+
     def __init__(
         self,
         scale: int = 4,
@@ -343,6 +346,8 @@ class MultiScaleSRNet(nn.Module):
         self.in_chans = in_chans
         self.out_chans = out_chans or in_chans
         self.level_scales = level_scales
+        self.blocks_per_level = blocks_per_level
+        self.level_chans = level_chans
         self.image_upsample = image_upsample
         # timm reads these (save_for_hf, feature info); there is no classifier head.
         self.num_classes = 0
@@ -494,7 +499,7 @@ def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
 def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
     model = build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **kwargs)
     if pretrained:
-        cfg = cast(dict[str, Any], model.pretrained_cfg)
+        cfg = model.pretrained_cfg
         if not _user_weights(cfg):
             # msrnet's own files: the sha256 is checked before loading (a tag without a file
             # gets msrnet's error).

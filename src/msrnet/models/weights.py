@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from msrnet._utils import atomic_write
 
 from ._registry import create_model
-from .msr import CONFIG_BUFFER
+from .msr import CONFIG_BUFFER, MultiScaleSRNet
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -238,7 +238,7 @@ def load_weights(
     *,
     scale: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
-) -> nn.Module:
+) -> MultiScaleSRNet:
     """Build the model a weights file was saved from and load it (float32, CPU, eval mode).
 
     Args:

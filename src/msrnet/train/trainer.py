@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from msrnet.data.benchmark import BenchmarkDataset
+from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet.evaluate import evaluate
@@ -146,7 +146,7 @@ class _Run:
     scale: int
     net: nn.Module
     log: RunLog
-    val_items: list[dict[str, Any]] | None
+    val_items: list[Sample] | None
 
     @property
     def main(self) -> bool:
