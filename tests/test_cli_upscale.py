@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageSequence
 from safetensors.torch import save_file
 
 import msrnet.models
@@ -220,18 +220,57 @@ def test_a_planted_symlink_is_replaced_not_written_through(images: Path, tmp_pat
     _no_temporaries(out)
 
 
-def test_animated_gif_warns_and_gif_output_is_a_file(
+def _animation(path: Path, **options: Any) -> Path:
+    """Three 6x5 frames (black, white, grey), 100/250/400 ms, looping twice."""
+    frames = [Image.fromarray(np.full((6, 5, 3), v, np.uint8)) for v in (0, 255, 128)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 250, 400], loop=2, **options)
+    return path
+
+
+def _frames(path: Path) -> list[tuple[tuple[int, int], int, float]]:
+    """(size, duration, mean value) of each frame of an image file."""
+    with Image.open(path) as img:
+        frames = [frame.copy() for frame in ImageSequence.Iterator(img)]  # WebP sets durations on load
+    return [(f.size, int(f.info.get("duration", 0)), float(np.asarray(f.convert("RGB")).mean())) for f in frames]
+
+
+@pytest.mark.parametrize("src_name, dst_name", [
+    ("anim.gif", "anim.gif"), ("anim.gif", "anim.webp"), ("anim.gif", "anim.png"), ("anim.webp", "anim.gif"),
+])
+def test_animations_keep_every_frame_and_their_timing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], src_name: str, dst_name: str
+) -> None:
+    src = _animation(tmp_path / src_name, **({"lossless": True} if src_name.endswith(".webp") else {}))
+    dst = tmp_path / "out" / dst_name
+    assert main(["upscale", str(src), "-o", str(dst), *RANDOM]) == 0
+    assert "warning" not in capsys.readouterr().err
+    frames = _frames(dst)
+    assert [(size, duration) for size, duration, _ in frames] == [((10, 12), 100), ((10, 12), 250), ((10, 12), 400)]
+    # Each frame is its own input's upscaling: dark, bright, between.
+    means = [mean for _, _, mean in frames]
+    assert means[0] < means[2] < means[1]
+    with Image.open(dst) as img:
+        assert img.info.get("loop") == 2
+
+
+def test_an_animation_into_a_still_format_warns_and_keeps_one_frame(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    frames = [Image.fromarray(np.full((6, 5, 3), v, np.uint8)) for v in (0, 255)]
-    src = tmp_path / "anim.gif"
-    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100)
-    dst = tmp_path / "out" / "anim.gif"
+    src = _animation(tmp_path / "anim.gif")
+    dst = tmp_path / "still.jpg"
     assert main(["upscale", str(src), "-o", str(dst), *RANDOM]) == 0
-    assert dst.is_file()
+    assert f"warning: {src}: animated image with 3 frames: only frame 0 is upscaled" in capsys.readouterr().err
     with Image.open(dst) as img:
-        assert img.size == (10, 12)
-    assert f"warning: {src}: animated image with 2 frames: only frame 0 is upscaled" in capsys.readouterr().err
+        assert img.size == (10, 12) and getattr(img, "n_frames", 1) == 1
+
+
+def test_pyramid_of_an_animation_is_one_animation_per_level(tmp_path: Path) -> None:
+    src = _animation(tmp_path / "anim.gif")
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), "--model", "msr_x4", "--no-pretrained", "--tile", "none",
+                 "--pyramid"]) == 0
+    assert [(size, d) for size, d, _ in _frames(out / "anim_x2.gif")] == [((10, 12), 100), ((10, 12), 250), ((10, 12), 400)]
+    assert [(size, d) for size, d, _ in _frames(out / "anim_x4.gif")] == [((20, 24), 100), ((20, 24), 250), ((20, 24), 400)]
 
 
 def test_empty_image_is_a_clean_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,3 +299,17 @@ def test_unloadable_weights_are_one_line_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("msrnet upscale: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_transparency_survives_into_gif(tmp_path: Path) -> None:
+    arr = np.zeros((6, 5, 4), np.uint8)
+    arr[..., :3] = 200
+    arr[1:5, 1:4, 3] = 255  # an opaque block on a transparent ground
+    src = write(tmp_path / "sprite.png", arr)
+    dst = tmp_path / "sprite.gif"
+    assert main(["upscale", str(src), "-o", str(dst), *RANDOM]) == 0
+    with Image.open(dst) as img:
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    assert set(np.unique(alpha)) == {0, 255}
+    # The transparent ground stays transparent, the block's core stays opaque.
+    assert alpha[0, 0] == 0 and alpha[-1, -1] == 0 and alpha[5, 4] == 255

@@ -5,7 +5,7 @@ import torch
 import msrnet
 from msrnet.export import export_model
 
-model = msrnet.create_model("msr_x4")  # pretrained=True once weights ship
+model = msrnet.create_model("msr_x4", pretrained=True)
 export_model(model, "msr_x4.pt2", verify=True)  # dynamic batch, height, width
 
 program = torch.export.load("msr_x4.pt2").module()  # no msrnet import needed

@@ -149,11 +149,11 @@ def _run_upscale(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
-    from PIL import Image
+    from PIL import Image, ImageSequence
     from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
-    from msrnet.data.io import IMAGE_EXTENSIONS, list_images, save_image
+    from msrnet.data.io import ANIMATED_EXTENSIONS, IMAGE_EXTENSIONS, list_images, save_image
     from msrnet.inference import resolve_dtype, upscale
 
     def error(message: str) -> int:
@@ -238,25 +238,37 @@ def _run_upscale(args: argparse.Namespace) -> int:
         try:
             with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = upscale(
-                    model,
-                    img,
-                    tile=args.tile,
-                    tile_overlap=args.tile_overlap,
-                    self_ensemble=args.self_ensemble,
-                    device=device,
-                    dtype=dtype,
-                    progress=True,
-                    levels=levels,
-                )
                 in_size = img.size
+                # Every frame of an animation when the output format holds one; else upscale
+                # warns that it takes the current frame.
+                animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
+                frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
+                durations = [int(frame.info.get("duration", 100)) for frame in frames]
+                loop = img.info.get("loop", 0)
+                results = [
+                    upscale(
+                        model,
+                        frame,
+                        tile=args.tile,
+                        tile_overlap=args.tile_overlap,
+                        self_ensemble=args.self_ensemble,
+                        device=device,
+                        dtype=dtype,
+                        progress=not animated,
+                        levels=levels,
+                    )
+                    for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
+                ]
             for warning in caught:  # one line each, naming the file, instead of Python's format
                 tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if args.pyramid:
-                stem = "astronaut" if args.demo else dst.stem
-                outputs = [(im, dst.with_name(f"{stem}_x{s}{dst.suffix}")) for im, s in zip(result, level_scales)]
-            else:
+            outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
+            for result in results:
+                if args.pyramid:
+                    stem = "astronaut" if args.demo else dst.stem
+                    for im, s in zip(result, level_scales):
+                        outputs.setdefault(dst.with_name(f"{stem}_x{s}{dst.suffix}"), []).append(im)
+                    continue
                 if levels:
                     result = result[level_scales.index(level)]
                 assert isinstance(result, Image.Image)
@@ -265,18 +277,33 @@ def _run_upscale(args: argparse.Namespace) -> int:
                     info = result.info
                     result = result.resize(size, Image.Resampling.LANCZOS)
                     result.info.update(info)  # the ICC profile
-                outputs = [(result, dst)]
-            for result, path in outputs:
+                outputs.setdefault(dst, []).append(result)
+            for path, images in outputs.items():
                 options: dict[str, Any] = {}
-                if result.info.get("icc_profile"):
-                    options["icc_profile"] = result.info["icc_profile"]
+                if images[0].info.get("icc_profile"):
+                    options["icc_profile"] = images[0].info["icc_profile"]
                 if path.suffix.lower() == ".webp":
                     options["lossless"] = True  # PIL's WebP is lossy by default
                 elif path.suffix.lower() in (".jpg", ".jpeg"):
                     options["quality"] = 95
+                if path.suffix.lower() == ".gif":
+                    # GIF transparency is 1-bit; Pillow's palette drops soft alpha altogether.
+                    images = [
+                        im if im.mode != "RGBA"
+                        else Image.merge("RGBA", (*im.split()[:3], im.getchannel("A").point(lambda a: 255 * (a >= 128))))
+                        for im in images
+                    ]
+                if len(images) > 1:
+                    # One mode for all frames: GIF frames after the first may gain alpha.
+                    mode = "RGBA" if any(im.mode in ("RGBA", "LA") for im in images) else images[0].mode
+                    images = [im if im.mode == mode else im.convert(mode) for im in images]
+                    options |= {"save_all": True, "append_images": images[1:], "duration": durations, "loop": loop}
+                    if path.suffix.lower() == ".gif":
+                        options["disposal"] = 2  # frames are whole pictures: clear before each
                 # A temporary file renamed into place: a failed write never leaves a truncated
                 # file at path, and a symlink planted at path is replaced, not written through.
-                save_image(result, path, **options)
+                save_image(images[0], path, **options)
+                result = images[0]
             done += 1
         except (
             OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,

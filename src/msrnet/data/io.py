@@ -13,6 +13,7 @@ from torch import Tensor
 from msrnet._utils import atomic_write
 
 __all__ = [
+    "ANIMATED_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "list_images",
     "read_image",
@@ -26,6 +27,8 @@ __all__ = [
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".webp", ".bmp", ".gif", ".jpg", ".jpeg", ".tif", ".tiff"}
 )
+# Formats Pillow writes animations in (``save_all``; PNG as APNG), with per-frame durations.
+ANIMATED_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png"})
 
 
 def list_images(folder: str | Path) -> list[Path]:
