@@ -96,3 +96,30 @@ def test_rotation_takes_contiguous_runs_that_cover_every_image(tmp_path: Path) -
         assert len(chosen) == 4
         seen |= set(chosen)
     assert seen == set(files)
+
+
+def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    import torch
+
+    module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
+    measured: list[int] = []
+
+    class FakeSpeed:
+        @staticmethod
+        def measure(batch_size: int, **_: object) -> dict[str, object]:
+            measured.append(batch_size)
+            if batch_size > 128:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            return {"batch_size": batch_size, "samples_per_s": float(batch_size)}
+
+    monkeypatch.setitem(module["throughput"].__globals__, "_load", lambda path: FakeSpeed)
+    run = module["Run"](tmp_path, deadline=100.0)
+    monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (1, ""))  # compile fails
+    args = argparse.Namespace(patch_size=48, device=None, model_kwargs={}, batch_sizes=[64, 128, 256, 512],
+                              speed_steps=1, compile_timeout=5.0)
+    choice = module["throughput"](run, args)
+    assert measured == [64, 128, 256]  # 512 is not tried after 256 ran out of memory
+    assert choice == {"batch_size": 128, "compile": False}
+    assert "batch 256: out of memory" in (tmp_path / "log.txt").read_text()
