@@ -80,17 +80,22 @@ def test_train_div2k_smoke_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert (tmp_path / "run" / "best.safetensors").is_file()
 
 
-def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=2)
+def _ship_small_x2(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path]:
+    """A first small x2 run packaged into tmp_path/weights: (the run's arguments, the shipped file)."""
+    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=seed)
     package = tmp_path / "weights"
     package.mkdir()
     common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
               "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
               "--package-dir", str(package)]
     _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
-    shipped = package / "msr_small_x2.t291.safetensors"
+    return common, package / "msr_small_x2.t291.safetensors"
+
+
+def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common, shipped = _ship_small_x2(tmp_path, 2, monkeypatch)
     before = shipped.read_bytes()
 
     _run("train_291.py", [*common, "--output-dir", str(tmp_path / "second")], monkeypatch)
@@ -105,14 +110,7 @@ def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
 def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=3)
-    package = tmp_path / "weights"
-    package.mkdir()
-    common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
-              "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
-              "--package-dir", str(package)]
-    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
-    shipped = package / "msr_small_x2.t291.safetensors"
+    common, shipped = _ship_small_x2(tmp_path, 3, monkeypatch)
     before = shipped.read_bytes()
 
     # A restart at the full lr from any weights is still held to the shipped file's scores.
@@ -128,13 +126,7 @@ def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
 
 
 def test_train_291_fine_tune_lr_is_its_own_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _data_291(tmp_path / "data", (64, 64), (32, 32), seed=4)
-    package = tmp_path / "weights"
-    package.mkdir()
-    common = ["--data-dir", str(data), "--small", "--scales", "2", "--max-steps", "2",
-              "--batch-size", "2", "--patch-size", "8", "--device", "cpu", "--package",
-              "--package-dir", str(package)]
-    _run("train_291.py", [*common, "--output-dir", str(tmp_path / "first")], monkeypatch)
+    common, _ = _ship_small_x2(tmp_path, 4, monkeypatch)
     _run("train_291.py", [*common, "--finetune-lr", "5e-4", "--output-dir", str(tmp_path / "second")],
          monkeypatch)
     config = json.loads((tmp_path / "second" / "x2" / "config.json").read_text())
