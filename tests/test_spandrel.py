@@ -85,12 +85,13 @@ def test_files_without_the_config_buffer_use_the_defaults(tmp_path) -> None:
     _check(descriptor, model, 8)
 
 
+@pytest.mark.parametrize("arch", ["msr", "msr_small"])
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_shipped_weights_load_through_spandrel(scale: int) -> None:
+def test_shipped_weights_load_through_spandrel(arch: str, scale: int) -> None:
     from msrnet.models._registry import pretrained_file
 
-    model = msrnet.create_model(f"msr_x{scale}", pretrained=True)
-    descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(f"msr_x{scale}.t291"))
+    model = msrnet.create_model(f"{arch}_x{scale}", pretrained=True)
+    descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(f"{arch}_x{scale}.t291"))
     assert descriptor.scale == scale and descriptor.tags[0] == f"x{scale}"
     _check(descriptor, model, scale)
 
