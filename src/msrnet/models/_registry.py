@@ -27,7 +27,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
     "msr_small_x2.t291": "1d35156ca842ae99d98a3da4c2cbfbc8352d28fb17b4759fc02119db89e985d8",
-    "msr_small_x4.t291": "44731c2009b8ef9e7f9b5ae4f161474ac1d74eab6e60fd03f7d2f1786b0d4034",
+    "msr_small_x4.t291": "f29ab3788ffb7fedef3fc9a9512e3a4cc4ae401de1aee98385942ffc4e07354d",
     "msr_small_x8.t291": "30e6225608ffda9c2a90ee0dbc806a105cb86c1aacbb759dd85ef1ae66a30adb",
 }
 
