@@ -28,7 +28,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
     "msr_small_x2.t291": "1d35156ca842ae99d98a3da4c2cbfbc8352d28fb17b4759fc02119db89e985d8",
     "msr_small_x4.t291": "f29ab3788ffb7fedef3fc9a9512e3a4cc4ae401de1aee98385942ffc4e07354d",
-    "msr_small_x8.t291": "30e6225608ffda9c2a90ee0dbc806a105cb86c1aacbb759dd85ef1ae66a30adb",
+    "msr_small_x8.t291": "96749e91ffcd938459439bb13a719b77114a861457985269219b07b61455ee2e",
 }
 
 # timm's list_models(module=...) matches the last part of the module name: msrnet.models.msr.
