@@ -17,6 +17,13 @@ msrnet.upscale(model, Image.open("photo.png")).save("photo_x4.png")
 
 assert Image.open("photo_x4.png").size == (192, 192)
 
+# --8<-- [start:small]
+fast = msrnet.create_model("msr_small_x4", pretrained=True)  # 17 times fewer multiply-adds
+msrnet.upscale(fast, Image.open("photo.png")).save("photo_x4_fast.png")
+# --8<-- [end:small]
+
+assert Image.open("photo_x4_fast.png").size == (192, 192)
+
 # --8<-- [start:tensors]
 import torch
 
