@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -25,6 +27,23 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "Set5").is_dir():
         pytest.skip(f"benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def use_tiny_models(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``use_tiny_models(**widths)``: registered names build narrow networks wherever the CLI
+    builds a model, so command-line tests stay fast; keywords a caller passes still win."""
+    import msrnet.models
+
+    create_model = msrnet.models.create_model
+
+    def use(**tiny: Any) -> None:
+        def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
+            return create_model(name, pretrained=pretrained, **{**tiny, **kwargs})
+
+        monkeypatch.setattr(msrnet.models, "create_model", create)
+
+    return use
 
 
 @pytest.fixture(autouse=True)

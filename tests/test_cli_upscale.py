@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,10 @@ TINY = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
 
 
 @pytest.fixture(autouse=True)
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny_models(use_tiny_models: Callable[..., None]) -> None:
     """Registered names build narrow networks in the CLI, so every command here stays fast."""
 
-    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return create_model(name, pretrained=pretrained, **{**TINY, **kwargs})
-
-    monkeypatch.setattr(msrnet.models, "create_model", create)
+    use_tiny_models(**TINY)
 
 
 def write(path: Path, arr: np.ndarray, **options: Any) -> Path:

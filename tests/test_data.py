@@ -168,3 +168,20 @@ def test_benchmark_dataset_on_set5(shared_data: Path) -> None:
         c, h, w = item["hr"].shape
         assert c == 3 and h % 4 == 0 and w % 4 == 0
         assert item["lr"].shape == (3, h // 4, w // 4)
+
+
+def test_save_image_keeps_one_bit_transparency_in_gif_frames(tmp_path: Path) -> None:
+    from msrnet.data.io import save_image
+
+    soft = np.zeros((4, 4, 4), np.uint8)
+    soft[..., :3] = 200
+    soft[..., 3] = np.arange(16, dtype=np.uint8).reshape(4, 4) * 17  # soft alpha, 0 to 255
+    other = soft.copy()
+    other[..., :3] = 50
+    frames = [Image.fromarray(soft), Image.fromarray(other)]
+    save_image(frames[0], tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    with Image.open(tmp_path / "a.gif") as img:
+        assert img.n_frames == 2
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    # Pillow's palette would drop soft alpha altogether; cut at half, it survives.
+    np.testing.assert_array_equal(alpha, np.where(soft[..., 3] >= 128, 255, 0))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,6 @@ import msrnet.models
 from msrnet import MultiScaleSRNet
 from msrnet.cli import main
 from msrnet.export import export_model, format_from_path, verify_export
-from msrnet.models import create_model
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +75,10 @@ def test_onnx_agrees_with_pytorch(model: MultiScaleSRNet, tmp_path: Path) -> Non
 
 # --- the command line --------------------------------------------------------------------------
 @pytest.fixture
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny_models(use_tiny_models: Callable[..., None]) -> None:
     """Registered names build narrow networks in the CLI, so exports stay fast."""
 
-    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return create_model(name, pretrained=pretrained, stem_widths=(8, 8), num_blocks=2, **kwargs)
-
-    monkeypatch.setattr(msrnet.models, "create_model", create)
+    use_tiny_models(stem_widths=(8, 8), num_blocks=2)
 
 
 def test_export_cli(tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,7 +14,6 @@ import msrnet.models
 from msrnet import MultiScaleSRNet
 from msrnet.cli import main
 from msrnet.inference import upscale
-from msrnet.models import create_model
 
 
 @functools.cache
@@ -84,11 +83,8 @@ RANDOM = ["--model", "msr_x8", "--no-pretrained", "--tile", "none"]
 
 
 @pytest.fixture(autouse=True)
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return create_model(name, pretrained=pretrained, **{**TINY, **kwargs})
-
-    monkeypatch.setattr(msrnet.models, "create_model", create)
+def tiny_models(use_tiny_models: Callable[..., None]) -> None:
+    use_tiny_models(**TINY)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,6 @@ import torch
 import msrnet.models
 from msrnet.cli import main
 from msrnet.inference import upscale
-from msrnet.models import create_model
 
 av = pytest.importorskip("av")
 
@@ -22,11 +22,8 @@ RANDOM = ["--model", "msr_x2", "--no-pretrained", "--tile", "none"]
 
 
 @pytest.fixture(autouse=True)
-def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-        return create_model(name, pretrained=pretrained, **{**TINY, **kwargs})
-
-    monkeypatch.setattr(msrnet.models, "create_model", create)
+def tiny_models(use_tiny_models: Callable[..., None]) -> None:
+    use_tiny_models(**TINY)
 
 
 def make_clip(path: Path, frames: int = 11, size: tuple[int, int] = (24, 16), fps: int = 10) -> Path:

@@ -286,13 +286,6 @@ def _run_upscale(args: argparse.Namespace) -> int:
                     options["lossless"] = True  # PIL's WebP is lossy by default
                 elif path.suffix.lower() in (".jpg", ".jpeg"):
                     options["quality"] = 95
-                if path.suffix.lower() == ".gif":
-                    # GIF transparency is 1-bit; Pillow's palette drops soft alpha altogether.
-                    images = [
-                        im if im.mode != "RGBA"
-                        else Image.merge("RGBA", (*im.split()[:3], im.getchannel("A").point(lambda a: 255 * (a >= 128))))
-                        for im in images
-                    ]
                 if len(images) > 1:
                     # One mode for all frames: GIF frames after the first may gain alpha.
                     mode = "RGBA" if any(im.mode in ("RGBA", "LA") for im in images) else images[0].mode

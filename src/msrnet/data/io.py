@@ -115,6 +115,14 @@ def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
     save_image(Image.fromarray(img), path, **options)
 
 
+def _one_bit_alpha(img: Image.Image) -> Image.Image:
+    """GIF transparency is 1-bit, and Pillow's palette drops soft alpha altogether: cut it at half."""
+    if img.mode != "RGBA":
+        return img
+    alpha = img.getchannel("A").point(lambda a: 255 * (a >= 128))
+    return Image.merge("RGBA", (*img.split()[:3], alpha))
+
+
 def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
     """Save a PIL image atomically, in the format its extension names.
 
@@ -122,6 +130,7 @@ def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
     (see ``msrnet._utils.atomic_write``): an existing file is replaced only by a complete new
     one, a failed write (a mode the format cannot hold, a full disk) leaves it untouched, and a
     symlink at ``path`` is replaced, never written through. ``options`` go to ``Image.save``.
+    GIF keeps 1-bit transparency: alpha is cut at half.
 
     Raises:
         ValueError: the extension names no format Pillow can write.
@@ -131,5 +140,10 @@ def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
     format = Image.registered_extensions().get(path.suffix.lower())
     if format is None or format not in Image.SAVE:
         raise ValueError(f"{path}: Pillow cannot write {path.suffix or 'files without an extension'!r}")
+    if format == "GIF":
+        img = _one_bit_alpha(img)
+        frames = options.get("append_images")  # the other frames of an animation
+        if isinstance(frames, list):
+            options["append_images"] = [_one_bit_alpha(im) for im in frames]
     with atomic_write(path) as f:
         img.save(f, format=format, **options)
