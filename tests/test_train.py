@@ -240,6 +240,16 @@ def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
         load_matching_weights(x4, tmp_path / "x2.pth")
 
 
+def test_fine_tuning_reports_no_tensor_left_behind(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(_config(data, tmp_path / "first", max_steps=2))
+    capsys.readouterr()
+    train(_config(data, tmp_path / "again", max_steps=2, init_weights=str(tmp_path / "first" / "best.safetensors")))
+    # The same architecture loads whole: its config buffer is not a tensor "left" to train.
+    assert "keep their initialization" not in capsys.readouterr().err
+
+
 def test_dssim_loss_is_the_protocols_ssim_and_differentiable() -> None:
     from msrnet.metrics import ssim
     from msrnet.train import LOSSES
