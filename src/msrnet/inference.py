@@ -99,7 +99,6 @@ class _Runner:
         self.device = device
         self.dtype = dtype
         self.ensemble = ensemble
-        self.channels_last = device.type == "cuda"
 
     def _forward(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         autocast = (
@@ -110,9 +109,7 @@ class _Runner:
         return y.float()
 
     def __call__(self, x: Tensor) -> Tensor:
-        x = x.to(self.device, torch.float32, non_blocking=True).contiguous(
-            memory_format=torch.channels_last if self.channels_last else torch.contiguous_format
-        )
+        x = x.to(self.device, torch.float32, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = self._forward(x, self.dtype)
         if self.dtype != torch.float32 and not _all_finite(y):
             # A reduced dtype overflowed (fp16) or otherwise broke: redo this tile, and every
@@ -640,7 +637,7 @@ def upscale(
     Args:
         model: a super-resolution network with an integer ``scale`` attribute, mapping
             (B, 3, H, W) in [0, 1] to (B, 3, scale*H, scale*W) (1-channel models take gray).
-            It runs in eval mode on ``device`` (channels_last on CUDA), and is handed back in the
+            It runs in eval mode on ``device`` (channels_last), and is handed back in the
             mode, on the device and in the memory format it came in.
         image: one of
             - a PIL image: RGB, RGBA, L, LA or 16-bit gray (I;16, I); EXIF orientation is
@@ -731,9 +728,9 @@ def upscale(
         color = color.expand(-1, 3, -1, -1)
 
     with preserved(model):  # the caller's model comes back in its mode, device and layout
-        model.to(device).eval()
-        if device.type == "cuda":
-            model.to(memory_format=torch.channels_last)
+        # channels_last on every device: oneDNN's CPU convolutions run these layers faster in it
+        # too (docs/inference.md).
+        model.to(device).to(memory_format=torch.channels_last).eval()
         with torch.inference_mode():
             luma = torch.tensor(_LUMA, device=out_device).view(1, 3, 1, 1)
             h, w = color.shape[-2:]
