@@ -460,3 +460,26 @@ def test_fuzz_upscale_ends_in_a_result_or_a_clear_error(
         assert out.dtype == image.dtype
     else:
         assert out.size == (2 * image.width, 2 * image.height)
+
+
+class LayoutProbe(nn.Module):
+    """Nearest up-scaling through a 1x1 convolution that records the layouts it runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale, self.in_chans = 2, 3
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.layouts: list[tuple[bool, bool]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        cl = torch.channels_last
+        self.layouts.append((x.is_contiguous(memory_format=cl), self.conv.weight.is_contiguous(memory_format=cl)))
+        return F.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+
+
+def test_cpu_inference_runs_channels_last_and_hands_the_model_back_as_it_came() -> None:
+    model = LayoutProbe()
+    upscale(model, torch.rand(1, 3, 12, 10))
+    # oneDNN runs the convolutions faster in channels_last on the CPU too (docs/inference.md).
+    assert model.layouts and all(x_cl and w_cl for x_cl, w_cl in model.layouts)
+    assert model.conv.weight.is_contiguous()
