@@ -26,7 +26,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x2.t291": "c9c01706dc02b32e075ace0ba9d026874831533f5fb27898bc0029d5fed29bdb",
     "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
-    "msr_small_x2.t291": "1d35156ca842ae99d98a3da4c2cbfbc8352d28fb17b4759fc02119db89e985d8",
+    "msr_small_x2.t291": "386d47dd1635ab1c10f5d722a50cb0e8ba30c1209de73c88361fd3553ccecda3",
     "msr_small_x4.t291": "f29ab3788ffb7fedef3fc9a9512e3a4cc4ae401de1aee98385942ffc4e07354d",
     "msr_small_x8.t291": "96749e91ffcd938459439bb13a719b77114a861457985269219b07b61455ee2e",
 }
