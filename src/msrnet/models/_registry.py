@@ -27,8 +27,8 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
     "msr_small_x2.t291": "386d47dd1635ab1c10f5d722a50cb0e8ba30c1209de73c88361fd3553ccecda3",
-    "msr_small_x4.t291": "f29ab3788ffb7fedef3fc9a9512e3a4cc4ae401de1aee98385942ffc4e07354d",
-    "msr_small_x8.t291": "96749e91ffcd938459439bb13a719b77114a861457985269219b07b61455ee2e",
+    "msr_small_x4.t291": "2924310b9713872bdebd6759b7c4fe4435397a10600dd0aaee6eb67ee6f1d7a1",
+    "msr_small_x8.t291": "1e8ffa7ac47bd6c90ad53b6681e5e3d937e7644463d8b10f84423a71e0bd3923",
 }
 
 # timm's list_models(module=...) matches the last part of the module name: msrnet.models.msr.
