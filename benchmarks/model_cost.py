@@ -30,7 +30,9 @@ def macs_per_lr_pixel(model: MultiScaleSRNet, size: int = 64) -> float:
 
 
 def cpu_latency_ms(model: MultiScaleSRNet, size: int, repeats: int) -> float:
-    x = torch.rand(1, model.in_chans, size, size)
+    """Median forward time in channels_last, the layout `msrnet.upscale` runs in."""
+    model.to(memory_format=torch.channels_last)
+    x = torch.rand(1, model.in_chans, size, size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         model(x)  # warm-up: allocator and oneDNN primitive caches
         times = []
