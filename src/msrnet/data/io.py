@@ -119,8 +119,9 @@ def _one_bit_alpha(img: Image.Image) -> Image.Image:
     """GIF transparency is 1-bit, and Pillow's palette drops soft alpha altogether: cut it at half."""
     if img.mode != "RGBA":
         return img
-    alpha = img.getchannel("A").point(lambda a: 255 * (a >= 128))
-    return Image.merge("RGBA", (*img.split()[:3], alpha))
+    cut = img.copy()
+    cut.putalpha(img.getchannel("A").point(lambda a: 255 * (a >= 128)))
+    return cut
 
 
 def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
