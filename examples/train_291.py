@@ -59,6 +59,20 @@ def split_budget(total: float, scales: list[int]) -> list[float]:
     return [total * w / sum(weights) for w in weights]
 
 
+def _float_list(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+
+
+def _level_weights(weights: tuple[float, ...] | None, scale: int) -> tuple[float, ...] | None:
+    """The last ``log2(scale)`` of ``weights``: one per pyramid level of a x``scale`` model."""
+    if weights is None:
+        return None
+    return weights[-(scale.bit_length() - 1):]
+
+
 def _score(weights: Path, data_dir: Path, scale: int, device: str) -> dict[str, dict[str, Any]]:
     return {
         name: evaluate(weights, data_dir / name, scale, device=device, progress=False)
@@ -80,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="peak lr when fine-tuning shipped weights (default: a quarter of --lr)")
     p.add_argument("--loss", default="charbonnier")
+    p.add_argument("--level-weights", type=_float_list, default=None, metavar="X,Y,..",
+                   help="loss weight of each pyramid level of the largest scale, coarse first "
+                   "(default: equal); a smaller scale takes the last ones (as msrnet train's option)")
     p.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help="non-default architecture (JSON)")
     p.add_argument("--init", default=None, help="weights the first scale starts from")
@@ -99,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         steps = steps * len(scales)
     if len(steps) != len(scales):
         p.error(f"--max-steps needs one value, or one per scale ({len(scales)})")
+    if args.level_weights is not None and len(args.level_weights) < scales[-1].bit_length() - 1:
+        p.error(f"--level-weights needs one weight per level of x{scales[-1]}: {scales[-1].bit_length() - 1}")
     if args.time_budget is not None and args.time_budget <= 0:
         p.error("--time-budget must be positive")
     budgets: list[float | None] = (
@@ -132,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 lr=(args.finetune_lr or args.lr / 4) if finetune else args.lr,
                 warmup_steps=max(1, max_steps // 20),
                 loss=args.loss,
+                level_weights=_level_weights(args.level_weights, scale),
                 ema_decay=0.999,
                 # A timed run validates and checkpoints once, at its end.
                 val_every=10**9 if timed else max(1, max_steps // 4),

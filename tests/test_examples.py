@@ -133,3 +133,23 @@ def test_train_291_fine_tune_lr_is_its_own_option(tmp_path: Path, monkeypatch: p
     assert config["lr"] == 5e-4
     first = json.loads((tmp_path / "first" / "x2" / "config.json").read_text())
     assert first["lr"] == 1e-3
+
+
+def test_train_291_gives_each_scale_the_weights_of_its_own_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _data_291(tmp_path / "data", (80, 72), (48, 40), seed=5)
+    args = ["--data-dir", str(data), "--small", "--scales", "2", "4", "--max-steps", "1", "--batch-size", "2",
+            "--patch-size", "8", "--device", "cpu", "--level-weights", "0.25,1",
+            "--output-dir", str(tmp_path / "runs")]
+    _run("train_291.py", args, monkeypatch)
+    configs = {s: json.loads((tmp_path / "runs" / f"x{s}" / "config.json").read_text()) for s in (2, 4)}
+    assert configs[2]["level_weights"] == [1.0]
+    assert configs[4]["level_weights"] == [0.25, 1.0]
+
+
+def test_train_291_refuses_too_few_level_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["train_291.py", "--data-dir", ".", "--scales", "8", "--level-weights", "1,2"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(EXAMPLES / "train_291.py"), run_name="__main__")
+    assert exit_.value.code == 2

@@ -72,7 +72,7 @@ def test_pyramid_loss_targets_every_level() -> None:
     from msrnet.ops import imresize
 
     perfect = [imresize(hr, size=16), hr]
-    for spec in ("l1", "charbonnier", "dssim", "0.5*l1+0.5*dssim"):
+    for spec in ("l1", "charbonnier", "mse", "dssim", "0.5*l1+0.5*dssim"):
         assert pyramid_loss(perfect, hr, spec).item() == pytest.approx(0.0, abs=2e-3)
     wrong_coarse = [torch.zeros(2, 3, 16, 16), hr]
     full = pyramid_loss(wrong_coarse, hr, "l1").item()
@@ -518,3 +518,12 @@ def test_killed_at_random_points_the_run_resumes_to_the_same_result(data: Path, 
     assert a["step"] == b["step"] == steps
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert not list(out.glob(".*.tmp"))
+
+
+def test_mse_loss_is_the_error_psnr_measures() -> None:
+    from msrnet.metrics import psnr
+    from msrnet.train.losses import LOSSES
+
+    pred, target = torch.rand(3, 8, 8), torch.rand(3, 8, 8)
+    from_loss = 10 * torch.log10(1 / LOSSES["mse"](pred, target))
+    assert from_loss.item() == pytest.approx(psnr(pred, target, crop_border=0, y_channel=False).item(), rel=1e-5)

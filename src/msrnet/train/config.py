@@ -41,7 +41,7 @@ class TrainConfig:
             ``time_budget`` the warm-up is the first 5% of the budget instead.
         weight_decay: AdamW's weight decay (not applied to biases and other 1-D parameters).
         betas: AdamW's betas.
-        loss: ``"l1"``, ``"charbonnier"``, ``"dssim"`` ((1 - SSIM) / 2, the seed's) or a weighted
+        loss: ``"l1"``, ``"charbonnier"``, ``"mse"``, ``"dssim"`` ((1 - SSIM) / 2, the seed's) or a weighted
             sum such as ``"0.8*charbonnier+0.2*dssim"``.
         level_weights: weight of each pyramid level's loss, coarse first (default: equal).
         grad_clip: max global gradient norm (0 disables clipping).

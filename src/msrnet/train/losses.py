@@ -20,6 +20,10 @@ def _l1(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).abs().mean()
 
 
+def _mse(pred: Tensor, target: Tensor) -> Tensor:
+    return (pred - target).pow(2).mean()
+
+
 def _dssim(pred: Tensor, target: Tensor) -> Tensor:
     """(1 - SSIM) / 2 over every RGB plane on [0, 1] (Wang's 11x11, sigma 1.5 window, valid region)."""
     if min(pred.shape[-2:]) < 11:
@@ -34,6 +38,8 @@ def _dssim(pred: Tensor, target: Tensor) -> Tensor:
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l1": _l1,
     "charbonnier": _charbonnier,
+    # PSNR's own objective: fine-tuning with it after an L1-type run raises PSNR a little.
+    "mse": _mse,
     "dssim": _dssim,
 }
 
