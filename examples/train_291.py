@@ -44,8 +44,9 @@ from typing import Any
 
 import torch
 
-from msrnet._utils import sha256sum
+from msrnet._utils import float_list, sha256sum
 from msrnet.evaluate import evaluate
+from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
@@ -59,18 +60,11 @@ def split_budget(total: float, scales: list[int]) -> list[float]:
     return [total * w / sum(weights) for w in weights]
 
 
-def _float_list(value: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
-
-
 def _level_weights(weights: tuple[float, ...] | None, scale: int) -> tuple[float, ...] | None:
-    """The last ``log2(scale)`` of ``weights``: one per pyramid level of a x``scale`` model."""
+    """The last of ``weights``, one per pyramid level of a x``scale`` model."""
     if weights is None:
         return None
-    return weights[-(scale.bit_length() - 1):]
+    return weights[-len(default_level_scales(scale)):]
 
 
 def _score(weights: Path, data_dir: Path, scale: int, device: str) -> dict[str, dict[str, Any]]:
@@ -94,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="peak lr when fine-tuning shipped weights (default: a quarter of --lr)")
     p.add_argument("--loss", default="charbonnier")
-    p.add_argument("--level-weights", type=_float_list, default=None, metavar="X,Y,..",
+    p.add_argument("--level-weights", type=float_list, default=None, metavar="X,Y,..",
                    help="loss weight of each pyramid level of the largest scale, coarse first "
                    "(default: equal); a smaller scale takes the last ones (as msrnet train's option)")
     p.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
@@ -116,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         steps = steps * len(scales)
     if len(steps) != len(scales):
         p.error(f"--max-steps needs one value, or one per scale ({len(scales)})")
-    if args.level_weights is not None and len(args.level_weights) < scales[-1].bit_length() - 1:
-        p.error(f"--level-weights needs one weight per level of x{scales[-1]}: {scales[-1].bit_length() - 1}")
+    levels = len(default_level_scales(scales[-1]))
+    if args.level_weights is not None and len(args.level_weights) < levels:
+        p.error(f"--level-weights needs one weight per level of x{scales[-1]}: {levels}")
     if args.time_budget is not None and args.time_budget <= 0:
         p.error("--time-budget must be positive")
     budgets: list[float | None] = (

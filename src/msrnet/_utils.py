@@ -1,6 +1,7 @@
 """Small helpers shared across msrnet's modules."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import contextlib
 import os
@@ -9,6 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+
+def float_list(value: str) -> tuple[float, ...]:
+    """argparse type for ``"0.5,1"`` -> ``(0.5, 1.0)`` (tuple options of `TrainConfig` and the examples)."""
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def sha256sum(path: str | Path) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from msrnet import __version__
+from msrnet._utils import float_list
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -450,13 +451,6 @@ def _json_object(value: str) -> dict[str, Any]:
     return parsed
 
 
-def _float_list(value: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
-
-
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
     from dataclasses import fields
@@ -509,7 +503,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         elif origin is dict:
             options.update(type=_json_object, metavar="JSON")
         elif origin is tuple:
-            options.update(type=_float_list, metavar="X,Y,..")
+            options.update(type=float_list, metavar="X,Y,..")
         else:
             options.update(type=base, metavar=f.name.split("_")[-1].upper())
         p.add_argument("--" + f.name.replace("_", "-"), **options)

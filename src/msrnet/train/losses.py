@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from msrnet.metrics import ssim_per_plane
@@ -14,14 +15,6 @@ __all__ = ["LOSSES", "parse_loss", "pyramid_loss"]
 
 def _charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.sqrt((pred - target).pow(2) + eps * eps).mean()
-
-
-def _l1(pred: Tensor, target: Tensor) -> Tensor:
-    return (pred - target).abs().mean()
-
-
-def _mse(pred: Tensor, target: Tensor) -> Tensor:
-    return (pred - target).pow(2).mean()
 
 
 def _dssim(pred: Tensor, target: Tensor) -> Tensor:
@@ -36,10 +29,10 @@ def _dssim(pred: Tensor, target: Tensor) -> Tensor:
 
 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "l1": _l1,
+    "l1": F.l1_loss,
     "charbonnier": _charbonnier,
     # The error PSNR measures, to fine-tune toward the metric itself.
-    "mse": _mse,
+    "mse": F.mse_loss,
     "dssim": _dssim,
 }
 
