@@ -145,6 +145,11 @@ def check(run: Run, device: str) -> None:
     run.save("tests", {"exit_code": code, "summary": summary})
 
 
+def _training_runs(args: argparse.Namespace) -> int:
+    """Training processes of step c: one per scale, for each variant trained."""
+    return len(args.scales) * (1 + args.small)
+
+
 def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     """b. Samples/s and TFLOP/s of msr_x4 for a few batch sizes, eager then compiled."""
     train_speed = _load(ROOT / "benchmarks" / "train_speed.py")
@@ -174,10 +179,10 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         compiled = json.loads(stdout)
         rows.append(compiled)
         run.log(json.dumps(compiled))
-        # Compilation repeats for each scale; it pays only if it saves more than that.
+        # Compilation repeats in each training process; it pays only if it saves more than that.
         training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
         saved = training * (1 - best["samples_per_s"] / compiled["samples_per_s"])
-        cost = len(args.scales) * compiled["first_step_s"]
+        cost = _training_runs(args) * compiled["first_step_s"]
         choice["compile"] = saved > cost
         choice |= {"compile_saves_s": round(saved, 1), "compile_costs_s": round(cost, 1)}
     run.log(f"training with {choice}")
@@ -190,7 +195,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
     train_291 = _load(ROOT / "examples" / "train_291.py")
     overhead = SCALE_OVERHEAD_S[args.kind]
     if choice["compile"]:
-        overhead += choice["compile_costs_s"] / len(args.scales)
+        overhead += choice["compile_costs_s"] / _training_runs(args)
     rows: list[dict[str, Any]] = []
     chained: dict[bool, str | None] = {False: None, True: None}  # per variant (small or not)
     queue = [(small, scale) for small in (False, True)[: 1 + args.small] for scale in args.scales]

@@ -123,3 +123,30 @@ def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monke
     assert measured == [64, 128, 256]  # 512 is not tried after 256 ran out of memory
     assert choice == {"batch_size": 128, "compile": False}
     assert "batch 256: out of memory" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize(("small", "compiles"), [(False, True), (True, False)])
+def test_compile_is_chosen_only_if_it_saves_more_than_every_training_process_spends_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: bool, compiles: bool
+) -> None:
+    import argparse
+
+    module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
+
+    class FakeSpeed:
+        @staticmethod
+        def measure(batch_size: int, **_: object) -> dict[str, object]:
+            return {"batch_size": batch_size, "samples_per_s": 100.0}
+
+    monkeypatch.setitem(module["throughput"].__globals__, "_load", lambda path: FakeSpeed)
+    run = module["Run"](tmp_path, deadline=110.0)
+    compiled = {"batch_size": 64, "samples_per_s": 200.0, "first_step_s": 5.0}
+    monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (0, json.dumps(compiled)))
+    args = argparse.Namespace(patch_size=48, device=None, model_kwargs={}, batch_sizes=[64], speed_steps=1,
+                              compile_timeout=5.0, kind="cuda", scales=[2, 4, 8], small=small)
+    choice = module["throughput"](run, args)
+    # About 60 s of training left at twice the speed saves about 30 s; compiling costs 5 s in
+    # each of 3 training processes, or 6 with the small variants.
+    assert choice["compile"] is compiles
+    assert choice["compile_costs_s"] == (30.0 if small else 15.0)
+    assert 25.0 < choice["compile_saves_s"] <= 30.0

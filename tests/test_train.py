@@ -20,6 +20,7 @@ from msrnet import cli, create_model
 from msrnet.data import BenchmarkDataset
 from msrnet.evaluate import evaluate
 from msrnet.train import CheckpointError, TrainConfig, load_checkpoint, pyramid_loss, train
+from msrnet.train.trainer import compile_blocks
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
 
@@ -292,6 +293,30 @@ def test_cli_time_budget(data: Path, tmp_path: Path) -> None:
     )
     assert code == 0 and (out / "best.safetensors").is_file()
     assert _log(out)[-1]["train_seconds"] >= 1.5
+
+
+def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Path, tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    from msrnet.models import PyramidResidualBlock
+
+    model = create_model("msr_x4", **TINY)
+    names = list(model.state_dict())
+    blocks = [m for m in model.modules() if isinstance(m, PyramidResidualBlock)]
+    assert compile_blocks(model) == len(blocks) == 2
+    assert list(model.state_dict()) == names  # checkpoints and exports keep their keys
+
+    eager = train(_config(data, tmp_path / "eager", max_steps=4, log_every=1))
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = train(_config(data, tmp_path / "compiled", max_steps=4, log_every=1, compile=True))
+    # One graph per kind of block (the 2x level's, and the 4x level's last, which does not
+    # back-project), each reused by every block like it: no per-block recompilation.
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
+    assert compiled["step"] == 4
+    losses = [[r["loss"] for r in _log(tmp_path / run) if r["event"] == "train"] for run in ("eager", "compiled")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+    model.load_state_dict(load_file(compiled["weights"]))
 
 
 @pytest.mark.cuda

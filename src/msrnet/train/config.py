@@ -53,7 +53,7 @@ class TrainConfig:
         log_every: logging period in steps.
         device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available).
         amp: bf16 autocast (CUDA only).
-        compile: ``torch.compile`` the training forward.
+        compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`).
         seed: seeds the model init and, with the process rank, the data streams.
         resume: a checkpoint file, or a folder holding ``checkpoint.pt``, to continue from.
             Only the run's length (``max_steps``, ``time_budget``) may differ from the settings
