@@ -306,16 +306,20 @@ def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Pa
     assert compile_blocks(model) == len(blocks) == 2
     assert list(model.state_dict()) == names  # checkpoints and exports keep their keys
 
-    eager = train(_config(data, tmp_path / "eager", max_steps=4, log_every=1))
+    # Without an EMA the compiled model is the validated one; its images have their own sizes.
+    settings = {"max_steps": 4, "log_every": 1, "ema_decay": 0.0, "val_dir": str(data / "val"), "val_every": 2}
+    eager = train(_config(data, tmp_path / "eager", **settings))
     torch._dynamo.reset()
     counters.clear()
-    compiled = train(_config(data, tmp_path / "compiled", max_steps=4, log_every=1, compile=True))
+    compiled = train(_config(data, tmp_path / "compiled", compile=True, **settings))
     # One graph per kind of block (the 2x level's, and the 4x level's last, which does not
-    # back-project), each reused by every block like it: no per-block recompilation.
+    # back-project), each reused by every block like it: no per-block recompilation, and none
+    # for validation, which runs eager.
     assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
     assert compiled["step"] == 4
     losses = [[r["loss"] for r in _log(tmp_path / run) if r["event"] == "train"] for run in ("eager", "compiled")]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+    assert compiled["best_psnr"] == pytest.approx(eager["best_psnr"], abs=0.01)
     model.load_state_dict(load_file(compiled["weights"]))
 
 

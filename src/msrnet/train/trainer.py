@@ -198,7 +198,10 @@ def validate(state: TrainState, run: _Run) -> float:
     shard = run.val_items[run.rank :: run.world]
     sums = torch.zeros(3, dtype=torch.float64)
     if shard:
-        result = evaluate(state.scored, shard, run.scale, run.device, progress=False)
+        # Eager: compiled blocks are specialised to the training patch (without an EMA they are
+        # the scored model's), and every validation image has its own size.
+        with torch.compiler.set_stance("force_eager"):
+            result = evaluate(state.scored, shard, run.scale, run.device, progress=False)
         sums += torch.tensor([result["psnr"], result["ssim"], 1.0], dtype=torch.float64) * len(shard)
     if run.world > 1:
         sums = sums.to(run.device)
