@@ -145,9 +145,9 @@ def check(run: Run, device: str) -> None:
     run.save("tests", {"exit_code": code, "summary": summary})
 
 
-def _training_runs(args: argparse.Namespace) -> int:
-    """Training processes of step c: one per scale, for each variant trained."""
-    return len(args.scales) * (1 + args.small)
+def _training_queue(args: argparse.Namespace) -> list[tuple[bool, int]]:
+    """Step c's training processes, in order: (small, scale) for each variant trained."""
+    return [(small, scale) for small in (False, True)[: 1 + args.small] for scale in args.scales]
 
 
 def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         # Compilation repeats in each training process; it pays only if it saves more than that.
         training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
         saved = training * (1 - best["samples_per_s"] / compiled["samples_per_s"])
-        cost = _training_runs(args) * compiled["first_step_s"]
+        cost = len(_training_queue(args)) * compiled["first_step_s"]
         choice["compile"] = saved > cost
         choice |= {"compile_saves_s": round(saved, 1), "compile_costs_s": round(cost, 1)}
     run.log(f"training with {choice}")
@@ -195,10 +195,10 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
     train_291 = _load(ROOT / "examples" / "train_291.py")
     overhead = SCALE_OVERHEAD_S[args.kind]
     if choice["compile"]:
-        overhead += choice["compile_costs_s"] / _training_runs(args)
+        overhead += choice["compile_costs_s"] / len(_training_queue(args))
     rows: list[dict[str, Any]] = []
     chained: dict[bool, str | None] = {False: None, True: None}  # per variant (small or not)
-    queue = [(small, scale) for small in (False, True)[: 1 + args.small] for scale in args.scales]
+    queue = _training_queue(args)
 
     def share(small: bool, scale: int) -> float:
         return train_291.BUDGET_SHARES[scale] * (SMALL_SHARE if small else 1.0)

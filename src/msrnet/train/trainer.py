@@ -410,7 +410,7 @@ def _train(
     )
     ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=True, warmup_power=3 / 4) if config.ema_decay > 0 else None
     state = TrainState(model, ema, optimizer, scheduler, sampler)
-    if config.compile:  # after the EMA copy, which stays eager for validation
+    if config.compile:  # after the EMA's deep copy, so that only the trained model compiles
         compile_blocks(model)
     net: nn.Module = _Pyramid(model)
     if world > 1:
