@@ -193,12 +193,12 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
     """c, d. Each scale in its own process; its budget is its share of the time then left."""
     train_291 = _load(ROOT / "examples" / "train_291.py")
+    queue = _training_queue(args)
     overhead = SCALE_OVERHEAD_S[args.kind]
     if choice["compile"]:
-        overhead += choice["compile_costs_s"] / len(_training_queue(args))
+        overhead += choice["compile_costs_s"] / len(queue)
     rows: list[dict[str, Any]] = []
     chained: dict[bool, str | None] = {False: None, True: None}  # per variant (small or not)
-    queue = _training_queue(args)
 
     def share(small: bool, scale: int) -> float:
         return train_291.BUDGET_SHARES[scale] * (SMALL_SHARE if small else 1.0)
