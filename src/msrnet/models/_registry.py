@@ -26,8 +26,8 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x2.t291": "c9c01706dc02b32e075ace0ba9d026874831533f5fb27898bc0029d5fed29bdb",
     "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
-    "msr_small_x2.t291": "eb29a474173aec61456d737d10d19f160c88d31c1ff28f3383c7b919130f9fb2",
-    "msr_small_x4.t291": "41697f1e9abe9879df47abcd834964602d44dd447422b528508f938af27f70fb",
+    "msr_small_x2.t291": "cfc6fcb13dab21b8cc17980832f2decf27e9058f644ba1109a4ac0d5e163ee8b",
+    "msr_small_x4.t291": "e10f4245e210222febcf2d4c13e1ad5ed04c34ec34312ffbd90825d8f66cfa56",
     "msr_small_x8.t291": "1e8ffa7ac47bd6c90ad53b6681e5e3d937e7644463d8b10f84423a71e0bd3923",
 }
 
