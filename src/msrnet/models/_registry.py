@@ -26,8 +26,8 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_x2.t291": "c9c01706dc02b32e075ace0ba9d026874831533f5fb27898bc0029d5fed29bdb",
     "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
     "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
-    "msr_small_x2.t291": "cfc6fcb13dab21b8cc17980832f2decf27e9058f644ba1109a4ac0d5e163ee8b",
-    "msr_small_x4.t291": "e10f4245e210222febcf2d4c13e1ad5ed04c34ec34312ffbd90825d8f66cfa56",
+    "msr_small_x2.t291": "ba43a42bfb491aff7b96865c072e0a33cc5110e50e9a389edc4dd9fe2c78bf0a",
+    "msr_small_x4.t291": "67b4421df266ed27ce357e7528e48f8d432b8b0c9743dc891de0ba3df4eed024",
     "msr_small_x8.t291": "1e8ffa7ac47bd6c90ad53b6681e5e3d937e7644463d8b10f84423a71e0bd3923",
 }
 
