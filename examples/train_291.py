@@ -26,6 +26,18 @@ cost more (a larger HR patch, one more level of loss), so the later scales get a
     python examples/train_291.py --data-dir ../shared/data --small --device cpu \\
         --time-budget 4500 --batch-size 16 --patch-size 24 --output-dir runs/small --package
 
+Degradation-aware weights (the ``.real`` tag): ``--degradation web`` (or ``real``, or a JSON
+file; `msrnet.data.degradations`) makes the LR patches noisy and JPEG-compressed on the fly,
+and ``--tag real`` fine-tunes from the shipped ``.t291`` file (or the shipped ``.real`` one,
+when there is one) and names the packaged file ``<arch>.real.safetensors``. Such a run is
+scored on the degraded benchmark conditions as well as the clean protocol, and ``--package``
+replaces a shipped ``.real`` file only if every (set, condition) score improves.
+
+    # msr_small_x4.real on one CPU core, 80 minutes
+    python examples/train_291.py --data-dir ../shared/data --small --device cpu --scales 4 \
+        --degradation web --tag real --time-budget 4800 --batch-size 16 --patch-size 24 \
+        --output-dir runs/real-x4 --package
+
 Outputs go to ``--output-dir`` (default ``runs/t291``): ``x<s>/`` per scale with the trainer's
 files (``best.safetensors``, ``log.jsonl``, ``config.json``, ``checkpoint.pt``) and
 ``results.json``, one row per scale and set, as ``msrnet benchmark --json`` prints them, plus
@@ -52,6 +64,8 @@ from msrnet.train import TrainConfig, train
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
 DATASETS = ("Set5", "Set14")
+# The degraded inputs a degradation-aware run is scored on, besides the clean protocol.
+DEGRADED = ("jpeg75", "jpeg50", "noise10", "noise5-jpeg75")
 
 
 def split_budget(total: float, scales: list[int]) -> list[float]:
@@ -67,10 +81,16 @@ def _level_weights(weights: tuple[float, ...] | None, scale: int) -> tuple[float
     return weights[-len(default_level_scales(scale)):]
 
 
-def _score(weights: Path, data_dir: Path, scale: int, device: str) -> dict[str, dict[str, Any]]:
+def _score(
+    weights: Path, data_dir: Path, scale: int, device: str, conditions: tuple[str | None, ...] = (None,)
+) -> dict[str, dict[str, Any]]:
+    """Scores keyed ``"<set>"`` (clean) or ``"<set>/<condition>"``."""
     return {
-        name: evaluate(weights, data_dir / name, scale, device=device, progress=False)
+        name if condition is None else f"{name}/{condition}": evaluate(
+            weights, data_dir / name, scale, device=device, progress=False, degradation=condition
+        )
         for name in DATASETS
+        for condition in conditions
     }
 
 
@@ -88,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="peak lr when fine-tuning shipped weights (default: a quarter of --lr)")
     p.add_argument("--loss", default="charbonnier")
+    p.add_argument("--degradation", default="bicubic",
+                   help="how LR patches are made: bicubic (the protocol), web, real, or a JSON file")
+    p.add_argument("--tag", default="t291",
+                   help="pretrained tag of the packaged files (t291; real for degradation-aware weights)")
     p.add_argument("--level-weights", type=float_list, default=None, metavar="X,Y,..",
                    help="loss weight of each pyramid level of the largest scale, coarse first "
                    "(default: equal); a smaller scale takes the last ones (as msrnet train's option)")
@@ -126,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
         arch = f"msr_small_x{scale}" if args.small else f"msr_x{scale}"
         run_dir = args.output_dir / f"x{scale}"
-        shipped = args.package_dir / f"{arch}.t291.safetensors"
+        shipped = args.package_dir / f"{arch}.{args.tag}.safetensors"
+        # A new tag starts from the clean weights of the same architecture.
+        start = shipped if shipped.is_file() else args.package_dir / f"{arch}.t291.safetensors"
         explicit = index == 0 and args.init is not None
-        finetune = not explicit and shipped.is_file()
-        init = str(shipped) if finetune else chained
+        finetune = not explicit and start.is_file()
+        init = str(start) if finetune else chained
         timed = budget is not None
         summary = train(
             TrainConfig(
@@ -147,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 warmup_steps=max(1, max_steps // 20),
                 loss=args.loss,
                 level_weights=_level_weights(args.level_weights, scale),
+                degradation=args.degradation,
                 ema_decay=0.999,
                 # A timed run validates and checkpoints once, at its end.
                 val_every=10**9 if timed else max(1, max_steps // 4),
@@ -158,16 +185,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         weights = Path(summary["weights"])
-        scores = _score(weights, args.data_dir, scale, device)
+        conditions: tuple[str | None, ...] = (None,) if args.degradation == "bicubic" else (None, *DEGRADED)
+        scores = _score(weights, args.data_dir, scale, device, conditions)
         # Shipped weights are the bar whatever the run started from (an explicit --init too).
-        before = _score(shipped, args.data_dir, scale, device) if shipped.is_file() else None
-        better = before is None or all(scores[d]["psnr"] > before[d]["psnr"] for d in DATASETS)
-        for name in DATASETS:
+        before = _score(shipped, args.data_dir, scale, device, conditions) if shipped.is_file() else None
+        better = before is None or all(scores[d]["psnr"] > before[d]["psnr"] for d in scores)
+        for name in scores:
             row: dict[str, Any] = scores[name] | {
                 "model": arch,
                 "steps": summary["step"],
                 "seconds": summary["seconds"],
                 "init": init,
+                "train_degradation": args.degradation,
             }
             if before is not None:
                 row |= {"shipped_psnr": before[name]["psnr"], "replace": better}
@@ -175,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr)
         (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         if args.package and better:
-            target = args.package_dir / f"{arch}.t291.safetensors"
+            target = args.package_dir / f"{arch}.{args.tag}.safetensors"
             shutil.copyfile(weights, target)
-            print(f'    "{arch}.t291": "{sha256sum(target)}",', flush=True)
+            print(f'    "{arch}.{args.tag}": "{sha256sum(target)}",', flush=True)
         elif args.package:
             print(f"{arch}: the shipped weights score higher on Set5 or Set14; kept", file=sys.stderr)
         chained = str(weights)

@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import msrnet
+from msrnet.models._registry import PRETRAINED_SHA256
 from msrnet.models.msr import CONFIG_BUFFER
 
 spandrel = pytest.importorskip("spandrel")
@@ -85,13 +86,13 @@ def test_files_without_the_config_buffer_use_the_defaults(tmp_path) -> None:
     _check(descriptor, model, 8)
 
 
-@pytest.mark.parametrize("arch", ["msr", "msr_small"])
-@pytest.mark.parametrize("scale", [2, 4, 8])
-def test_shipped_weights_load_through_spandrel(arch: str, scale: int) -> None:
+@pytest.mark.parametrize("name", sorted(PRETRAINED_SHA256))
+def test_shipped_weights_load_through_spandrel(name: str) -> None:
     from msrnet.models._registry import pretrained_file
 
-    model = msrnet.create_model(f"{arch}_x{scale}", pretrained=True)
-    descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(f"{arch}_x{scale}.t291"))
+    model = msrnet.create_model(name, pretrained=True)
+    scale = model.scale
+    descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(name))
     assert descriptor.scale == scale and descriptor.tags[0] == f"x{scale}"
     _check(descriptor, model, scale)
 

@@ -109,6 +109,8 @@ def evaluate(
     pretrained: bool = False,
     arch: str | None = None,
     progress: bool = True,
+    degradation: str | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Score a super-resolution model on one benchmark set at one scale.
 
@@ -134,11 +136,16 @@ def evaluate(
         arch: the architecture of a weights file (see
             :func:`~msrnet.models.weights.load_weights`).
         progress: show a progress bar on stderr.
+        degradation: a fixed condition applied to each LR image of a folder
+            (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`, e.g. ``"jpeg75"``); None for
+            the clean protocol.
+        seed: seed of the condition's noise.
 
     Returns:
         ``{"model": str, "dataset": str, "scale": int, "psnr": float,
         "ssim": float, "images": int, "skipped": [{"name": str, "reason": str}, ...]}``,
-        PSNR in dB and both averaged over the ``images`` scored.
+        PSNR in dB and both averaged over the ``images`` scored, plus ``"degradation"`` when
+        one was applied.
 
     Raises:
         ValueError: no image could be scored, or the output's size is not ``scale`` times
@@ -150,7 +157,11 @@ def evaluate(
     # A caller's module is borrowed: moved and put in eval mode here, handed back as it was.
     borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()
     if isinstance(dataset_dir, (str, Path)):
-        dataset: Dataset[Sample] | Sequence[Sample] = BenchmarkDataset(dataset_dir, scale)
+        dataset: Dataset[Sample] | Sequence[Sample] = BenchmarkDataset(
+            dataset_dir, scale, degradation=degradation, seed=seed
+        )
+    elif degradation is not None:
+        raise ValueError("degradation applies to a folder of HR images, not to a ready dataset")
     else:
         dataset = dataset_dir
     dataset_name = getattr(dataset, "name", type(dataset).__name__)
@@ -213,7 +224,7 @@ def evaluate(
     if not psnrs:
         reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
         raise ValueError(f"no image of {dataset_name!r} could be scored ({len(skipped)} skipped: {reasons})")
-    return {
+    result: dict[str, Any] = {
         "model": name,
         "dataset": dataset_name,
         "scale": scale,
@@ -222,6 +233,9 @@ def evaluate(
         "images": len(psnrs),
         "skipped": skipped,
     }
+    if degradation is not None:
+        result |= {"degradation": degradation, "seed": seed}
+    return result
 
 
 def _item_name(dataset: Any, index: int) -> str:

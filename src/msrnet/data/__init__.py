@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from msrnet.data.benchmark import BenchmarkDataset, PairedDataset, bicubic_degrade, mod_crop
+from msrnet.data.degradations import PRESETS, DegradationConfig, degrade, load_degradation
 from msrnet.data.div2k import DIV2K, download_url, extract_zip
 from msrnet.data.io import (
     IMAGE_EXTENSIONS,
@@ -21,11 +22,15 @@ __all__ = [
     "PatchDataset",
     "BenchmarkDataset",
     "DIV2K",
+    "DegradationConfig",
+    "PRESETS",
     "PairedDataset",
     "bicubic_degrade",
+    "degrade",
     "download_url",
     "extract_zip",
     "list_images",
+    "load_degradation",
     "load_images",
     "mod_crop",
     "read_image",

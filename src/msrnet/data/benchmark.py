@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from msrnet.data.degradations import BENCHMARK_CONDITIONS, Condition
 from msrnet.data.io import list_images, read_image, uint8_to_tensor
 from msrnet.ops.imresize import imresize
 
@@ -52,7 +53,10 @@ class BenchmarkDataset(Dataset[Sample]):
     """A folder of HR images (Set5, Set14, B100, Urban100, ...) with bicubic LR made on the fly.
 
     Each HR image is mod-cropped to a multiple of ``scale`` and its LR image is
-    MATLAB's bicubic down-scaling of the uint8 image (:func:`bicubic_degrade`).
+    MATLAB's bicubic down-scaling of the uint8 image (:func:`bicubic_degrade`), then, with
+    ``degradation``, that LR image degraded by a fixed condition
+    (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`: JPEG, Gaussian noise) seeded by
+    ``seed`` and the file's name, so the LR bytes are the same on every run and machine.
 
     Items are dicts with ``"lr"``: float32 ``(C, H / scale, W / scale)`` in [0, 1]
     (on uint8 levels), ``"hr"``: float32 ``(C, H, W)`` in [0, 1], and ``"name"``:
@@ -64,11 +68,28 @@ class BenchmarkDataset(Dataset[Sample]):
         scale: integer super-resolution factor.
         channels: passed to :func:`~msrnet.data.io.read_image`; ``None`` keeps each
             file's own channel count.
+        degradation: a condition name (``"jpeg75"``, ``"noise10"``, ...) or a `Condition`;
+            None for the clean protocol.
+        seed: seed of the condition's noise.
     """
 
-    def __init__(self, root: str | Path, scale: int, channels: int | None = 3) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        scale: int,
+        channels: int | None = 3,
+        degradation: str | Condition | None = None,
+        seed: int = 0,
+    ) -> None:
         if scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale}")
+        if isinstance(degradation, str):
+            if degradation not in BENCHMARK_CONDITIONS:
+                raise ValueError(
+                    f"unknown degradation {degradation!r}; conditions: {', '.join(BENCHMARK_CONDITIONS)}"
+                )
+            degradation = BENCHMARK_CONDITIONS[degradation]
+        self.degradation, self.seed = degradation, seed
         self.root = Path(root)
         self.name = self.root.name
         self.scale = scale
@@ -90,6 +111,9 @@ class BenchmarkDataset(Dataset[Sample]):
             # Not an IndexError: DataLoader and the sequence protocol read that as the end.
             raise ValueError(f"{path.name}: smaller than the scale x{self.scale}")
         lr = bicubic_degrade(hr, self.scale)
+        if self.degradation is not None:
+            chw = torch.from_numpy(lr.transpose(2, 0, 1).copy())
+            lr = self.degradation.apply(chw, self.seed, path.name).permute(1, 2, 0).numpy()
         return {"lr": uint8_to_tensor(lr), "hr": uint8_to_tensor(hr), "name": path.stem}
 
 

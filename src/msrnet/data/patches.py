@@ -9,10 +9,12 @@ Every patch is cut and augmented the same way, whichever class serves it:
 3. resize the region to ``scale * patch_size`` (when ``f < 1``: down-scaling augmentation, the
    same as down-scaling the whole image by ``f`` before cropping, up to the region's borders);
 4. make the LR patch with MATLAB's bicubic ``imresize`` on the uint8 HR patch, as the benchmarks
-   and DIV2K's official LR images are made (see `_bicubic_uint8`: one float64 matmul per
+   and DIV2K's official LR images are made (see `bicubic_downscale`: one float64 matmul per
    dimension with MATLAB's rounding after each pass; it differs from the tap-exact
    ``imresize(uint8)`` only where a value sits on a rounding tie, a handful of pixels per
-   million, and costs a few kernels instead of a hundred).
+   million, and costs a few kernels instead of a hundred);
+5. optionally degrade it further (noise, JPEG, blur, ...; `msrnet.data.degradations`), on the
+   training device, with the sampler's own random stream.
 
 :class:`PatchDataset` serves one pair per item (a ``torch.utils.data.Dataset`` for a
 ``DataLoader``); :class:`InMemoryPatchSampler` keeps every decoded image in one uint8 buffer on
@@ -35,8 +37,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from msrnet.data.degradations import DegradationConfig, bicubic_downscale, degrade, load_degradation
 from msrnet.data.io import list_images, read_image
-from msrnet.ops.imresize import imresize
 
 __all__ = ["PatchDataset", "InMemoryPatchSampler", "load_images"]
 
@@ -81,22 +83,6 @@ def load_images(
     return [image for image in decoded if image is not None]
 
 
-def _bicubic_uint8(hr: Tensor, size: int) -> Tensor:
-    """MATLAB's uint8 bicubic resize of ``(B, C, H, W)`` uint8 images to ``size x size``.
-
-    Each 1-D pass is one float64 matmul (`imresize`'s float path) followed by MATLAB's
-    saturate-and-round, height first as MATLAB orders equal scales. Results equal the tap-exact
-    uint8 path of `imresize` except at rounding ties (the summation order differs in the last
-    bit). The training step makes a batch of these every step, where a hundred tap-by-tap
-    kernels would rival the model's own cost on a GPU.
-    """
-    out = hr.to(torch.float64)
-    for axis_size in ((size, out.shape[-1]), (size, size)):
-        if tuple(out.shape[-2:]) != axis_size:
-            out = imresize(out, size=axis_size).clamp_(0.0, 255.0).add_(0.5).floor_()
-    return out.to(torch.uint8)
-
-
 class _PatchCutter:
     """Images packed into one flat uint8 buffer, and the batched cut/augment/degrade of §1-4.
 
@@ -112,7 +98,9 @@ class _PatchCutter:
         augment: bool,
         min_scale: float,
         device: torch.device,
+        degradation: DegradationConfig | str = "bicubic",
     ) -> None:
+        self.degradation = load_degradation(degradation)
         if scale < 1 or patch_size < 1:
             raise ValueError(f"scale and patch_size must be positive, got {scale} and {patch_size}")
         if not 0 < min_scale <= 1:
@@ -175,9 +163,11 @@ class _PatchCutter:
             params = params.pin_memory().to(self.device, non_blocking=True)
         hr = self._gather(params, region)
         if region != self.hr_size:
-            hr = _bicubic_uint8(hr, self.hr_size)
-        lr = _bicubic_uint8(hr, self.patch_size)
-        return lr.float().div_(255.0), hr.float().div_(255.0)
+            hr = bicubic_downscale(hr, self.hr_size)
+        lr, hr_float = bicubic_downscale(hr, self.patch_size).float().div_(255.0), hr.float().div_(255.0)
+        if self.degradation.stages or not self.degradation.bicubic_first:
+            lr = degrade(hr_float, self.scale, self.degradation, g, clean_lr=lr)
+        return lr, hr_float
 
     def _gather(self, params: Tensor, size: int) -> Tensor:
         """uint8 ``(B, C, size, size)`` crops, each under its dihedral transform (3 bits).
@@ -220,10 +210,13 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
             in ``[min_scale, 1]`` (1 disables it; 0.5 is usual).
         repeats: items per image per epoch.
         cache: keep decoded images in memory (per ``DataLoader`` worker) after the first read.
+        degradation: how LR patches are made: a preset of `msrnet.data.degradations`
+            (``"bicubic"``, the protocol's, ``"web"``, ``"real"``), a JSON file, or a
+            `DegradationConfig`.
 
     Items:
         ``(lr, hr)``: float32 ``(3, p, p)`` and ``(3, s*p, s*p)`` in [0, 1], on uint8 levels,
-        ``lr`` being MATLAB's bicubic down-scaling of ``hr``.
+        ``lr`` being ``hr`` degraded (by default MATLAB's bicubic down-scaling alone).
     """
 
     def __init__(
@@ -236,6 +229,7 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
         min_scale: float = 1.0,
         repeats: int = 1,
         cache: bool = True,
+        degradation: DegradationConfig | str = "bicubic",
     ) -> None:
         from PIL import Image
 
@@ -269,6 +263,7 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
             min_scale,
         )
         self.repeats, self.cache = repeats, cache
+        self.degradation = load_degradation(degradation)
         self._cutters: dict[int, _PatchCutter] = {}
 
     def __len__(self) -> int:
@@ -288,6 +283,7 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
                 self.augment,
                 self.min_scale,
                 torch.device("cpu"),
+                self.degradation,
             )
             if self.cache:
                 self._cutters[i] = cutter
@@ -312,8 +308,9 @@ class InMemoryPatchSampler:
         augment: random flips and 90-degree rotations (one of 8, per pair).
         min_scale: down-scaling augmentation (see :class:`PatchDataset`); one factor per batch.
         device: where images live and batches are made (default: CUDA when available).
-        seed: seed of the sampling stream.
+        seed: seed of the sampling stream (the degradations draw from it too).
         progress: progress bar while decoding.
+        degradation: how LR patches are made (see :class:`PatchDataset`).
 
     Yields:
         ``(lr, hr)``: float32 ``(B, 3, p, p)`` and ``(B, 3, s*p, s*p)`` in [0, 1] on ``device``.
@@ -331,6 +328,7 @@ class InMemoryPatchSampler:
         device: str | torch.device | None = None,
         seed: int = 0,
         progress: bool = True,
+        degradation: DegradationConfig | str = "bicubic",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -343,7 +341,9 @@ class InMemoryPatchSampler:
         else:
             tensors = cast(list[Tensor], list(images))
         self.batch_size = batch_size
-        self._cutter = _PatchCutter(tensors, scale, patch_size, augment, min_scale, torch.device(device))
+        self._cutter = _PatchCutter(
+            tensors, scale, patch_size, augment, min_scale, torch.device(device), degradation
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     @property

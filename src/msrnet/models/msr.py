@@ -465,12 +465,20 @@ def _cfg(arch: str, scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
     }
 
 
-_T291 = ("trained on the 291 images (T91 + BSD200)",)
+_T291 = ("trained on the 291 images (T91 + BSD200), clean bicubic LR (the benchmark protocol)",)
+_REAL = (
+    "fine-tuned from .t291 on the 291 images with LR patches degraded on the fly (noise, JPEG; "
+    "msrnet.data.degradations), for photos and web images",
+)
+# The first tag of an architecture is its default (timm's rule): .t291, the benchmark tables'.
 default_cfgs = generate_default_cfgs(
     {
-        f"{arch}_x{scale}.t291": _cfg(f"{arch}_x{scale}", scale, "t291", notes=_T291)
-        for arch in ("msr", "msr_small")
-        for scale in (2, 4, 8)
+        **{
+            f"{arch}_x{scale}.t291": _cfg(f"{arch}_x{scale}", scale, "t291", notes=_T291)
+            for arch in ("msr", "msr_small")
+            for scale in (2, 4, 8)
+        },
+        **{f"msr_small_x{scale}.real": _cfg(f"msr_small_x{scale}", scale, "real", notes=_REAL) for scale in (2, 4, 8)},
     }
 )
 

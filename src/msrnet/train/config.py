@@ -48,6 +48,10 @@ class TrainConfig:
         ema_decay: EMA decay, reached after a warm-up of the decay (0 disables the EMA).
         augment: random flips and 90-degree rotations of the patches.
         min_scale: down-scaling augmentation of the HR images (1 disables it).
+        degradation: how LR patches are made from HR patches, on the training device: a preset
+            (``bicubic``, the benchmark protocol's clean LR; ``web``, mild noise and JPEG;
+            ``real``, Real-ESRGAN's second-order blur, resize, noise and JPEG) or a JSON file of
+            `~msrnet.data.degradations.DegradationConfig` fields.
         val_every: validation period in steps.
         ckpt_every: checkpoint period in steps.
         log_every: logging period in steps.
@@ -87,6 +91,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     augment: bool = True
     min_scale: float = 1.0
+    degradation: str = "bicubic"
     val_every: int = 1000
     ckpt_every: int = 1000
     log_every: int = 50

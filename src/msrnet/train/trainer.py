@@ -44,6 +44,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from msrnet.data.benchmark import BenchmarkDataset, Sample
+from msrnet.data.degradations import load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet.evaluate import evaluate
@@ -329,6 +330,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.time_budget is not None and not config.time_budget > 0:
         raise ValueError(f"time_budget must be a positive number of seconds, got {config.time_budget}")
     parse_loss(config.loss)  # fail before any work on a bad spec
+    load_degradation(config.degradation)
     resumed = _resume_state(config)
     check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
     rank, world, device, created_group = _setup_distributed(config.device)
@@ -384,6 +386,7 @@ def _train(
         min_scale=config.min_scale,
         device=device,
         seed=rank_seed,
+        degradation=config.degradation,
     )
     val_items = None
     if config.val_dir:

@@ -1,0 +1,788 @@
+"""Degradations: what turns a clean HR patch into the LR image a model meets outside benchmarks.
+
+Three layers, as torchvision keeps functional ops beside the objects that draw their parameters:
+
+- **Functional ops** on batches ``(B, C, H, W)`` float in [0, 1], each sample with its own
+  parameters (tensors of shape ``(B,)``): blur kernels (`gaussian_kernel`,
+  `generalized_gaussian_kernel`, `plateau_kernel`, `sinc_kernel`) applied by `blur`,
+  `add_gaussian_noise`, `add_poisson_noise`, `jpeg_compress` and `resize`.
+- **Configs**: frozen dataclasses (`Blur`, `Resize`, `Noise`, `JPEG`, `Stage`, `Final`,
+  `DegradationConfig`) that say which ops run, how likely each is and the ranges of their
+  parameters. `PRESETS` holds ``bicubic`` (the benchmark protocol's clean LR, the default),
+  ``web`` (mild noise and JPEG after the bicubic down-scaling, as images on the web) and
+  ``real`` (Real-ESRGAN's second-order pipeline). `load_degradation` reads a preset name or a
+  JSON file of the same fields.
+- **`degrade`**: the seeded pipeline the trainer runs on every batch, on the training device.
+
+Random parameters are drawn from one ``torch.Generator`` on the CPU (the same stream on any
+device, so a resumed run repeats exactly); noise is drawn there too and moved to the batch's
+device, which for LR patches is a few hundred kilobytes a step.
+
+`BENCHMARK_CONDITIONS` are the fixed degradations of ``msrnet benchmark --degradation``: applied
+to the protocol's bicubic LR image with a seed per image, so the same seed gives the same LR
+bytes on any machine and in any order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import types
+import typing
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from msrnet.ops.imresize import imresize
+
+__all__ = [
+    "BENCHMARK_CONDITIONS",
+    "PRESETS",
+    "Blur",
+    "Condition",
+    "DegradationConfig",
+    "Final",
+    "JPEG",
+    "Noise",
+    "Resize",
+    "Stage",
+    "add_gaussian_noise",
+    "add_poisson_noise",
+    "bicubic_downscale",
+    "blur",
+    "degrade",
+    "gaussian_kernel",
+    "generalized_gaussian_kernel",
+    "jpeg_compress",
+    "load_degradation",
+    "plateau_kernel",
+    "resize",
+    "sinc_kernel",
+]
+
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+# ----------------------------------------------------------------------------------------------
+# The protocol's down-scaling.
+
+
+def bicubic_downscale(hr: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """MATLAB's uint8 bicubic resize of ``(B, C, H, W)`` uint8 images to ``size``.
+
+    Each 1-D pass is one float64 matmul (`~msrnet.ops.imresize`'s float path) followed by
+    MATLAB's saturate-and-round, height first as MATLAB orders equal scales. Results equal the
+    tap-exact uint8 path of ``imresize`` except at rounding ties (the summation order differs
+    in the last bit): a handful of pixels per million, for a few kernels instead of a hundred,
+    which matters because the training step makes a batch of these every step.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    out = hr.to(torch.float64)
+    for axis_size in ((height, out.shape[-1]), (height, width)):
+        if tuple(out.shape[-2:]) != axis_size:
+            out = imresize(out, size=axis_size).clamp_(0.0, 255.0).add_(0.5).floor_()
+    return out.to(torch.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Blur kernels: (B, k, k) float32, each summing to 1.
+
+
+def _squared_distance(size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor) -> Tensor:
+    """``(B, k, k)`` squared Mahalanobis distance ``p^T S^-1 p`` of each tap from the centre,
+    for the covariance ``S = R(theta) diag(sigma_x^2, sigma_y^2) R(theta)^T``."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"kernel size must be a positive odd number, got {size}")
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    cos, sin = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
+    u = cos * x + sin * y  # coordinates along the kernel's principal axes
+    v = -sin * x + cos * y
+    return (u / sigma_x.view(-1, 1, 1)) ** 2 + (v / sigma_y.view(-1, 1, 1)) ** 2
+
+
+def _normalized(kernel: Tensor) -> Tensor:
+    return kernel / kernel.sum(dim=(-2, -1), keepdim=True)
+
+
+def _per_sample(value: Tensor | float, like: Tensor) -> Tensor:
+    return torch.as_tensor(value, dtype=torch.float32).expand_as(like).clone()
+
+
+def gaussian_kernel(
+    size: int, sigma_x: Tensor, sigma_y: Tensor | None = None, theta: Tensor | float = 0.0
+) -> Tensor:
+    """Gaussian kernels, isotropic (``sigma_y`` None) or anisotropic and rotated by ``theta``.
+
+    Args:
+        size: odd kernel side k.
+        sigma_x, sigma_y: ``(B,)`` standard deviations in pixels along the principal axes.
+        theta: ``(B,)`` rotation in radians.
+
+    Returns:
+        ``(B, k, k)`` kernels, each summing to 1.
+    """
+    sigma_y = sigma_x if sigma_y is None else sigma_y
+    return _normalized(torch.exp(-0.5 * _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))))
+
+
+def generalized_gaussian_kernel(
+    size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor | float, beta: Tensor
+) -> Tensor:
+    """``exp(-0.5 d^beta)`` kernels (Real-ESRGAN's generalized Gaussian): ``beta`` < 1 has
+    heavier tails than a Gaussian, ``beta`` > 1 a flatter top. Shapes as `gaussian_kernel`."""
+    d2 = _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))
+    return _normalized(torch.exp(-0.5 * d2.pow(beta.view(-1, 1, 1))))
+
+
+def plateau_kernel(
+    size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor | float, beta: Tensor
+) -> Tensor:
+    """``1 / (1 + d^beta)`` kernels (Real-ESRGAN's plateau): flat near the centre, long tails.
+    Shapes as `gaussian_kernel`."""
+    d2 = _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))
+    return _normalized(1.0 / (1.0 + d2.pow(beta.view(-1, 1, 1))))
+
+
+def sinc_kernel(size: int, cutoff: Tensor) -> Tensor:
+    """Circular low-pass (2-D sinc) kernels: the ringing and overshoot of sharpening and of
+    band-limited resizing.
+
+    Args:
+        size: odd kernel side k.
+        cutoff: ``(B,)`` cut-off frequency ``omega_c`` in radians per pixel, in (0, pi].
+
+    Returns:
+        ``(B, k, k)`` kernels, each summing to 1.
+    """
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"kernel size must be a positive odd number, got {size}")
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    radius = torch.hypot(x, y)
+    wc = cutoff.to(torch.float32).view(-1, 1, 1)
+    safe = torch.where(radius > 0, radius, torch.ones_like(radius))
+    kernel = wc * torch.special.bessel_j1(wc * safe) / (2 * math.pi * safe)
+    kernel = torch.where(radius > 0, kernel, wc**2 / (4 * math.pi))  # the limit at r = 0
+    return _normalized(kernel)
+
+
+def blur(x: Tensor, kernels: Tensor) -> Tensor:
+    """Convolve each sample of ``x`` ``(B, C, H, W)`` with its own kernel ``(B, k, k)``.
+
+    Borders are reflected (replicated where the image is smaller than the kernel's radius),
+    so the image keeps its size and its mean near the edges.
+    """
+    b, c, h, w = x.shape
+    k = kernels.shape[-1]
+    pad = k // 2
+    mode = "reflect" if pad < min(h, w) else "replicate"
+    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
+    weight = kernels.to(x).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, k, k)
+    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# Noise, JPEG and resizing.
+
+
+def add_gaussian_noise(
+    x: Tensor, sigma: Tensor, gray: Tensor | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """``x + sigma * N(0, 1)``, clamped to [0, 1].
+
+    Args:
+        x: ``(B, C, H, W)`` float in [0, 1].
+        sigma: ``(B,)`` standard deviation on the [0, 1] scale (sigma 10 on 0-255 is 10/255).
+        gray: ``(B,)`` bool: one noise plane shared by the channels (luminance noise) instead
+            of independent noise per channel.
+        generator: the noise is drawn from it, on its device, then moved to ``x``'s.
+    """
+    device = generator.device if generator is not None else x.device
+    noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+    if gray is not None:
+        noise = torch.where(gray.to(x.device, torch.bool).view(-1, 1, 1, 1), noise[:, :1].expand_as(noise), noise)
+    return (x + noise * sigma.to(x).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+
+
+def add_poisson_noise(
+    x: Tensor, scale: Tensor, gray: Tensor | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Shot noise: ``x + scale * (Poisson(255 x) / 255 - x)``, clamped to [0, 1].
+
+    Its variance grows with the intensity, as a sensor's does; ``scale`` ``(B,)`` sets its
+    strength (1: photon counts of a 0-255 image). ``gray`` as in `add_gaussian_noise` (the
+    noise of the luma, added to every channel).
+    """
+    device = generator.device if generator is not None else x.device
+    gray_mask = None if gray is None else gray.to(torch.bool).view(-1, 1, 1, 1)
+    luma = x.mean(dim=1, keepdim=True).expand_as(x)
+    source = x if gray_mask is None else torch.where(gray_mask.to(x.device), luma, x)
+    rate = (source.clamp(0.0, 1.0) * 255.0).to(device, torch.float32)
+    counts = torch.poisson(rate, generator=generator).to(x.device, x.dtype)
+    noise = counts / 255.0 - source
+    if gray_mask is not None:
+        noise = torch.where(gray_mask.to(x.device), noise[:, :1].expand_as(noise), noise)
+    return (x + noise * scale.to(x).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+
+
+def jpeg_compress(x: Tensor, quality: Tensor | Sequence[int]) -> Tensor:
+    """JPEG-compress each sample at its own quality with Pillow's libjpeg (4:2:0 chroma
+    subsampling, standard tables), then decode it.
+
+    The real codec rather than a differentiable approximation (kornia's): the model should meet
+    the exact blocks and ringing that files carry, and the degradation needs no gradient.
+    Pillow rather than ``torchvision.io``, whose image codecs are deprecated from torchvision
+    0.29 on; Pillow is what msrnet reads and writes images with, and what saves most JPEGs users
+    will upscale. Samples are rounded to uint8 first, as a file holds.
+
+    Args:
+        x: ``(B, C, H, W)`` float in [0, 1], C = 1 or 3.
+        quality: ``(B,)`` integer qualities in [1, 100].
+
+    Returns:
+        ``(B, C, H, W)`` float in [0, 1] on uint8 levels, on ``x``'s device.
+    """
+    from PIL import Image
+
+    qualities = [int(q) for q in torch.as_tensor(quality).reshape(-1).tolist()]
+    if len(qualities) != x.shape[0]:
+        raise ValueError(f"need one quality per sample: {len(qualities)} for a batch of {x.shape[0]}")
+    if any(not 1 <= q <= 100 for q in qualities):
+        raise ValueError(f"JPEG qualities must be in [1, 100], got {qualities}")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"JPEG holds 1 or 3 channels, got {x.shape[1]}")
+    levels = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    decoded = []
+    for image, q in zip(levels, qualities):
+        buffer = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            buffer, format="JPEG", quality=q, subsampling=2
+        )
+        with Image.open(buffer) as jpeg:
+            decoded.append(torch.from_numpy(np.asarray(jpeg).copy()).reshape(image.shape))
+    out = torch.stack(decoded).permute(0, 3, 1, 2)
+    return out.to(x.device, x.dtype).div_(255.0)
+
+
+def resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """Resize ``(B, C, H, W)`` to ``size`` with ``area``, ``bilinear`` or ``bicubic``
+    interpolation (anti-aliased when down-scaling), clamped to [0, 1]."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "area":
+        out = F.interpolate(x, size=size, mode="area")
+    else:
+        down = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+        out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=down)
+    return out.clamp_(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs: what runs, how likely, with which parameter ranges. Ranges are (low, high), drawn
+# uniformly per sample.
+
+
+@dataclass(frozen=True)
+class Blur:
+    """A random blur per sample: Gaussian (isotropic or anisotropic), generalized Gaussian,
+    plateau, or sinc.
+
+    Args:
+        prob: chance that a sample is blurred.
+        size: odd kernel sides to draw from, (smallest, largest).
+        sigma: standard deviation range in pixels (each axis, for anisotropic kernels).
+        anisotropic_prob: chance of two sigmas and a random rotation instead of one sigma.
+        generalized_prob, plateau_prob: chances of those shapes instead of a Gaussian.
+        generalized_beta, plateau_beta: their shape parameter ranges.
+        sinc_prob: chance of a sinc (ringing) kernel instead of all of the above.
+    """
+
+    prob: float = 1.0
+    size: tuple[int, int] = (7, 21)
+    sigma: tuple[float, float] = (0.2, 3.0)
+    anisotropic_prob: float = 0.5
+    generalized_prob: float = 0.15
+    plateau_prob: float = 0.15
+    generalized_beta: tuple[float, float] = (0.5, 4.0)
+    plateau_beta: tuple[float, float] = (1.0, 2.0)
+    sinc_prob: float = 0.1
+
+
+@dataclass(frozen=True)
+class Resize:
+    """A random resize of the whole batch (one shape per batch).
+
+    Args:
+        prob: chance that the batch is resized at this point.
+        scale: range of the resize factor.
+        modes: interpolation modes to draw from (``area``, ``bilinear``, ``bicubic``).
+    """
+
+    prob: float = 1.0
+    scale: tuple[float, float] = (0.15, 1.5)
+    modes: tuple[str, ...] = RESIZE_MODES
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Random noise per sample: Gaussian, or else Poisson (shot) noise.
+
+    Args:
+        prob: chance that a sample gets noise.
+        gaussian_prob: chance that the noise is Gaussian rather than Poisson.
+        sigma: Gaussian standard deviation range, on the 0-255 scale.
+        poisson_scale: Poisson strength range (see `add_poisson_noise`).
+        gray_prob: chance of luminance-only noise instead of colour noise.
+    """
+
+    prob: float = 1.0
+    gaussian_prob: float = 0.5
+    sigma: tuple[float, float] = (1.0, 30.0)
+    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    gray_prob: float = 0.4
+
+
+@dataclass(frozen=True)
+class JPEG:
+    """JPEG compression per sample at a random quality.
+
+    Args:
+        prob: chance that a sample is compressed.
+        quality: quality range (integers in [1, 100], both ends included).
+    """
+
+    prob: float = 1.0
+    quality: tuple[int, int] = (30, 95)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One round of degradation, run in the order blur, resize, noise, JPEG; a missing part
+    (None) is skipped. ``prob`` is the chance that the batch goes through the stage at all."""
+
+    blur: Blur | None = None
+    resize: Resize | None = None
+    noise: Noise | None = None
+    jpeg: JPEG | None = None
+    prob: float = 1.0
+
+
+@dataclass(frozen=True)
+class Final:
+    """Real-ESRGAN's last step: the resize to the LR size with a sinc filter (with chance
+    ``sinc_prob``) and a JPEG compression, in random order (one order per batch)."""
+
+    sinc_prob: float = 0.8
+    jpeg: JPEG = JPEG(quality=(30, 95))
+    modes: tuple[str, ...] = RESIZE_MODES
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """A degradation pipeline from an HR patch to its LR patch.
+
+    With ``bicubic_first`` (the ``bicubic`` and ``web`` presets) the HR patch is first
+    down-scaled with MATLAB's bicubic ``imresize``, as the benchmark protocol does, and the
+    ``stages`` then run on the LR patch; stages must not resize. Without it (``real``), the
+    stages run from the HR patch, may resize, and ``final`` brings the result to the LR size.
+
+    Args:
+        stages: the rounds of degradation, in order.
+        bicubic_first: see above.
+        final: the last step of a pipeline that starts from the HR patch (None: a plain
+            resize to the LR size with a random mode).
+        clean_prob: share of samples that skip every stage and keep the clean bicubic LR
+            patch, so one model serves clean inputs and degraded ones.
+    """
+
+    stages: tuple[Stage, ...] = ()
+    bicubic_first: bool = True
+    final: Final | None = None
+    clean_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+
+def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
+    if len(value) != 2 or not (low <= value[0] <= value[1] <= high):
+        raise ValueError(f"{name} must be (low, high) with {low} <= low <= high <= {high}, got {value}")
+
+
+def _check_config(config: DegradationConfig) -> None:
+    def prob(name: str, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+
+    prob("clean_prob", config.clean_prob)
+    for i, stage in enumerate(config.stages):
+        where = f"stages[{i}]"
+        prob(f"{where}.prob", stage.prob)
+        if stage.blur is not None:
+            b = stage.blur
+            for field_name in ("prob", "anisotropic_prob", "generalized_prob", "plateau_prob", "sinc_prob"):
+                prob(f"{where}.blur.{field_name}", getattr(b, field_name))
+            if b.generalized_prob + b.plateau_prob > 1:
+                raise ValueError(f"{where}.blur: generalized_prob + plateau_prob must be at most 1")
+            _check_range(f"{where}.blur.size", b.size, 1, 51)
+            if b.size[0] % 2 == 0 or b.size[1] % 2 == 0:
+                raise ValueError(f"{where}.blur.size must be odd sides, got {b.size}")
+            _check_range(f"{where}.blur.sigma", b.sigma, 1e-3, 20.0)
+            _check_range(f"{where}.blur.generalized_beta", b.generalized_beta, 0.1, 10.0)
+            _check_range(f"{where}.blur.plateau_beta", b.plateau_beta, 0.1, 10.0)
+        if stage.resize is not None:
+            if config.bicubic_first:
+                raise ValueError(f"{where}.resize: stages after the bicubic down-scaling must keep the LR size")
+            prob(f"{where}.resize.prob", stage.resize.prob)
+            _check_range(f"{where}.resize.scale", stage.resize.scale, 0.05, 4.0)
+            _check_modes(f"{where}.resize.modes", stage.resize.modes)
+        if stage.noise is not None:
+            n = stage.noise
+            for field_name in ("prob", "gaussian_prob", "gray_prob"):
+                prob(f"{where}.noise.{field_name}", getattr(n, field_name))
+            _check_range(f"{where}.noise.sigma", n.sigma, 0.0, 255.0)
+            _check_range(f"{where}.noise.poisson_scale", n.poisson_scale, 0.0, 100.0)
+        if stage.jpeg is not None:
+            _check_jpeg(f"{where}.jpeg", stage.jpeg)
+    if config.final is not None:
+        if config.bicubic_first:
+            raise ValueError("final applies only to pipelines that start from the HR patch (bicubic_first false)")
+        prob("final.sinc_prob", config.final.sinc_prob)
+        _check_jpeg("final.jpeg", config.final.jpeg)
+        _check_modes("final.modes", config.final.modes)
+
+
+def _check_jpeg(name: str, jpeg: JPEG) -> None:
+    if not 0.0 <= jpeg.prob <= 1.0:
+        raise ValueError(f"{name}.prob must be a probability in [0, 1], got {jpeg.prob}")
+    _check_range(f"{name}.quality", jpeg.quality, 1, 100)
+
+
+def _check_modes(name: str, modes: tuple[str, ...]) -> None:
+    if not modes or any(m not in RESIZE_MODES for m in modes):
+        raise ValueError(f"{name} must be a non-empty list of {', '.join(RESIZE_MODES)}, got {modes}")
+
+
+PRESETS: dict[str, DegradationConfig] = {
+    # The benchmark protocol: MATLAB bicubic down-scaling and nothing else.
+    "bicubic": DegradationConfig(),
+    # Images as the web serves them: mild noise (phone-camera grain) and JPEG at common
+    # qualities on the bicubic LR patch; a fifth of the samples stay clean.
+    "web": DegradationConfig(
+        stages=(
+            Stage(
+                noise=Noise(prob=0.5, gaussian_prob=1.0, sigma=(1.0, 12.0), gray_prob=0.2),
+                jpeg=JPEG(prob=0.8, quality=(35, 95)),
+            ),
+        ),
+        clean_prob=0.2,
+    ),
+    # Real-ESRGAN's second-order pipeline (Wang et al., 2021, table of its defaults).
+    "real": DegradationConfig(
+        stages=(
+            Stage(
+                blur=Blur(),
+                resize=Resize(scale=(0.15, 1.5)),
+                noise=Noise(sigma=(1.0, 30.0), poisson_scale=(0.05, 3.0)),
+                jpeg=JPEG(quality=(30, 95)),
+            ),
+            Stage(
+                blur=Blur(prob=0.8, sigma=(0.2, 1.5)),
+                resize=Resize(scale=(0.3, 1.2)),
+                noise=Noise(sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)),
+                prob=0.8,
+            ),
+        ),
+        bicubic_first=False,
+        final=Final(),
+    ),
+}
+
+
+def _from_json(cls: type[Any], values: Any, where: str) -> Any:
+    """Build the frozen dataclass ``cls`` from JSON values, refusing unknown or mistyped fields."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected an object, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return _from_json(hint, value, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
+
+
+# JSON files describing a pipeline are small; a larger one is not a config.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def load_degradation(spec: str | Path | DegradationConfig) -> DegradationConfig:
+    """A `DegradationConfig` from a preset name (`PRESETS`), a JSON file of its fields, or
+    itself.
+
+    Raises:
+        ValueError: an unknown name, or a file that is not a valid config (the message names
+            the field).
+    """
+    if isinstance(spec, DegradationConfig):
+        return spec
+    name = str(spec)
+    if name in PRESETS:
+        return PRESETS[name]
+    path = Path(name)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        raise ValueError(
+            f"unknown degradation {name!r}: use a preset ({', '.join(PRESETS)}) or a .json file of "
+            f"DegradationConfig fields"
+        )
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a degradation config")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from None
+    return typing.cast(DegradationConfig, _from_json(DegradationConfig, values, str(path)))
+
+
+# ----------------------------------------------------------------------------------------------
+# The pipeline.
+
+
+def _uniform(n: int, bounds: tuple[float, float], g: torch.Generator | None) -> Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def _chance(n: int, p: float, g: torch.Generator | None) -> Tensor:
+    return torch.rand(n, generator=g) < p
+
+
+def _choice(options: Sequence[str], g: torch.Generator | None) -> str:
+    return options[int(torch.randint(len(options), (), generator=g))]
+
+
+def _random_kernels(n: int, config: Blur, g: torch.Generator | None) -> Tensor:
+    """``(n, k, k)`` kernels of the config's kinds; k is the largest side drawn, smaller
+    kernels are cut to their own side within it."""
+    sides = 2 * torch.randint(config.size[0] // 2, config.size[1] // 2 + 1, (n,), generator=g) + 1
+    k = int(sides.max())
+    sigma_x = _uniform(n, config.sigma, g)
+    sigma_y = torch.where(_chance(n, config.anisotropic_prob, g), _uniform(n, config.sigma, g), sigma_x)
+    theta = _uniform(n, (0.0, math.pi), g)
+    kind = torch.rand(n, generator=g)
+    beta_g = _uniform(n, config.generalized_beta, g)
+    beta_p = _uniform(n, config.plateau_beta, g)
+    kernels = gaussian_kernel(k, sigma_x, sigma_y, theta)
+    generalized = kind < config.generalized_prob
+    plateau = (kind >= config.generalized_prob) & (kind < config.generalized_prob + config.plateau_prob)
+    if generalized.any():
+        kernels[generalized] = generalized_gaussian_kernel(
+            k, sigma_x[generalized], sigma_y[generalized], theta[generalized], beta_g[generalized]
+        )
+    if plateau.any():
+        kernels[plateau] = plateau_kernel(k, sigma_x[plateau], sigma_y[plateau], theta[plateau], beta_p[plateau])
+    sinc = _chance(n, config.sinc_prob, g)
+    # Small sinc kernels ring only at high cut-offs (Real-ESRGAN's rule).
+    cutoff = torch.where(sides < 13, _uniform(n, (math.pi / 3, math.pi), g), _uniform(n, (math.pi / 5, math.pi), g))
+    if sinc.any():
+        kernels[sinc] = sinc_kernel(k, cutoff[sinc])
+    # Cut every kernel to its own side, then renormalize.
+    r = (torch.arange(k) - k // 2).abs()
+    inside = (r.view(1, -1, 1) <= sides.view(-1, 1, 1) // 2) & (r.view(1, 1, -1) <= sides.view(-1, 1, 1) // 2)
+    return _normalized(kernels * inside)
+
+
+def _apply_to(x: Tensor, mask: Tensor, op: Any) -> Tensor:
+    """``x`` with ``op`` applied to the samples where ``mask`` (a CPU bool ``(B,)``) is set."""
+    if not bool(mask.any()):
+        return x
+    index = mask.nonzero().squeeze(1).to(x.device)
+    out = x.clone()
+    out[index] = op(x[index], mask.nonzero().squeeze(1))
+    return out
+
+
+def _run_stage(x: Tensor, stage: Stage, lr_size: tuple[int, int], g: torch.Generator | None) -> Tensor:
+    n = x.shape[0]
+    if stage.blur is not None:
+        kernels = _random_kernels(n, stage.blur, g)
+        x = _apply_to(x, _chance(n, stage.blur.prob, g), lambda part, i: blur(part, kernels[i]))
+    if stage.resize is not None and bool(_chance(1, stage.resize.prob, g)):
+        factor = float(_uniform(1, stage.resize.scale, g))
+        # Never below the LR size: the final step only shrinks (as in Real-ESRGAN, where the
+        # first stage's factor is relative to the HR size).
+        size = (max(lr_size[0], round(x.shape[-2] * factor)), max(lr_size[1], round(x.shape[-1] * factor)))
+        x = resize(x, size, _choice(stage.resize.modes, g))
+    if stage.noise is not None:
+        noise = stage.noise
+        chosen = _chance(n, noise.prob, g)
+        gaussian = _chance(n, noise.gaussian_prob, g)
+        gray = _chance(n, noise.gray_prob, g)
+        sigma = _uniform(n, noise.sigma, g) / 255.0
+        scale = _uniform(n, noise.poisson_scale, g)
+        x = _apply_to(x, chosen & gaussian, lambda part, i: add_gaussian_noise(part, sigma[i], gray[i], g))
+        x = _apply_to(x, chosen & ~gaussian, lambda part, i: add_poisson_noise(part, scale[i], gray[i], g))
+    if stage.jpeg is not None:
+        quality = _quality(n, stage.jpeg, g)
+        x = _apply_to(x, _chance(n, stage.jpeg.prob, g), lambda part, i: jpeg_compress(part, quality[i]))
+    return x
+
+
+def _quality(n: int, jpeg: JPEG, g: torch.Generator | None) -> Tensor:
+    return torch.randint(jpeg.quality[0], jpeg.quality[1] + 1, (n,), generator=g)
+
+
+def _finish(x: Tensor, final: Final | None, lr_size: tuple[int, int], g: torch.Generator | None) -> Tensor:
+    """Bring a pipeline that started from the HR patch to the LR size (Real-ESRGAN's end)."""
+    n = x.shape[0]
+    if final is None:
+        return resize(x, lr_size, _choice(RESIZE_MODES, g))
+    mode = _choice(final.modes, g)
+    sinc = _chance(n, final.sinc_prob, g)
+    cutoff = _uniform(n, (math.pi / 3, math.pi), g)
+    quality = _quality(n, final.jpeg, g)
+    compress = _chance(n, final.jpeg.prob, g)
+
+    def resize_and_sinc(y: Tensor) -> Tensor:
+        y = resize(y, lr_size, mode)
+        return _apply_to(y, sinc, lambda part, i: blur(part, sinc_kernel(7, cutoff[i])).clamp_(0.0, 1.0))
+
+    def jpeg(y: Tensor) -> Tensor:
+        return _apply_to(y, compress, lambda part, i: jpeg_compress(part, quality[i]))
+
+    if bool(_chance(1, 0.5, g)):
+        return jpeg(resize_and_sinc(x))
+    return resize_and_sinc(jpeg(x))
+
+
+def degrade(
+    hr: Tensor,
+    scale: int,
+    config: DegradationConfig | str = "bicubic",
+    generator: torch.Generator | None = None,
+    clean_lr: Tensor | None = None,
+) -> Tensor:
+    """LR patches from HR patches through a degradation pipeline.
+
+    Args:
+        hr: ``(B, C, s*h, s*w)`` float in [0, 1] (on uint8 levels for the bicubic path to
+            match the protocol's).
+        scale: the down-scaling factor s.
+        config: a `DegradationConfig` or a preset name.
+        generator: a CPU generator for every random draw (reproducible on any device).
+        clean_lr: the MATLAB-bicubic LR patches ``(B, C, h, w)`` if the caller has them (the
+            patch sampler does); computed here otherwise.
+
+    Returns:
+        ``(B, C, h, w)`` float in [0, 1] on uint8 levels, on ``hr``'s device.
+    """
+    config = load_degradation(config)
+    b, c, height, width = hr.shape
+    if height % scale or width % scale:
+        raise ValueError(f"HR patches of {height}x{width} are not a multiple of the scale {scale}")
+    lr_size = (height // scale, width // scale)
+    if clean_lr is None:
+        levels = torch.floor(hr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+        clean_lr = bicubic_downscale(levels, lr_size).to(hr.dtype) / 255.0
+    if not config.stages and config.bicubic_first:
+        return clean_lr
+    x = clean_lr if config.bicubic_first else hr
+    for stage in config.stages:
+        if bool(_chance(1, stage.prob, generator)):
+            x = _run_stage(x, stage, lr_size, generator)
+    if not config.bicubic_first:
+        x = _finish(x, config.final, lr_size, generator)
+    x = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0  # LR images are 8-bit files
+    clean = _chance(b, config.clean_prob, generator).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(clean, clean_lr, x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fixed degradations for benchmarks.
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A fixed degradation of a benchmark's bicubic LR image: Gaussian noise, then JPEG.
+
+    Args:
+        noise_sigma: standard deviation of the Gaussian noise on the 0-255 scale (0: none);
+            the noisy image is rounded to uint8 before the JPEG step, as a saved file is.
+        jpeg_quality: JPEG quality (Pillow's libjpeg, 4:2:0 chroma subsampling), or None for
+            no compression.
+    """
+
+    noise_sigma: float = 0.0
+    jpeg_quality: int | None = None
+
+    def apply(self, lr: Tensor, seed: int, name: str) -> Tensor:
+        """Degrade one uint8 LR image ``(C, h, w)``; the noise comes from a generator seeded
+        by ``seed`` and the image's ``name``, so neither the order of the images nor the
+        machine changes the bytes. Returns uint8 ``(C, h, w)``."""
+        x = lr.to(torch.float64).unsqueeze(0) / 255.0
+        if self.noise_sigma > 0:
+            # float64 noise on the CPU: the scalar sampler, the same bits on every CPU.
+            g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode("utf-8")))
+            x = add_gaussian_noise(x, torch.tensor([self.noise_sigma / 255.0]), generator=g)
+            x = torch.floor(x * 255.0 + 0.5) / 255.0
+        if self.jpeg_quality is not None:
+            x = jpeg_compress(x, [self.jpeg_quality])
+        return torch.floor(x[0] * 255.0 + 0.5).to(torch.uint8)
+
+
+# The conditions of `msrnet benchmark --degradation`, applied after the protocol's bicubic
+# down-scaling.
+BENCHMARK_CONDITIONS: dict[str, Condition] = {
+    "jpeg90": Condition(jpeg_quality=90),
+    "jpeg75": Condition(jpeg_quality=75),
+    "jpeg50": Condition(jpeg_quality=50),
+    "noise5": Condition(noise_sigma=5.0),
+    "noise10": Condition(noise_sigma=10.0),
+    "noise5-jpeg75": Condition(noise_sigma=5.0, jpeg_quality=75),
+}
