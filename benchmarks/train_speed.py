@@ -9,7 +9,11 @@ dense bf16 peak (989 TFLOP/s).
     python benchmarks/train_speed.py --device cpu --batch-size 2 --steps 2
     python benchmarks/train_speed.py --device cuda --batch-size 64 --steps 50 --compile
 
-Also reported: the patch sampler's own time per batch and its share of a step.
+Also reported: the patch sampler's own time per batch and its share of a step, and with
+``--degradation`` (a preset of `msrnet.data.degradations`), what the degradation adds to it:
+
+    OMP_NUM_THREADS=1 python benchmarks/train_speed.py --device cpu --model msr_small_x4 \
+        --batch-size 16 --patch-size 24 --steps 30 --degradation web
 """
 from __future__ import annotations
 
@@ -70,6 +74,7 @@ def measure(
     compile: bool = False,
     loss: str = "charbonnier",
     model_kwargs: dict[str, Any] | None = None,
+    degradation: str = "bicubic",
 ) -> dict[str, Any]:
     """Train ``2 * steps`` steps on generated images; throughput of the second half."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -96,6 +101,7 @@ def measure(
             device=str(dev),
             compile=compile,
             progress=False,
+            degradation=degradation,
         )
         summary = train(config)
         log = [
@@ -103,10 +109,15 @@ def measure(
         ]
         with torch.device("meta"):  # only the scale is needed: no weights are allocated
             scale = create_model(model, **model_kwargs).scale
-        sampler = InMemoryPatchSampler(
-            images, scale, patch_size, batch_size, device=dev, progress=False
-        )
-        sample_seconds = _time_sampler(sampler, steps)
+        samplers = {
+            name: InMemoryPatchSampler(
+                images, scale, patch_size, batch_size, device=dev, progress=False, degradation=name
+            )
+            for name in dict.fromkeys(("bicubic", degradation))
+        }
+        seconds = {name: _time_sampler(sampler, steps) for name, sampler in samplers.items()}
+        sample_seconds = seconds[degradation]
+        degrade_seconds = seconds[degradation] - seconds["bicubic"]
     samples_per_s = log[-1]["samples_per_s"]
     step_seconds = batch_size / samples_per_s
     flops_per_step = _model_flops(model, batch_size, patch_size, model_kwargs)
@@ -124,6 +135,10 @@ def measure(
         # Patch making (crop, augment, MATLAB-bicubic LR) is part of every step.
         "patch_ms_per_step": round(sample_seconds * 1000, 3),
         "patch_share_of_step": round(sample_seconds / step_seconds, 4),
+        "degradation": degradation,
+        # What degrading the LR patches adds to the clean bicubic patches.
+        "degradation_ms_per_step": round(degrade_seconds * 1000, 3),
+        "degradation_share_of_step": round(degrade_seconds / step_seconds, 4),
         "samples_per_s": round(samples_per_s, 3),
         "steps_per_s": round(samples_per_s / batch_size, 4),
         "model_gflops_per_sample": round(flops_per_step / batch_size / 1e9, 2),
@@ -146,10 +161,11 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--loss", default="charbonnier")
+    parser.add_argument("--degradation", default="bicubic", help="bicubic, web, real or a JSON file")
     args = parser.parse_args()
     result = measure(
         args.model, args.batch_size, args.patch_size, args.steps, args.device, args.compile,
-        args.loss, args.model_kwargs,
+        args.loss, args.model_kwargs, args.degradation,
     )
     print(json.dumps(result, indent=2))
 

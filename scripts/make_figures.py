@@ -1,7 +1,7 @@
 """Make the documentation's figures (small PNGs under docs/assets/).
 
     python scripts/make_figures.py                     # every figure
-    python scripts/make_figures.py --only crops        # one of: crops, architecture, block, cost
+    python scripts/make_figures.py --only crops        # one of: crops, architecture, block, cost, real
     python scripts/make_figures.py --model msr_x4 --pretrained          # add msrnet's crop
     python scripts/make_figures.py --only crops --weights runs/x/best.safetensors --label "..."
     python scripts/make_figures.py --results a.json b.json              # add msrnet's PSNR points
@@ -11,6 +11,8 @@ Figures:
                       (NASA's public-domain astronaut portrait) at x4, labelled with Y-PSNR.
     architecture.png  the pyramid of a registered model (levels, blocks, widths read off the model).
     block.png         one PyramidResidualBlock and its two flows.
+    real.png          the same sample at x4 from a JPEG (quality 50) LR input: the input, bicubic,
+                      msr_small_x4.t291, msr_small_x4.real and the ground truth, labelled with Y-PSNR.
     cost.png          Set5/Set14 x4 PSNR against multiply-adds for a 1280x720 output: published
                       networks (numbers from their papers), msrnet's cost (measured here) and,
                       given ``--results`` (the JSON of ``msrnet benchmark --json``), its PSNR.
@@ -36,13 +38,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import msrnet
 from msrnet.data.benchmark import bicubic_degrade, mod_crop
+from msrnet.data.degradations import BENCHMARK_CONDITIONS
 from msrnet.data.io import read_image
 from msrnet.models.weights import load_weights
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.ops import imresize
 
-FIGURES = ("crops", "architecture", "block", "cost")
+FIGURES = ("crops", "architecture", "block", "cost", "real")
 ASSETS = Path(__file__).resolve().parents[1] / "docs" / "assets"
 
 # Published x4 results (Y-PSNR, dB) and costs: parameters, and multiply-adds for a 1280x720
@@ -90,17 +93,25 @@ def sample_image() -> np.ndarray:
     return read_image(Path(str(path)), channels=3)
 
 
-def make_crops(out: Path, scale: int, model: torch.nn.Module | None, label: str) -> None:
+def make_crops(
+    out: Path, scale: int, models: list[tuple[str, torch.nn.Module]], condition: str | None = None
+) -> None:
+    """LR input, bicubic, each model's output and the ground truth, side by side; the LR image
+    degraded by a benchmark ``condition`` (``"jpeg50"``) when one is given."""
     hr = mod_crop(sample_image(), scale)
     lr = bicubic_degrade(hr, scale)
+    title = f"LR input, {lr.shape[1]}x{lr.shape[0]}"
+    if condition is not None:
+        chw = BENCHMARK_CONDITIONS[condition].apply(torch.from_numpy(lr.transpose(2, 0, 1).copy()), 0, "astronaut.png")
+        lr = chw.permute(1, 2, 0).numpy()
+        title = f"{title}, {condition}"
     bicubic = imresize(torch.from_numpy(lr.transpose(2, 0, 1).copy()), float(scale)).permute(1, 2, 0).numpy()
     # (title, image, scored): each scored panel is labelled with its Y-PSNR against the HR image.
     panels = [
-        (f"LR input, {lr.shape[1]}x{lr.shape[0]}\n(shown x{scale}, nearest)", np.repeat(np.repeat(lr, scale, 0), scale, 1), False),
+        (f"{title}\n(shown x{scale}, nearest)", np.repeat(np.repeat(lr, scale, 0), scale, 1), False),
         ("bicubic (MATLAB-exact)", bicubic, True),
     ]
-    if model is not None:
-        panels.append((label, upscale(model, lr), True))
+    panels += [(label, upscale(model, lr), True) for label, model in models]
     panels.append((f"ground truth, {hr.shape[1]}x{hr.shape[0]}\n(PSNR: Y, shave {scale})", hr, False))
 
     fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.9), dpi=110)
@@ -325,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             elif args.pretrained:
                 model = msrnet.create_model(args.model, pretrained=True).eval()
             scale = int(model.scale if model is not None else msrnet.create_model(args.model).scale)
-            make_crops(out, scale=scale, model=model, label=args.label or args.model)
+            make_crops(out, scale, [(args.label or args.model, model)] if model is not None else [])
+        elif figure == "real":
+            tags = [f"msr_small_x4.{tag}" for tag in ("t291", "real")]
+            make_crops(out, 4, [(t, msrnet.create_model(t, pretrained=True).eval()) for t in tags], "jpeg50")
         elif figure == "architecture":
             make_architecture(out, args.arch_model)
         elif figure == "block":

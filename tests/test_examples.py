@@ -153,3 +153,27 @@ def test_train_291_refuses_too_few_level_weights(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(EXAMPLES / "train_291.py"), run_name="__main__")
     assert exit_.value.code == 2
+
+
+def test_train_291_real_tag_starts_from_the_clean_weights_and_is_scored_degraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common, clean = _ship_small_x2(tmp_path, 6, monkeypatch)
+    real_args = [*common, "--degradation", "web", "--tag", "real"]
+    _run("train_291.py", [*real_args, "--output-dir", str(tmp_path / "real")], monkeypatch)
+    rows = json.loads((tmp_path / "real" / "results.json").read_text())
+    assert all(r["init"] == str(clean) and r["train_degradation"] == "web" for r in rows)
+    assert [r.get("degradation", "clean") for r in rows if r["dataset"] == "Set5"] == [
+        "clean", "jpeg75", "jpeg50", "noise10", "noise5-jpeg75"
+    ]
+    config = json.loads((tmp_path / "real" / "x2" / "config.json").read_text())
+    assert config["degradation"] == "web"
+    shipped = clean.with_name("msr_small_x2.real.safetensors")
+    assert shipped.is_file()  # the first .real file: nothing to beat
+    # A second run fine-tunes the shipped .real file and must beat it everywhere to replace it.
+    before = shipped.read_bytes()
+    _run("train_291.py", [*real_args, "--output-dir", str(tmp_path / "real2")], monkeypatch)
+    rows = json.loads((tmp_path / "real2" / "results.json").read_text())
+    assert all(r["init"] == str(shipped) for r in rows)
+    better = all(r["psnr"] > r["shipped_psnr"] for r in rows)
+    assert all(r["replace"] == better for r in rows) and (shipped.read_bytes() != before) == better
