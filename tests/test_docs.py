@@ -1,8 +1,9 @@
 """The documentation site: its tutorial code runs, it builds strictly, it opens cleanly offline.
 
-- Every ``docs/snippets/*.py`` and ``*.sh`` (the code the pages include with ``--8<--``) is
-  executed in a temporary directory, so a tutorial cannot rot; one that needs an optional
-  extra skips without it.
+- Every ``docs/snippets/*.py`` and ``*.sh`` is executed in a temporary directory, so a tutorial
+  cannot rot; one that needs an optional extra skips without it. Pages carry a copy of the code
+  they show (``<!-- snippet: file.py:section -->`` before a fenced block, so that they read
+  well on GitHub too), and each copy must equal its section of the executed file.
 - ``mkdocs build --strict`` passes (skips without the ``docs`` extra).
 - With Chromium at /usr/bin/chromium, the built site is served on 127.0.0.1 and the home page
   and a tutorial are loaded headless over the DevTools protocol (``--remote-debugging-pipe``):
@@ -66,12 +67,99 @@ def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         pytest.skip(f'{snippet.name} needs the {extra} extra (pip install -e ".[{extra}]")')
 
 
+_SECTION_MARK = re.compile(r"^\s*(?:#|//)?\s*--8<-- \[(start|end):([\w-]+)\]\s*$")
+# A page's copy of snippet code: the marker comment, then a fenced block (both may be indented).
+_COPY = re.compile(r"^([ \t]*)<!-- snippet: (\S+) -->\n\1```\w*\n(.*?)\n\1```$", re.MULTILINE | re.DOTALL)
+
+
+def snippet_section(name: str) -> str:
+    """The code of ``'file.py:section'`` (or a whole ``'file.py'``), without section markers."""
+    file, _, section = name.partition(":")
+    lines, inside = [], not section
+    for line in (DOCS / "snippets" / file).read_text(encoding="utf-8").splitlines():
+        mark = _SECTION_MARK.match(line)
+        if mark and mark.group(2) == section:
+            inside = mark.group(1) == "start"
+        elif not mark and inside:
+            lines.append(line)
+    assert lines, f"{name}: no such snippet section"
+    return "\n".join(lines)
+
+
+def _page_copies() -> list[tuple[Path, str, str]]:
+    """(page, snippet name, the page's code) for every snippet copy in the docs."""
+    copies = []
+    for page in sorted(DOCS.rglob("*.md")):
+        for indent, name, code in _COPY.findall(page.read_text(encoding="utf-8")):
+            lines = [line.removeprefix(indent) for line in code.split("\n")]
+            copies.append((page, name, "\n".join(lines)))
+    return copies
+
+
+def test_pages_carry_their_code_inline() -> None:
+    # Pages are read on GitHub and in editors too, where a `--8<--` include shows as a raw line:
+    # the code is written out in the page, and the next test keeps it equal to the executed file.
+    raw = [str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md") if re.search(r'^\s*--8<--\s+"', p.read_text(), re.M)]
+    assert not raw, f"pages with --8<-- includes (write the code out, with a snippet marker): {raw}"
+
+
+def test_page_code_is_the_executed_snippet() -> None:
+    copies = _page_copies()
+    assert copies, "no snippet copies found"
+    for page, name, code in copies:
+        assert code == snippet_section(name), f"{page.relative_to(DOCS)}: the copy of {name} differs from the snippet"
+
+
 def test_every_snippet_is_included_by_a_page() -> None:
-    pages = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.rglob("*.md"))
-    included = set(re.findall(r'--8<--\s+"([^":]+)', pages))
+    included = {name.partition(":")[0] for _, name, _ in _page_copies()}
     assert SNIPPETS, "no snippets found"
     orphans = [p.name for p in SNIPPETS if p.name not in included]
     assert not orphans, f"snippets no page includes (dead tutorial code): {orphans}"
+
+
+# --- facts the pages state ----------------------------------------------------------------------
+_EXTRA_NAMES = re.compile(r'(?:msrnet|\.)\[([\w,-]+)\]')
+
+
+def _pyproject_extras() -> dict[str, list[str]]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+def test_every_extra_named_in_the_docs_exists() -> None:
+    extras = _pyproject_extras()
+    files = [REPO_ROOT / "README.md", REPO_ROOT / "CONTRIBUTING.md", *DOCS.rglob("*.md")]
+    named = {
+        (str(f.relative_to(REPO_ROOT)), extra)
+        for f in files
+        for group in _EXTRA_NAMES.findall(f.read_text(encoding="utf-8"))
+        for extra in group.split(",")
+    }
+    assert {extra for _, extra in named} >= {"dev", "onnx"}, "the pattern no longer finds the extras"
+    unknown = sorted((f, extra) for f, extra in named if extra not in extras)
+    assert not unknown, f"extras that pyproject.toml does not define: {unknown}"
+
+
+def test_installation_table_lists_every_extra_and_what_it_installs() -> None:
+    extras = _pyproject_extras()
+    text = (DOCS / "installation.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([\w-]+)` \| ([^|]+) \|", text, re.MULTILINE))
+    assert set(rows) == set(extras), f"Extras table: {sorted(rows)}, pyproject.toml: {sorted(extras)}"
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            package = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+            assert re.search(rf"\b{re.escape(package)}\b", rows[extra]), f"`{extra}` row does not name {package}"
+
+
+def test_documented_list_models_output_is_the_real_one() -> None:
+    import msrnet
+
+    shown = []
+    for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
+        shown += re.findall(r"msrnet\.list_models\(\)\)\"?\n# (.+)", f.read_text(encoding="utf-8"))
+    assert shown, "no documented list_models() output found"
+    for line in shown:
+        assert line == f"{msrnet.__version__} {msrnet.list_models()}"
 
 
 # --- the build --------------------------------------------------------------------------------
