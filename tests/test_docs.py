@@ -162,6 +162,87 @@ def test_documented_list_models_output_is_the_real_one() -> None:
         assert line == f"{msrnet.__version__} {msrnet.list_models()}"
 
 
+def test_no_page_points_at_a_sibling_data_folder() -> None:
+    # Users have no ../shared/data: commands say $DATA, and a page that does links the page that
+    # says where the data comes from.
+    for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
+        text = f.read_text(encoding="utf-8")
+        assert "shared/data" not in text, f"{f.name} names ../shared/data: use $DATA"
+        if "$DATA" in text and f.name != "datasets.md":
+            assert "datasets.md" in text, f"{f.name} uses $DATA without linking datasets.md"
+
+
+def _published_bicubic() -> dict[tuple[str, int], float]:
+    """(set, scale) -> published bicubic Y-PSNR, from the table of docs/datasets.md."""
+    text = (DOCS / "datasets.md").read_text(encoding="utf-8")
+    header = re.search(r"^\| bicubic Y-PSNR \(dB\), published \|(.+)\|$", text, re.MULTILINE)
+    assert header, "no published bicubic table in datasets.md"
+    scales = [int(c.strip().lstrip("x")) for c in header.group(1).split("|")]
+    published = {}
+    table = text[header.end():].split("\n\n", 1)[0]
+    for name, cells in re.findall(r"^\| (Set5|Set14|B100|Urban100|Manga109) \|(.+)\|$", table, re.MULTILINE):
+        for scale, cell in zip(scales, cells.split("|")):
+            if cell.strip() not in ("–", "-"):
+                published[name, scale] = float(cell)
+    return published
+
+
+def _measured_bicubic() -> dict[tuple[str, int], dict[str, Any]]:
+    rows = json.loads((DOCS / "runs" / "benchmark-bicubic.json").read_text())
+    return {(r["dataset"], r["scale"]): r for r in rows}
+
+
+def test_bicubic_tables_agree_with_the_run_and_the_published_figures() -> None:
+    measured, published = _measured_bicubic(), _published_bicubic()
+    checked = 0
+    for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
+        # The bicubic tables: those with published figures beside the measured ones.
+        blocks = re.findall(r"(?:^\|.*\n)+", f.read_text(encoding="utf-8"), re.MULTILINE)
+        text = "\n".join(b for b in blocks if "published" in b and "bicubic" not in b.split("\n")[0])
+        # | Set14 | 30.32 / 0.8699 | 26.09 / 0.7048 | 23.18 / 0.5666 |   (x2, x4, x8)
+        for name, cells in re.findall(r"^\| (Set5|Set14)(?:, measured)? \|((?: [\d.]+ / [\d.]+ \|){3})$", text, re.M):
+            for scale, cell in zip((2, 4, 8), cells.strip(" |").split(" | ")):
+                psnr, ssim = cell.split(" / ")
+                row = measured[name, scale]
+                assert (psnr, ssim) == (f"{row['psnr']:.2f}", f"{row['ssim']:.4f}"), f"{f.name}: {name} x{scale}"
+                checked += 1
+        # | Set14, published (MATLAB) | 30.24 | 26.00 | 23.10 |
+        for name, cells in re.findall(r"^\| (Set5|Set14), published \(MATLAB\) \|((?: [\d.]+ \|){3})$", text, re.M):
+            for scale, cell in zip((2, 4, 8), cells.strip(" |").split(" | ")):
+                assert float(cell) == published[name, scale], f"{f.name}: published {name} x{scale}"
+                checked += 1
+        # | Set14 | x2 | 30.32 | 30.24 | 0.8699 |
+        for name, scale, psnr, pub, ssim in re.findall(r"^\| (Set5|Set14) \| x(\d) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M):
+            row = measured[name, int(scale)]
+            assert (psnr, ssim) == (f"{row['psnr']:.2f}", f"{row['ssim']:.4f}"), f"{f.name}: {name} x{scale}"
+            assert float(pub) == published[name, int(scale)], f"{f.name}: published {name} x{scale}"
+            checked += 1
+    assert checked >= 30, f"only {checked} table cells found: have the tables changed shape?"
+
+
+def test_set14_offset_is_written_as_measured() -> None:
+    # How far this copy of Set14 scores above the published bicubic figures: one measurement
+    # (docs/runs/benchmark-bicubic.json), written the same way wherever the docs state it.
+    measured, published = _measured_bicubic(), _published_bicubic()
+    offsets = {s: round(measured["Set14", s]["psnr"] - published["Set14", s], 2) for s in (2, 4, 8)}
+    claims = 0
+    claim = re.compile(r"(\d\.\d\d)(?: to (\d\.\d\d))? dB (?:above|higher)([^.]*)", re.DOTALL)
+    for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
+        text = f.read_text(encoding="utf-8")
+        for m in claim.finditer(text):
+            if "Set14" not in text[max(0, m.start() - 120):m.start()]:
+                continue
+            claims += 1
+            low, high, rest = m.groups()
+            if high:
+                assert (float(low), float(high)) == (min(offsets.values()), max(offsets.values())), f"{f.name}: {m[0]!r}"
+            else:
+                scale = re.search(r"at x(\d)", rest)
+                assert scale, f"{f.name}: a single Set14 offset must name its scale: {m[0]!r}"
+                assert float(low) == offsets[int(scale.group(1))], f"{f.name}: {m[0]!r}, measured {offsets}"
+    assert claims >= 6, f"only {claims} Set14 offset claims found"
+
+
 # --- the build --------------------------------------------------------------------------------
 def _has_docs_extra() -> bool:
     return all(importlib.util.find_spec(m) for m in ("mkdocs", "material", "mkdocstrings_handlers.python"))
