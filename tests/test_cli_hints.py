@@ -98,3 +98,20 @@ def test_unknown_model_lists_names_without_the_weights_hint(
     err = capsys.readouterr().err
     assert "unknown msrnet model 'msr_x5'" in err and "msr_small_x4" in err
     assert "--weights FILE" not in err and "--no-pretrained" not in err
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_a_slow_image_is_announced_before_the_wait(
+    slow: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    use_tiny_models: Callable[..., None],
+) -> None:
+    import msrnet.cli
+
+    use_tiny_models(stem_widths=(8, 8), num_blocks=2, se_ratio=0)
+    # The threshold is in parameters x pixels, not seconds: no wall clock is involved.
+    monkeypatch.setitem(msrnet.cli.SLOW_WORK, "cpu", 0.0 if slow else 1e30)
+    argv = ["upscale", "--demo", "--model", "msr_x2", "--no-pretrained", "--device", "cpu", "-o", str(tmp_path)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    announced = "msrnet upscale: astronaut.png: 128x128 -> 256x256 on cpu, this takes a while ..." in err
+    assert announced == slow

@@ -101,6 +101,12 @@ def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | N
     return model
 
 
+# Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
+# `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
+# (docs/inference.md#the-first-call), a hundred times more on a GPU.
+SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
+
+
 def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
     def tile(value: str) -> int | str | None:
         if value in ("auto", "none"):
@@ -257,6 +263,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
         return error(f"refusing to overwrite the input {overwritten[0]}: pick another -o")
 
     dtype = resolve_dtype(args.dtype, device)
+    n_params = sum(p.numel() for p in model.parameters())
     start = time.perf_counter()
     done = 0
     for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
@@ -270,6 +277,14 @@ def _run_upscale(args: argparse.Namespace) -> int:
                 frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
                 durations = [int(frame.info.get("duration", 100)) for frame in frames]
                 loop = img.info.get("loop", 0)
+                work = n_params * in_size[0] * in_size[1] * len(frames) * (8 if args.self_ensemble else 1)
+                if work > SLOW_WORK.get(device.type, SLOW_WORK["cpu"]):
+                    # A single image can take long on a CPU; say so before the wait, with its size.
+                    tqdm.write(
+                        f"msrnet upscale: {src.name}: {in_size[0]}x{in_size[1]} -> "
+                        f"{in_size[0] * scale}x{in_size[1] * scale} on {device.type}, this takes a while ...",
+                        file=sys.stderr,
+                    )
                 results = [
                     upscale(
                         model,
