@@ -156,10 +156,32 @@ def test_documented_list_models_output_is_the_real_one() -> None:
 
     shown = []
     for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
-        shown += re.findall(r"msrnet\.list_models\(\)\)\"?\n# (.+)", f.read_text(encoding="utf-8"))
+        text = f.read_text(encoding="utf-8")
+        shown += re.findall(r"msrnet\.list_models\(\)\)\"?\n# (.+)", text)
+        for version in re.findall(r"msrnet --version +# msrnet (\S+)", text):
+            assert version == msrnet.__version__, f"{f.name} shows version {version}"
     assert shown, "no documented list_models() output found"
     for line in shown:
-        assert line == f"{msrnet.__version__} {msrnet.list_models()}"
+        assert line == str(msrnet.list_models())
+
+
+# The widest code line the site shows without a scrollbar: about 85 characters at 1280 px with
+# both sidebars (mkdocs-material's text column and its code font).
+CODE_COLUMNS = 84
+
+
+def test_code_blocks_fit_the_column() -> None:
+    # Long commands are wrapped with `\` (and long comments moved above their line), so that a
+    # reader sees, and copies, all of a command.
+    too_long = []
+    for f in sorted(DOCS.rglob("*.md")):
+        inside = False
+        for number, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip().startswith("```"):
+                inside = not inside
+            elif inside and len(line) > CODE_COLUMNS and not line.lstrip().startswith("{"):  # JSON log lines
+                too_long.append(f"{f.relative_to(DOCS)}:{number} ({len(line)})")
+    assert not too_long, f"code lines longer than {CODE_COLUMNS} characters: {too_long}"
 
 
 def test_no_page_points_at_a_sibling_data_folder() -> None:
