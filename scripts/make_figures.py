@@ -27,7 +27,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import matplotlib
+from msrnet._utils import missing_extra
+
+try:
+    import matplotlib
+except ModuleNotFoundError as e:  # one line that says what to install
+    sys.exit(f"make_figures.py: {missing_extra(e) or e}")
 
 matplotlib.use("Agg")  # files only; no display on CI machines
 import matplotlib.pyplot as plt

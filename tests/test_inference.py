@@ -126,6 +126,41 @@ def test_auto_tile_follows_the_memory_budget(monkeypatch: pytest.MonkeyPatch) ->
     assert auto_tile_size(model, device="cpu", batch_size=4) == pytest.approx(large / 2, abs=8)
 
 
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_meta_probe_counts_what_the_real_forward_allocates(ensemble: bool) -> None:
+    # auto_tile_size counts memory on the meta device (no kernels run, so the first upscale call
+    # costs no more than the next); the counts must be those of two real forwards.
+    model = small_net(4).to(memory_format=torch.channels_last)
+    runner = inference._Runner(model, torch.device("cpu"), torch.float32, ensemble)
+    meta = inference._meta_peaks(runner, 3, (16, 32))
+    real = []
+    for size in (16, 32):
+        probe = torch.rand(1, 3, size, size)
+        with torch.inference_mode(), inference._LiveBytes() as mode:
+            runner(probe)
+        real.append(mode.peak)
+    assert meta == real
+
+
+class ReadsAValue(nn.Module):
+    """x2 nearest, after reading a value (what a meta tensor cannot give)."""
+
+    scale = 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest") * (1.0 if x.max().item() <= 1 else 0.5)
+
+
+def test_models_the_meta_device_cannot_run_get_the_real_probe() -> None:
+    model = ReadsAValue()
+    cpu = torch.device("cpu")
+    assert inference._meta_peaks(inference._Runner(model, cpu, torch.float32, False), 3, (16, 32)) is None
+    # Reduced precision is counted for real too: autocast does not reach meta tensors.
+    assert inference._meta_peaks(inference._Runner(small_net(2), cpu, torch.bfloat16, False), 3, (16, 32)) is None
+    assert auto_tile_size(model, device="cpu") >= 32
+    assert upscale(model, torch.rand(3, 9, 7)).shape == (3, 18, 14)
+
+
 def test_auto_tile_bounds_the_work_per_call_whatever_the_image_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inference, "auto_tile_size", lambda *a, **k: 48)
     model = Nearest(2)

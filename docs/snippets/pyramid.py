@@ -16,7 +16,8 @@ print([tuple(im.shape) for im in images])
 # forward() returns the last level. A loss on every level, against the HR
 # image down-scaled to each level's size:
 hr = torch.rand(1, 3, 192, 192)
-loss = torch.stack([F.l1_loss(im, imresize(hr, size=im.shape[-2:])) for im in images]).sum()
+losses = [F.l1_loss(im, imresize(hr, size=im.shape[-2:])) for im in images]
+loss = torch.stack(losses).sum()
 loss.backward()
 # --8<-- [end:pyramid]
 

@@ -11,14 +11,16 @@ Image.open(str(sample)).resize((48, 48), Image.Resampling.BICUBIC).save("photo.p
 import msrnet
 from PIL import Image
 
-model = msrnet.create_model("msr_x4", pretrained=True)  # offline: the weights ship inside msrnet
+# offline: the weights ship inside msrnet
+model = msrnet.create_model("msr_x4", pretrained=True)
 msrnet.upscale(model, Image.open("photo.png")).save("photo_x4.png")
 # --8<-- [end:upscale]
 
 assert Image.open("photo_x4.png").size == (192, 192)
 
 # --8<-- [start:small]
-fast = msrnet.create_model("msr_small_x4", pretrained=True)  # 17 times fewer multiply-adds
+# 17 times fewer multiply-adds
+fast = msrnet.create_model("msr_small_x4", pretrained=True)
 msrnet.upscale(fast, Image.open("photo.png")).save("photo_x4_fast.png")
 # --8<-- [end:small]
 

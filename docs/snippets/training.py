@@ -20,7 +20,8 @@ config = TrainConfig(
     val_dir="hr",  # use a benchmark folder such as Set5 in practice
     output_dir="runs/tiny",
     model="msr_x4",
-    model_kwargs={"stem_widths": (16, 16), "num_blocks": 2},  # a tiny network for the demo
+    # a tiny network for the demo
+    model_kwargs={"stem_widths": (16, 16), "num_blocks": 2},
     max_steps=4,
     batch_size=2,
     patch_size=12,
@@ -43,8 +44,11 @@ for line in Path("runs/tiny/log.jsonl").read_text().splitlines():
 # --8<-- [start:sampler]
 from msrnet.data import InMemoryPatchSampler
 
-sampler = InMemoryPatchSampler("hr", scale=4, patch_size=12, batch_size=8, min_scale=0.5, seed=0)
-lr, hr = sampler.sample()  # (8, 3, 12, 12) and (8, 3, 48, 48), on the GPU when there is one
+sampler = InMemoryPatchSampler(
+    "hr", scale=4, patch_size=12, batch_size=8, min_scale=0.5, seed=0
+)
+# (8, 3, 12, 12) and (8, 3, 48, 48), on the GPU when there is one
+lr, hr = sampler.sample()
 # --8<-- [end:sampler]
 
 assert lr.shape == (8, 3, 12, 12) and hr.shape == (8, 3, 48, 48)

@@ -27,7 +27,8 @@ from msrnet.integrations import spandrel as msr_spandrel
 
 msr_spandrel.install()  # once per process: adds msrnet to spandrel.MAIN_REGISTRY
 descriptor = spandrel.ModelLoader().load_from_file(folder / "model.safetensors")
-print(type(descriptor).__name__, descriptor.scale, descriptor.purpose, descriptor.tags)
+print(type(descriptor).__name__, descriptor.scale, descriptor.purpose)
+print(descriptor.tags)
 # ImageModelDescriptor 4 SR ['x4', '128nf', '8-4b']
 with torch.no_grad():
     assert torch.equal(descriptor.model(lr), model(lr))

@@ -12,6 +12,45 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+# Optional modules -> the extra of pyproject.toml that installs them. tests/test_cli_hints.py
+# checks that each extra exists there and installs the module's distribution.
+OPTIONAL_MODULES: dict[str, str] = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "av": "video",
+    "spandrel": "spandrel",
+    "mkdocs": "docs",
+    "material": "docs",
+    "mkdocstrings": "docs",
+    "mkdocstrings_handlers": "docs",
+    "matplotlib": "docs",
+}
+
+
+def missing_extra(error: BaseException) -> str | None:
+    """One line naming the ``pip install "msrnet[EXTRA]"`` that fixes ``error``, or None.
+
+    ``error`` (or an exception it was raised from) must be a `ModuleNotFoundError` for one of
+    `OPTIONAL_MODULES`; any other error, including an ``ImportError`` from a module that *is*
+    installed (a too-old version), gets None, since installing the extra may not fix it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            top = current.name.split(".")[0]
+            if top in OPTIONAL_MODULES:
+                extra = OPTIONAL_MODULES[top]
+                return (
+                    f"the optional module {top!r} is not installed; it comes with the {extra} extra: "
+                    f'pip install "msrnet[{extra}]"'
+                )
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def float_list(value: str) -> tuple[float, ...]:
     """argparse type for ``"0.5,1"`` -> ``(0.5, 1.0)`` (tuple options of `TrainConfig` and the examples)."""
     try:

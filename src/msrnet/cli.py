@@ -1,4 +1,4 @@
-"""The msrnet command line: ``msrnet upscale | benchmark | train | export`` (or ``python -m msrnet``).
+"""The msrnet command line: ``msrnet upscale | benchmark | train | export | weights`` (or ``python -m msrnet``).
 
 Each subcommand is a pair of functions, ``_add_<name>_parser`` and ``_run_<name>``; the work
 itself lives in the library (`msrnet.inference`, `msrnet.evaluate`, `msrnet.train`,
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from msrnet import __version__
-from msrnet._utils import float_list
+from msrnet._utils import float_list, missing_extra
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -31,10 +31,32 @@ def _add_pretrained_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True, help=PRETRAINED_HELP)
 
 
+# The registered models, for --help without importing torch or timm (which takes seconds);
+# tests/test_cli_hints.py checks that this is exactly `msrnet.list_models()`.
+MODEL_NAMES = ("msr_x2", "msr_x4", "msr_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8")
+
+
+def _models_help() -> str:
+    """'msr_x2, msr_x4 (tags: t291), ...': the models and the tags of their shipped weights."""
+    from importlib.resources import files
+
+    shipped = [f.name.removesuffix(".safetensors") for f in (files("msrnet") / "weights").iterdir()
+               if f.name.endswith(".safetensors")]
+    parts = []
+    for name in MODEL_NAMES:
+        tags = sorted(w.split(".", 1)[1] for w in shipped if w.split(".", 1)[0] == name)
+        parts.append(f"{name} (weights: {', '.join(tags)})" if tags else name)
+    return ", ".join(parts)
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """--model, --pretrained/--no-pretrained and --weights (shared by upscale and export)."""
     p.add_argument(
-        "--model", default=None, help="registered model (default: msr_x4, or the architecture recorded in --weights)"
+        "--model",
+        default=None,
+        metavar="NAME",
+        help=f"a registered model, NAME or NAME.TAG: {_models_help()}; default: msr_x4, or the architecture "
+        "recorded in --weights. `msrnet weights` shows the files.",
     )
     _add_pretrained_arg(p)
     p.add_argument(
@@ -65,7 +87,9 @@ def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | N
         model = create_model(name, pretrained=args.pretrained)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"msrnet {command}: error: {e}", file=sys.stderr)
-        if not args.weights and args.pretrained:
+        # The --weights / --no-pretrained hint helps when weights are missing, not when the
+        # name is wrong (the error lists the valid names then).
+        if not args.weights and args.pretrained and name.split(".", 1)[0] in MODEL_NAMES:
             print(
                 f"msrnet {command}: pass --weights FILE (a state dict, e.g. best.safetensors from "
                 "`msrnet train`), or --no-pretrained to run with random weights",
@@ -75,6 +99,12 @@ def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | N
     if not args.pretrained:
         _random_weights_note(command, name)
     return model
+
+
+# Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
+# `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
+# (docs/inference.md#the-first-call), a hundred times more on a GPU.
+SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
 
 
 def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -233,6 +263,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
         return error(f"refusing to overwrite the input {overwritten[0]}: pick another -o")
 
     dtype = resolve_dtype(args.dtype, device)
+    n_params = sum(p.numel() for p in model.parameters())
     start = time.perf_counter()
     done = 0
     for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
@@ -246,6 +277,14 @@ def _run_upscale(args: argparse.Namespace) -> int:
                 frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
                 durations = [int(frame.info.get("duration", 100)) for frame in frames]
                 loop = img.info.get("loop", 0)
+                work = n_params * in_size[0] * in_size[1] * len(frames) * (8 if args.self_ensemble else 1)
+                if work > SLOW_WORK.get(device.type, SLOW_WORK["cpu"]):
+                    # A single image can take long on a CPU; say so before the wait, with its size.
+                    tqdm.write(
+                        f"msrnet upscale: {src.name}: {in_size[0]}x{in_size[1]} -> "
+                        f"{in_size[0] * scale}x{in_size[1] * scale} on {device.type}, this takes a while ...",
+                        file=sys.stderr,
+                    )
                 results = [
                     upscale(
                         model,
@@ -342,7 +381,8 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="a registered model name (msr_x4), 'bicubic', or a .safetensors/.pth weights file",
+        help=f"a registered model ({', '.join(MODEL_NAMES)}; NAME.TAG for a tag), 'bicubic', or a "
+        ".safetensors/.pth weights file",
     )
     _add_pretrained_arg(p)
     p.add_argument(
@@ -633,8 +673,76 @@ def _run_export(args: argparse.Namespace) -> int:
                 print("msrnet export: error: the exported model disagrees with PyTorch", file=sys.stderr)
                 return 1
     except ImportError as e:
-        print(f"msrnet export: error: {e}", file=sys.stderr)
+        print(f"msrnet export: error: {missing_extra(e) or e}", file=sys.stderr)
         return 1
+    return 0
+
+
+# --- weights ---------------------------------------------------------------------------------
+def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "weights",
+        help="list the weights files that ship with msrnet, or copy them (e.g. into ComfyUI)",
+        description="List the pretrained weights files inside the installed package (name, scale, "
+        "size, path), or copy them into a folder with --copy-to, e.g. ComfyUI/models/upscale_models "
+        "(each file's sha256 is checked first). See docs/integrations.md.",
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these models or files (msr_x4, msr_x4.t291); default: all",
+    )
+    p.add_argument("--copy-to", metavar="DIR", default=None, help="copy the files into DIR (created if missing)")
+    p.set_defaults(func=_run_weights)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+    from pathlib import Path
+
+    from msrnet._utils import atomic_write, sha256sum
+
+    def error(message: str, code: int = 1) -> int:
+        print(f"msrnet weights: error: {message}", file=sys.stderr)
+        return code
+
+    folder = Path(str(files("msrnet") / "weights"))
+    shipped = {f.name.removesuffix(".safetensors"): f for f in sorted(folder.glob("*.safetensors"))}
+    chosen = {n: f for n, f in shipped.items() if not args.names or {n, n.split(".", 1)[0]} & set(args.names)}
+    unknown = [n for n in args.names if not any(n in (s, s.split(".", 1)[0]) for s in shipped)]
+    if unknown:
+        return error(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
+    if args.copy_to is None:
+        for name, path in chosen.items():
+            scale = name.split(".", 1)[0].rsplit("_x", 1)[-1]
+            print(f"{name:<20} x{scale:<3} {path.stat().st_size / 1e6:6.1f} MB  {path}")
+        return 0
+
+    # Imported only here: the registry (timm, torch) holds the sha256 each file must have.
+    from msrnet.models._registry import PRETRAINED_SHA256
+
+    dest = Path(args.copy_to)
+    if dest.exists() and not dest.is_dir():
+        return error(f"--copy-to {dest} is a file, not a folder", 2)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, path in chosen.items():
+            digest = sha256sum(path)
+            if digest != PRETRAINED_SHA256.get(name):
+                return error(f"{path} does not match its recorded sha256 (reinstall msrnet)")
+            target = dest / path.name
+            if target.is_file() and not target.is_symlink() and sha256sum(target) == digest:
+                print(f"{name}: already in {dest}")
+                continue
+            # Written beside the target, then renamed: a half-copied file never sits where a
+            # host (ComfyUI) would list it.
+            with open(path, "rb") as src, atomic_write(target) as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            print(f"{name}: copied -> {target}")
+    except OSError as e:
+        return error(str(e))
     return 0
 
 
@@ -645,7 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"msrnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_upscale_parser, _add_benchmark_parser, _add_train_parser, _add_export_parser):
+    for add in (
+        _add_upscale_parser, _add_benchmark_parser, _add_train_parser, _add_export_parser, _add_weights_parser
+    ):
         add(subparsers)
     return parser
 
@@ -653,7 +763,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ImportError as e:
+        # An optional extra that is not installed (onnx, video, spandrel, docs) is one line that
+        # says what to install, not a traceback; any other import error is a bug and keeps it.
+        hint = missing_extra(e)
+        if hint is None:
+            raise
+        print(f"msrnet {args.command}: error: {hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

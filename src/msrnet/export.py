@@ -7,8 +7,9 @@ the eager model.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from msrnet._utils import atomic_path
+from msrnet._utils import atomic_path, missing_extra
 
 __all__ = ["ExportFormat", "export_model", "format_from_path", "verify_export"]
 
@@ -39,6 +40,18 @@ def format_from_path(path: str | Path) -> ExportFormat:
             "or pass the format"
         )
     return _SUFFIXES[suffix]
+
+
+@contextlib.contextmanager
+def _onnx_extra() -> Iterator[None]:
+    """Turns torch's bare ``No module named 'onnxscript'`` into the extra to install."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        hint = missing_extra(e)
+        if hint is None:
+            raise
+        raise ModuleNotFoundError(f"ONNX export needs onnx and onnxscript: {hint}", name=e.name) from e
 
 
 def _in_chans(model: nn.Module) -> int:
@@ -92,7 +105,7 @@ def export_model(
         with atomic_path(path) as tmp:
             torch.export.save(program, tmp)
     else:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, _onnx_extra():
             torch.onnx.export(
                 model,
                 example,

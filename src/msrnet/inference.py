@@ -332,7 +332,9 @@ class _LiveBytes(TorchDispatchMode):
         for t in tree_leaves(out):
             if isinstance(t, Tensor):
                 storage = t.untyped_storage()
-                ptr = storage.data_ptr()
+                # The storage's identity, which views share: its C pointer, which unlike
+                # data_ptr() also tells meta storages (all at address 0) apart.
+                ptr = storage._cdata
                 if ptr not in self.live:
                     self.live[ptr] = [storage.nbytes(), 0]
                     self.current += storage.nbytes()
@@ -347,17 +349,57 @@ _BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], tup
 )
 
 
+def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[int] | None:
+    """`_LiveBytes` peaks of the runner's forward, run on the meta device; None where it can't.
+
+    Meta tensors have shapes and dtypes but no data, so every kernel is free: counting on them
+    costs a few milliseconds of Python, where two real CPU forwards cost seconds (most of the
+    first `upscale` call's extra time, benchmarks/first_call.py). The model is called with meta
+    copies of its parameters and buffers (`torch.func.functional_call`), not moved. Only fp32
+    on the CPU: autocast does not apply to meta tensors, so a bf16/fp16 run would be counted at
+    fp32 sizes; CUDA probes are fast anyway. A model with an op that has no meta kernel, or that
+    reads a value (``.item()``), gets None and the real probe.
+    """
+    if runner.device.type != "cpu" or runner.dtype != torch.float32:
+        return None
+    model = runner.model
+    meta = {
+        name: torch.empty_like(t, device="meta")
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+    }
+
+    def forward(x: Tensor) -> Tensor:
+        return torch.func.functional_call(model, meta, (x,))
+
+    peaks = []
+    try:
+        for size in sides:
+            with _LiveBytes() as mode:
+                # What the real probe counts: the input tile (which `.to()` hands back as is),
+                # its channels_last copy, the forward, the output's sum.
+                tile = torch.empty(1, in_chans, size, size, device="meta")
+                x = tile.contiguous(memory_format=torch.channels_last)
+                y = _self_ensemble(forward, x) if runner.ensemble else forward(x)
+                y.float().sum()
+            peaks.append(mode.peak)
+    except (NotImplementedError, RuntimeError, TypeError, ValueError):
+        return None
+    return peaks
+
+
 def _memory_model(runner: _Runner, in_chans: int) -> tuple[float, float]:
     """(fixed bytes, bytes per LR pixel) of one forward, fitted on two small probes; cached."""
     key = (runner.device, runner.dtype, runner.ensemble)
     cache = _BYTES_PER_PIXEL.setdefault(runner.model, {})
     if key not in cache:
-        peaks = []
-        for size in (16, 32):
-            probe = torch.rand(1, in_chans, size, size)
-            with _LiveBytes() as mode:
-                runner(probe)
-            peaks.append(mode.peak)
+        peaks = _meta_peaks(runner, in_chans, (16, 32))
+        if peaks is None:
+            peaks = []
+            for size in (16, 32):
+                probe = torch.rand(1, in_chans, size, size)
+                with _LiveBytes() as mode:
+                    runner(probe)
+                peaks.append(mode.peak)
         per_pixel = max((peaks[1] - peaks[0]) / (32 * 32 - 16 * 16), 1.0)
         cache[key] = (max(peaks[0] - per_pixel * 16 * 16, 0.0), per_pixel)
     return cache[key]

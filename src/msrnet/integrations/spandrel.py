@@ -23,15 +23,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from spandrel import (
-    MAIN_REGISTRY,
-    Architecture,
-    ArchSupport,
-    ImageModelDescriptor,
-    SizeRequirements,
-    StateDict,
-)
-from spandrel.util import KeyCondition
+try:
+    from spandrel import (
+        MAIN_REGISTRY,
+        Architecture,
+        ArchSupport,
+        ImageModelDescriptor,
+        SizeRequirements,
+        StateDict,
+    )
+    from spandrel.util import KeyCondition
+except ModuleNotFoundError as e:  # one line that says what to install, wherever it is imported
+    if e.name is None or e.name.split(".")[0] != "spandrel":
+        raise
+    raise ModuleNotFoundError(
+        'msrnet.integrations.spandrel needs spandrel: pip install "msrnet[spandrel]"', name=e.name
+    ) from e
 
 from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
 
