@@ -455,7 +455,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
     from dataclasses import fields
 
-    from msrnet.train.config import TrainConfig, field_help
+    from msrnet.train.config import TrainConfig, field_defaults, field_help
 
     p = subparsers.add_parser(
         "train",
@@ -475,7 +475,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
     helps = field_help()
-    defaults = TrainConfig(train_dir="")
+    defaults = field_defaults()
     hints = typing.get_type_hints(TrainConfig)
     special = {
         "train_dir": "(required, here or in --config)",
@@ -489,8 +489,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None -> X
         base = kind
         origin = typing.get_origin(base) or base
-        default = getattr(defaults, f.name) if f.name != "train_dir" else None
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default) if isinstance(default, dict) else default
+        default = defaults[f.name]
+        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else json.dumps(default) if isinstance(default, dict) else default
         note = special.get(f.name, f"(default: {shown})" if default is not None else "")
         # Docstring markup reads as plain text; argparse formats help with %.
         text = re.sub(r"``([^`]*)``|`~?(?:[\w.]*\.)?([^`]*)`", lambda m: m[1] or m[2], helps.get(f.name, ""))
@@ -536,19 +536,19 @@ def _run_train(args: argparse.Namespace) -> int:
     values.update(given)
     if "train_dir" not in values:
         return error("--train-dir is required (or a --config that names train_dir)", 2)
-    model = values.get("model")
-    if model is None:
-        model = values["model"] = f"msr_x{args.scale or 4}"
-    arch_scale = model.split(".", 1)[0].removeprefix("msr_x")
-    if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
-        return error(f"--model {model} is x{arch_scale}, but --scale {args.scale} was given")
-    values.setdefault("output_dir", f"runs/{model}")
+    if values.get("model") is None:
+        values["model"] = f"msr_x{args.scale or 4}"
+    values.setdefault("output_dir", f"runs/{values['model']}")
     if values.get("resume") == "":
         values["resume"] = values["output_dir"]
     try:
+        # Every value, from the file or the options, is checked here, once (TrainConfig does it).
         config = config_from_dict(values, args.config or "arguments")
-    except (TypeError, ValueError) as e:
+    except ValueError as e:
         return error(str(e), 2)
+    arch_scale = config.model.split(".", 1)[0].removeprefix("msr_x")
+    if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
+        return error(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given")
 
     from msrnet.train import CheckpointError, train
 
