@@ -571,7 +571,9 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
         "torch.export.load(path).module()).",
     )
     _add_model_args(p)
-    p.add_argument("-o", "--output", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output file (.onnx or .pt2), in a folder that exists"
+    )
     p.add_argument(
         "--format",
         choices=("onnx", "exported-program"),
@@ -588,13 +590,20 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from msrnet.export import export_model, format_from_path, verify_export
+    from msrnet.export import check_output_path, export_model, format_from_path, verify_export
+
+    def refuse(message: str) -> int:
+        print(f"msrnet export: error: {message}", file=sys.stderr)
+        return 2
 
     try:
+        # Before the model is loaded and traced: a bad -o costs nothing.
+        check_output_path(args.output)
         format = args.format or format_from_path(args.output)
+    except OSError as e:
+        return refuse(f"-o {e}")
     except ValueError as e:
-        print(f"msrnet export: error: {e}", file=sys.stderr)
-        return 2
+        return refuse(str(e))
     model = _load_cli_model(args, "export")
     if model is None:
         return 2
