@@ -38,21 +38,24 @@ def test_rehearsal_runs_every_step_and_writes_what_comes_back(
     _images(data / "Set5", 2, 48, rng)
     _images(data / "Set14", 2, 48, rng)
     out = tmp_path / "out"
-    args = ["--rehearse", "--data-dir", str(data), "--out", str(out), "--deadline", "200",
-            "--compile-timeout", "5"]
+    # Step counts, no deadline: every step runs and every model trains, however busy the machine.
+    # The compile measurement is cut off at 5 s to keep the test short; if it finished, its
+    # verdict would be the same (compiling never pays for 3 steps a model).
+    args = ["--rehearse", "--data-dir", str(data), "--out", str(out), "--compile-timeout", "5"]
     assert _main("gpu_run.py", args, monkeypatch) == 0
 
     results = json.loads((out / "results.json").read_text())
     assert results["mode"] == "rehearsal" and results["failed"] == []
+    assert results["deadline_s"] is None and results["train_steps"] == 3
     steps = results["steps"]
     assert steps["tests"]["exit_code"] == 0
     assert {r["batch_size"] for r in steps["throughput"]["rows"]} == {2, 4}
-    assert steps["throughput"]["choice"]["compile"] is False  # cut off at 5 s
+    assert steps["throughput"]["choice"]["compile"] is False
     rows = steps["quality"]
     assert [(r["model"], r["dataset"]) for r in rows] == [
         (f"{arch}_x{s}", d) for arch in ("msr", "msr_small") for s in (2, 4, 8) for d in ("Set5", "Set14")
     ]
-    assert all(np.isfinite(r["psnr"]) and r["seconds"]["train"] > 0 for r in rows)
+    assert all(np.isfinite(r["psnr"]) and r["steps"] == 3 and r["seconds"]["train"] > 0 for r in rows)
     # Each larger scale warm-started from the one before.
     assert rows[2]["init"].endswith("runs/x2/best.safetensors")
     assert rows[4]["init"].endswith("runs/x4/best.safetensors")
@@ -63,7 +66,6 @@ def test_rehearsal_runs_every_step_and_writes_what_comes_back(
     weights = [f"{a}_x{s}.t291.safetensors" for a in ("msr", "msr_small") for s in (2, 4, 8)]
     assert files == sorted(["log.txt", "results.json", *weights])
     assert all((out / f).stat().st_size <= 16 * 2**20 for f in files)
-    assert results["elapsed_s"] <= 200 + 15
 
 
 def test_gpu_run_refuses_without_cuda_or_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +120,7 @@ def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monke
     run = module["Run"](tmp_path, deadline=100.0)
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (1, ""))  # compile fails
     args = argparse.Namespace(patch_size=48, device=None, model_kwargs={}, batch_sizes=[64, 128, 256, 512],
-                              speed_steps=1, compile_timeout=5.0)
+                              speed_steps=1, compile_timeout=5.0, steps=None)
     choice = module["throughput"](run, args)
     assert measured == [64, 128, 256]  # 512 is not tried after 256 ran out of memory
     assert choice == {"batch_size": 128, "compile": False}
@@ -143,7 +145,7 @@ def test_compile_is_chosen_only_if_it_saves_more_than_every_training_process_spe
     compiled = {"batch_size": 64, "samples_per_s": 200.0, "first_step_s": 5.0}
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (0, json.dumps(compiled)))
     args = argparse.Namespace(patch_size=48, device=None, model_kwargs={}, batch_sizes=[64], speed_steps=1,
-                              compile_timeout=5.0, kind="cuda", scales=[2, 4, 8], small=small)
+                              compile_timeout=5.0, kind="cuda", scales=[2, 4, 8], small=small, steps=None)
     choice = module["throughput"](run, args)
     # About 60 s of training left at twice the speed saves about 30 s; compiling costs 5 s in
     # each of 3 training processes, or 6 with the small variants.
