@@ -455,7 +455,10 @@ def test_user_errors_are_one_line(data: Path, tmp_path: Path, capsys: pytest.Cap
         (["--model-kwargs", '{"foo": 1}'], "foo"),
         (["--init-weights", str(afile)], "init weights must be a .safetensors file"),
         (["--resume", str(tmp_path / "nowhere")], "no checkpoint at"),
+        (["--device", "foo"], "device 'foo': Expected one of cpu, cuda"),  # well formed, but unknown
     ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "device 'cuda': CUDA is not available"))
     for extra, message in cases:
         argv = _cli(data, tmp_path / "run", "--max-steps", "1")
         assert cli.main([*argv, *extra]) == 1, extra

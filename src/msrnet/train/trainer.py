@@ -245,9 +245,19 @@ def _seed_for(seed: int, rank: int) -> int:
 
 
 def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool]:
-    """(rank, world_size, device, whether this call created the process group)."""
+    """(rank, world_size, device, whether this call created the process group).
+
+    Raises:
+        ValueError: ``device`` names a device type torch does not know, or CUDA without CUDA
+            (the config checks only its form, without importing torch).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    except RuntimeError as e:
+        raise ValueError(f"device {device!r}: {e}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available")
     if world > 1 and kind == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     else:
