@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.package and args.model_kwargs:
         p.error("--package ships weights of the registered architectures: drop --model-kwargs")
     scales = sorted(args.scales)
-    steps = args.max_steps or ([10**9] if args.time_budget else [6000, 5000, 4000][: len(scales)])
+    timed = args.time_budget is not None
+    steps = args.max_steps or ([10**9] if timed else [6000, 5000, 4000][: len(scales)])
     if len(steps) == 1:
         steps = steps * len(scales)
     if len(steps) != len(scales):
@@ -137,53 +138,58 @@ def main(argv: list[str] | None = None) -> int:
     levels = len(default_level_scales(scales[-1]))
     if args.level_weights is not None and len(args.level_weights) < levels:
         p.error(f"--level-weights needs one weight per level of x{scales[-1]}: {levels}")
-    if args.time_budget is not None and args.time_budget <= 0:
-        p.error("--time-budget must be positive")
     budgets: list[float | None] = (
-        list(split_budget(args.time_budget, scales)) if args.time_budget else [None] * len(scales)
+        list(split_budget(args.time_budget, scales)) if timed else [None] * len(scales)
     )
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    def config(scale: int, max_steps: int, budget: float | None, init: str | None, finetune: bool) -> TrainConfig:
+        return TrainConfig(
+            train_dir=str(args.data_dir / "train291"),
+            val_dir=str(args.data_dir / "Set5"),
+            output_dir=str(args.output_dir / f"x{scale}"),
+            model=f"msr_small_x{scale}" if args.small else f"msr_x{scale}",
+            model_kwargs=args.model_kwargs,
+            init_weights=init,
+            max_steps=max_steps,
+            time_budget=budget,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            lr=(args.finetune_lr or args.lr / 4) if finetune else args.lr,
+            warmup_steps=max(1, max_steps // 20),
+            loss=args.loss,
+            level_weights=_level_weights(args.level_weights, scale),
+            degradation=args.degradation,
+            ema_decay=0.999,
+            # A timed run validates and checkpoints once, at its end.
+            val_every=10**9 if timed else max(1, max_steps // 4),
+            ckpt_every=10**9 if timed else max(1, max_steps // 4),
+            device=device,
+            compile=args.compile,
+            overwrite=args.overwrite,
+            progress=not timed,
+        )
+
+    # Every scale's settings are checked (by TrainConfig) before the first one trains.
+    for scale, max_steps, budget in zip(scales, steps, budgets):
+        for finetune in (False, True):
+            try:
+                config(scale, max_steps, budget, None, finetune)
+            except ValueError as e:
+                p.error(f"x{scale}: {e}")
+
     results: list[dict[str, Any]] = []
     chained = args.init  # the weights the next scale would warm-start from
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
         arch = f"msr_small_x{scale}" if args.small else f"msr_x{scale}"
-        run_dir = args.output_dir / f"x{scale}"
         shipped = args.package_dir / f"{arch}.{args.tag}.safetensors"
         # A new tag starts from the clean weights of the same architecture.
         start = shipped if shipped.is_file() else args.package_dir / f"{arch}.t291.safetensors"
         explicit = index == 0 and args.init is not None
         finetune = not explicit and start.is_file()
         init = str(start) if finetune else chained
-        timed = budget is not None
-        summary = train(
-            TrainConfig(
-                train_dir=str(args.data_dir / "train291"),
-                val_dir=str(args.data_dir / "Set5"),
-                output_dir=str(run_dir),
-                model=arch,
-                model_kwargs=args.model_kwargs,
-                init_weights=init,
-                max_steps=max_steps,
-                time_budget=budget,
-                batch_size=args.batch_size,
-                patch_size=args.patch_size,
-                lr=(args.finetune_lr or args.lr / 4) if finetune else args.lr,
-                warmup_steps=max(1, max_steps // 20),
-                loss=args.loss,
-                level_weights=_level_weights(args.level_weights, scale),
-                degradation=args.degradation,
-                ema_decay=0.999,
-                # A timed run validates and checkpoints once, at its end.
-                val_every=10**9 if timed else max(1, max_steps // 4),
-                ckpt_every=10**9 if timed else max(1, max_steps // 4),
-                device=device,
-                compile=args.compile,
-                overwrite=args.overwrite,
-                progress=not timed,
-            )
-        )
+        summary = train(config(scale, max_steps, budget, init, finetune))
         weights = Path(summary["weights"])
         conditions: tuple[str | None, ...] = (None,) if args.degradation == "bicubic" else (None, *DEGRADED)
         scores = _score(weights, args.data_dir, scale, device, conditions)

@@ -87,7 +87,7 @@ def main() -> int:
         train_dir=str(train_set.hr_root),
         train_images=args.train_images,
         val_dir=(args.val_dir or str(val_set.hr_root)) if args.val_images else None,
-        val_images=args.val_images,
+        val_images=args.val_images or None,
         output_dir=output_dir,
         model=f"msr_x{args.scale}",
         max_steps=args.max_steps,

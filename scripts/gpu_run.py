@@ -23,14 +23,22 @@ both Set5 and Set14 (at most 8 files: 6 weights, results, log). Copy those into 
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"
-    # the same path on the CPU, narrow networks and a 200-second deadline
+    # the same path on the CPU, narrow networks, each model trained 3 steps
     PYTHONPATH=src python3 scripts/gpu_run.py --rehearse --data-dir ../shared/data --out /tmp/r
+
+A rehearsal is a test of paths, not of speed: it has no deadline (``--steps``: each model trains
+a number of steps, and every command runs to its end, however busy the machine), so it runs
+every step and trains every model on any machine. Only a hung command is stopped, after
+`HANG_GUARD_S`, and step b's compile measurement, which ``--compile-timeout`` always bounds
+(it decides only whether training compiles; a few steps never pay for it). ``--rehearse
+--deadline S`` rehearses the deadline's arithmetic instead.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -53,14 +61,22 @@ INFERENCE_RESERVE_S = {"cuda": 50.0, "cpu": 25.0}
 # With --small, the small variants share the training time at this weight relative to the full
 # ones of the same scale: they are 14 times cheaper per step.
 SMALL_SHARE = 0.25
-# A rehearsal runs the same code on the CPU with networks small enough for it.
+# A rehearsal runs the same code on the CPU with networks small enough for it, each model
+# for this many steps (the first is not timed; two more give a training time).
 REHEARSAL_KWARGS = {"stem_widths": [16, 8], "num_blocks": 3}
+REHEARSAL_STEPS = 3
+# Without a deadline, a command is stopped only when it has hung: no step takes this long.
+HANG_GUARD_S = 1800.0
 
 
 class Run:
-    """The clock, the log and ``results.json`` of one invocation."""
+    """The clock, the log and ``results.json`` of one invocation.
 
-    def __init__(self, out: Path, deadline: float) -> None:
+    ``deadline`` None (a run of step counts) leaves every command its whole time: `left` is
+    infinite and `limit` gives each command `HANG_GUARD_S`.
+    """
+
+    def __init__(self, out: Path, deadline: float | None) -> None:
         self.out = out
         self.start = time.monotonic()
         self.deadline = deadline
@@ -71,7 +87,11 @@ class Run:
         return time.monotonic() - self.start
 
     def left(self) -> float:
-        return self.deadline - self.elapsed()
+        return math.inf if self.deadline is None else self.deadline - self.elapsed()
+
+    def limit(self, seconds: float) -> float:
+        """A command's time limit: ``seconds`` against a deadline, else only a guard against a hang."""
+        return HANG_GUARD_S if self.deadline is None else seconds
 
     def log(self, message: str) -> None:
         line = f"[{self.elapsed():6.1f}s] {message}"
@@ -139,7 +159,7 @@ def check(run: Run, device: str) -> None:
     run.results["env"] = env
     argv = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
             "--continue-on-collection-errors", "tests"]
-    code, stdout = run.command(argv, timeout=30)
+    code, stdout = run.command(argv, timeout=run.limit(30))
     summary = stdout.strip().splitlines()[-1] if stdout.strip() else ""
     run.log(f"cuda tests: {summary}")
     run.save("tests", {"exit_code": code, "summary": summary})
@@ -174,13 +194,18 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
             "--patch-size", str(args.patch_size), "--model-kwargs", json.dumps(args.model_kwargs)]
     if args.device:
         argv += ["--device", args.device]
+    # The compile timeout holds with or without a deadline: it bounds what step b may cost.
     code, stdout = run.command(argv, timeout=max(args.compile_timeout - (run.elapsed() - began), 20.0))
     if code == 0:
         compiled = json.loads(stdout)
         rows.append(compiled)
         run.log(json.dumps(compiled))
         # Compilation repeats in each training process; it pays only if it saves more than that.
-        training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
+        if args.steps is None:
+            training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
+        else:  # every model's steps at the eager speed
+            queue = _training_queue(args)
+            training = len(queue) * args.steps * best["batch_size"] / best["samples_per_s"]
         saved = training * (1 - best["samples_per_s"] / compiled["samples_per_s"])
         cost = len(_training_queue(args)) * compiled["first_step_s"]
         choice["compile"] = saved > cost
@@ -205,19 +230,22 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
 
     while queue:
         small, scale = queue[0]
-        spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(queue)
-        budget = spare * share(small, scale) / sum(share(*item) for item in queue)
         arch = f"msr_small_x{scale}" if small else f"msr_x{scale}"
-        if budget < args.min_budget:
-            run.log(f"{arch}: only {budget:.0f} s left for training; skipped")
-            queue.pop(0)
-            continue
+        budget: float | None = None
+        if args.steps is None:
+            spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(queue)
+            budget = spare * share(small, scale) / sum(share(*item) for item in queue)
+            if budget < args.min_budget:
+                run.log(f"{arch}: only {budget:.0f} s left for training; skipped")
+                queue.pop(0)
+                continue
         runs = args.work_dir / ("runs_small" if small else "runs")
         # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
         patch_size = min(args.patch_size, 256 // scale)
         argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
                 "--data-dir", str(args.data_dir), "--scales", str(scale),
-                "--time-budget", f"{budget:.1f}", "--batch-size", str(choice["batch_size"]),
+                *(["--max-steps", str(args.steps)] if budget is None else ["--time-budget", f"{budget:.1f}"]),
+                "--batch-size", str(choice["batch_size"]),
                 "--patch-size", str(patch_size), "--output-dir", str(runs), "--overwrite",
                 "--package-dir", str(args.package_dir)]
         if args.model_kwargs:
@@ -231,10 +259,14 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
         shipped = (args.package_dir / f"{arch}.t291.safetensors").is_file()
         if chained[small] and not shipped:
             argv += ["--init", str(chained[small])]
-        run.log(f"{arch}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
+        if budget is None:
+            run.log(f"{arch}: {args.steps} steps of training")
+        else:
+            run.log(f"{arch}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
         started = time.monotonic()
-        code, _ = run.command(argv, timeout=budget + 2 * overhead + 30)
-        overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
+        code, _ = run.command(argv, timeout=run.limit((budget or 0.0) + 2 * overhead + 30))
+        if budget is not None:
+            overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
         results_file = runs / "results.json"
         new = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
         new = [r for r in new if r["model"] == arch]
@@ -267,23 +299,27 @@ def inference(run: Run, args: argparse.Namespace) -> None:
             "--compile", "none", "--dtypes", "fp32", "bf16", "--models", *models]
     argv += (["--quick", "--size", "64x64", "--device", "cpu"] if args.rehearse
              else ["--size", "1280x720", "--warmup", "3", "--iters", "10"])
-    code, stdout = run.command(argv, timeout=max(5.0, run.left() - 5))
-    if code == 0:
-        report = json.loads(stdout)
-        rows = [
-            {k: r[k] for k in ("model", "dtype", "latency_ms", "latency_vs_msr", "achieved_tflops")}
-            for r in report["results"]
-        ]
-        for row in rows:
-            run.log(json.dumps(row))
-        run.save("inference", {"env": report["env"], "rows": rows})
+    code, stdout = run.command(argv, timeout=run.limit(max(5.0, run.left() - 5)))
+    if code != 0:  # a failed step, so that it is listed as one
+        raise RuntimeError("benchmarks/speed.py " + ("ran out of time" if code is None else f"exit code {code}"))
+    report = json.loads(stdout)
+    rows = [
+        {k: r[k] for k in ("model", "dtype", "latency_ms", "latency_vs_msr", "achieved_tflops")}
+        for r in report["results"]
+    ]
+    for row in rows:
+        run.log(json.dumps(row))
+    run.save("inference", {"env": report["env"], "rows": rows})
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, required=True, help="holds train291/, Set5/, Set14/")
     p.add_argument("--out", type=Path, required=True, help="where results, log and weights go")
-    p.add_argument("--deadline", type=float, default=None, help="seconds (default 530; rehearsal 200)")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="seconds for everything (default 530; a rehearsal has none unless given)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"train each model this many steps, with no deadline (rehearsal default {REHEARSAL_STEPS})")
     p.add_argument("--compile-timeout", type=float, default=None,
                    help="seconds for step b, compilation included (default 60; rehearsal 40)")
     p.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
@@ -305,7 +341,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("no CUDA device: use --rehearse to run the same steps on the CPU")
     args.kind = "cpu" if args.rehearse else "cuda"
     args.device = "cpu" if args.rehearse else None
-    args.deadline = args.deadline or (200.0 if args.rehearse else 530.0)
+    if args.steps is not None and args.deadline is not None:
+        p.error("--steps and --deadline exclude each other: a run of step counts has no deadline")
+    if args.steps is not None and args.steps < 2:
+        p.error("--steps must be at least 2 (the first step is not timed)")
+    if args.rehearse and args.deadline is None:
+        args.steps = args.steps or REHEARSAL_STEPS
+    if args.steps is None:
+        args.deadline = args.deadline or 530.0
     args.model_kwargs = REHEARSAL_KWARGS if args.rehearse else {}
     args.patch_size = 16 if args.rehearse else 48
     # The first H100 run measured 22, 20 and 19 steps/s at batch 16, 32 and 64: host-bound, so
@@ -327,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = Run(args.out, args.deadline)
     run.results["mode"] = "rehearsal" if args.rehearse else "gpu"
+    run.results["deadline_s"], run.results["train_steps"] = args.deadline, args.steps
     steps = [("check", lambda: check(run, args.kind)),
              ("throughput", lambda: run.results.__setitem__("choice", throughput(run, args))),
              ("train", lambda: train_scales(run, args, run.results["choice"])),

@@ -41,6 +41,9 @@ OPTIONAL_MODULES = {
     "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "spandrel": "spandrel", "av": "video"
 }
 CHROMIUM = Path("/usr/bin/chromium")
+# How long a reply from Chromium may take before it counts as hung (a busy machine is slow, not
+# broken).
+HANG_GUARD_S = 600.0
 # Pages checked in the browser: the home page and one tutorial (paths under the site root).
 BROWSER_PAGES = ("", "tutorials/custom-network/")
 
@@ -378,7 +381,7 @@ class DevTools:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def send(self, method: str, session: str | None = None, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+    def send(self, method: str, session: str | None = None, timeout: float = HANG_GUARD_S, **params: Any) -> dict[str, Any]:
         self._next_id += 1
         command: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
@@ -393,7 +396,7 @@ class DevTools:
                 return message.get("result", {})
             self.events.append(message)
 
-    def wait_for(self, method: str, timeout: float = 30.0) -> None:
+    def wait_for(self, method: str, timeout: float = HANG_GUARD_S) -> None:
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == method for e in self.events):
             self.events.append(self._read_message(deadline))

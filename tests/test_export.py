@@ -121,3 +121,36 @@ def test_export_replaces_a_planted_symlink_and_a_failed_export_keeps_the_old_fil
         export_model(model, link)
     assert link.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2", "victim.txt"]
+
+
+def test_export_cli_refuses_a_folder_and_a_missing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25, item 10: ``-o some_folder`` and ``-o /nonexistent/dir/x.pt2``, one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("some_folder", "folder.pt2"):
+        (tmp_path / name).mkdir()
+        assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", name]) == 2
+        assert capsys.readouterr().err == f"msrnet export: error: -o {name} is a folder: give a file name (.onnx or .pt2)\n"
+        assert list((tmp_path / name).iterdir()) == []
+    missing = tmp_path / "nonexistent" / "dir" / "x.pt2"
+    for target in (missing, Path("/nonexistent-msrnet-test/dir/x.pt2")):
+        assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(target)]) == 2
+        assert capsys.readouterr().err == (
+            f"msrnet export: error: -o {target}: the folder {target.parent} does not exist\n"
+        )
+        assert not target.parent.parent.exists()  # no folder was created
+
+
+def test_export_model_refuses_a_folder_and_a_missing_folder_before_tracing(
+    model: MultiScaleSRNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_trace(*args: object, **kwargs: object) -> None:
+        raise AssertionError("traced before the path was checked")
+
+    monkeypatch.setattr(torch.export, "export", no_trace)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        export_model(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_model(model, tmp_path / "a" / "b.pt2")
+    assert list(tmp_path.iterdir()) == []

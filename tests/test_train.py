@@ -23,6 +23,9 @@ from msrnet.train import CheckpointError, TrainConfig, load_checkpoint, pyramid_
 from msrnet.train.trainer import compile_blocks
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
+# A subprocess a test waits for is stopped only when it has hung, never for being slow on a
+# busy machine.
+HANG_GUARD_S = 1800
 
 
 def _smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -131,10 +134,18 @@ def test_stop_and_resume_repeats_the_uninterrupted_run(data: Path, tmp_path: Pat
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(a["rng"][0]["sampler"]["generator"], b["rng"][0]["sampler"]["generator"])
-    # The log of the resumed run continues the first half's and matches the whole run's.
+    # The log of the resumed run continues the first half's and matches the whole run's, with
+    # a record of the resume between them.
+    split = _log(tmp_path / "split")
+    assert [r for r in split if r["event"] == "resume"] == [
+        {"event": "resume", "step": 6, "checkpoint": str(tmp_path / "split" / "checkpoint.pt"),
+         "changed": {"max_steps": {"from": 6, "to": 12}}}
+    ]  # fmt: skip
+    split = [r for r in split if r["event"] != "resume"]
+    assert len(split) == len(_log(tmp_path / "whole"))
     assert _log(tmp_path / "whole") == [
         {**r, "samples_per_s": w["samples_per_s"], "train_seconds": w["train_seconds"]}
-        for r, w in zip(_log(tmp_path / "split"), _log(tmp_path / "whole"))
+        for r, w in zip(split, _log(tmp_path / "whole"))
     ]
 
 
@@ -197,7 +208,7 @@ def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
         "--val-dir", str(data / "val"), "--val-every", "4",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
         json.loads(result.stdout.strip().splitlines()[-1])["step"] == 4
@@ -264,12 +275,31 @@ def test_dssim_loss_is_the_protocols_ssim_and_differentiable() -> None:
     assert pred.grad is not None and pred.grad.abs().sum() > 0
 
 
-def test_time_budget_ends_the_run_with_its_schedule_complete(data: Path, tmp_path: Path) -> None:
+class _SteppedClock:
+    """A ``time`` stand-in whose clock advances ``tick`` seconds per reading: the trainer's time
+    budget runs on it as on a machine where every step takes exactly ``tick`` seconds, however
+    busy the real one is."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_time_budget_ends_the_run_with_its_schedule_complete(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from msrnet.train import trainer
+
+    monkeypatch.setattr(trainer, "time", _SteppedClock(0.125))  # a binary fraction: exact sums
     out = tmp_path / "timed"
     summary = train(_config(data, out, max_steps=10**6, time_budget=2.0, log_every=1))
     seconds = summary["seconds"]
-    # The budget counts training time only, and the run stops at the first step past it.
-    assert 2.0 <= seconds["train"] < 3.0
+    # The budget counts training time only (not the first step, which compiles and autotunes),
+    # and the run stops at the first step that reaches it: 1 + 2.0 / 0.125 steps.
+    assert summary["step"] == 17 and seconds["train"] == 2.0
     assert seconds["total"] >= seconds["train"] + seconds["startup"]
     assert set(seconds) == {"train", "startup", "validation", "checkpoint", "total"}
     lrs = [r["lr"] for r in _log(out) if r["event"] == "train"]
@@ -368,6 +398,39 @@ def test_resume_refuses_changed_settings_and_keeps_config(
     assert json.loads((out / "config.json").read_text())["max_steps"] == 4
 
 
+def test_resume_lets_bookkeeping_change_and_logs_what_changed(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25, item 13: a resumed run may change how often it validates, checkpoints and logs."""
+    out = tmp_path / "run"
+    val = ["--val-dir", str(data / "val"), "--schedule-steps", "4"]
+    assert cli.main(_cli(data, out, *val, "--max-steps", "2", "--ckpt-every", "2", "--val-every", "2")) == 0
+    capsys.readouterr()
+    changed = ["--ckpt-every", "1", "--log-every", "2", "--val-every", "1", "--progress"]
+    assert cli.main(_cli(data, out, *val, "--max-steps", "4", *changed, "--resume")) == 0
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "resuming" in line)
+    for name, old, new in [("max_steps", 2, 4), ("ckpt_every", 2, 1), ("log_every", 1, 2), ("val_every", 2, 1),
+                           ("progress", False, True)]:  # fmt: skip
+        assert f"{name} {old!r} -> {new!r}" in line
+    log = _log(out)
+    resume = next(r for r in log if r["event"] == "resume")
+    assert resume["step"] == 2 and resume["checkpoint"] == str(out / "checkpoint.pt")
+    assert resume["changed"] == {
+        "max_steps": {"from": 2, "to": 4}, "ckpt_every": {"from": 2, "to": 1}, "log_every": {"from": 1, "to": 2},
+        "val_every": {"from": 2, "to": 1}, "progress": {"from": False, "to": True},
+    }  # fmt: skip
+    # The new periods hold: a validation at every step, a log record every second one.
+    assert [r["step"] for r in log if r["event"] == "val"] == [2, 3, 4]
+    assert [r["step"] for r in log if r["event"] == "train"] == [1, 2, 4]
+    assert json.loads((out / "config.json").read_text())["ckpt_every"] == 1
+    # The resumed run trains as the uninterrupted one: bookkeeping does not change the result.
+    whole = tmp_path / "whole"
+    assert cli.main(_cli(data, whole, *val, "--max-steps", "4")) == 0
+    a, b = load_checkpoint(whole / "checkpoint.pt"), load_checkpoint(out / "checkpoint.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
 def test_existing_run_is_refused_without_resume_or_overwrite(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -392,7 +455,10 @@ def test_user_errors_are_one_line(data: Path, tmp_path: Path, capsys: pytest.Cap
         (["--model-kwargs", '{"foo": 1}'], "foo"),
         (["--init-weights", str(afile)], "init weights must be a .safetensors file"),
         (["--resume", str(tmp_path / "nowhere")], "no checkpoint at"),
+        (["--device", "foo"], "device 'foo': Expected one of cpu, cuda"),  # well formed, but unknown
     ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "device 'cuda': CUDA is not available"))
     for extra, message in cases:
         argv = _cli(data, tmp_path / "run", "--max-steps", "1")
         assert cli.main([*argv, *extra]) == 1, extra
@@ -423,7 +489,7 @@ def test_torn_log_line_and_stale_temp_files_do_not_block_resume(data: Path, tmp_
     (out / "checkpoint.pt.tmp").write_bytes(b"x" * 1000)
     with pytest.warns(UserWarning, match="unreadable log line"):
         train(_config(data, out, max_steps=6, schedule_steps=8, ckpt_every=2, log_every=1, resume=str(out)))
-    assert [r["step"] for r in _log(out)] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in _log(out) if r["event"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
@@ -509,7 +575,7 @@ def test_help_does_not_import_torch() -> None:
         """
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
 
 
@@ -532,12 +598,13 @@ def test_killed_at_random_points_the_run_resumes_to_the_same_result(data: Path, 
         proc = subprocess.Popen([sys.executable, "-m", "msrnet", *args, *resume], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
         if attempt < 3:
-            deadline = time.monotonic() + 120
-            while not (out / "log.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+            # Killed once the run has started writing, at a random moment after (a time, not a
+            # speed: any kill point must resume to the same result).
+            while not (out / "log.jsonl").exists() and proc.poll() is None:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.5))
             proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
         if proc.returncode == 0:
             break
         assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
@@ -556,3 +623,107 @@ def test_mse_loss_is_the_error_psnr_measures() -> None:
     pred, target = torch.rand(3, 8, 8), torch.rand(3, 8, 8)
     from_loss = 10 * torch.log10(1 / LOSSES["mse"](pred, target))
     assert from_loss.item() == pytest.approx(psnr(pred, target, crop_border=0, y_channel=False).item(), rel=1e-5)
+
+
+# --- config validation: every field once, in TrainConfig ------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_steps", "3", "max_steps must be an integer, got '3'"),
+        ("batch_size", "3", "batch_size must be an integer, got '3'"),
+        ("lr", "1e-3", "lr must be a number, got '1e-3'"),
+        ("time_budget", "60", "time_budget must be a number or null, got '60'"),
+        ("betas", "0.9,0.99", "betas must be a list of 2 numbers, got '0.9,0.99'"),
+        ("train_dir", None, "train_dir must be a string, got None"),
+        ("augment", "no", "augment must be true or false, got 'no'"),
+        ("amp", "false", "amp must be true or false, got 'false'"),
+        ("train_images", -1, "train_images must be an integer >= 1, got -1"),
+        ("patch_size", 16.5, "patch_size must be an integer, got 16.5"),
+    ],
+)
+def test_cli_config_file_values_are_checked_by_name_on_one_line(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, message: str
+) -> None:
+    """Issue 25, item 8: each case as reported, ``msrnet train --config run.json``."""
+    config = {"train_dir": str(data / "train"), "output_dir": str(tmp_path / "out"), "device": "cpu",
+              "max_steps": 1, "model_kwargs": TINY, "progress": False, field: value}  # fmt: skip
+    (tmp_path / "run.json").write_text(json.dumps(config))
+    assert cli.main(["train", "--config", str(tmp_path / "run.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"msrnet train: error: {tmp_path / 'run.json'}: {message}\n"
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_steps": True}, "max_steps must be an integer, got True"),
+        ({"max_steps": 0}, "max_steps must be an integer >= 1"),
+        ({"max_steps": 3.0}, "max_steps must be an integer, got 3.0"),
+        ({"val_images": 0}, "val_images must be an integer >= 1"),
+        ({"batch_size": -2}, "batch_size must be an integer >= 1"),
+        ({"patch_size": 0}, "patch_size must be an integer >= 1"),
+        ({"schedule_steps": 5, "max_steps": 10}, "schedule_steps (5) must be >= max_steps (10)"),
+        ({"time_budget": 0.0}, "time_budget must be a number of seconds > 0"),
+        ({"time_budget": float("inf")}, "time_budget must be a number or null, got inf"),
+        ({"lr": 0}, "lr must be a number > 0"),
+        ({"lr": float("nan")}, "lr must be a number, got nan"),
+        ({"min_lr_ratio": 1.5}, "min_lr_ratio must be a number in [0, 1]"),
+        ({"warmup_steps": -1}, "warmup_steps must be an integer >= 0"),
+        ({"weight_decay": -1e-4}, "weight_decay must be a number >= 0"),
+        ({"betas": (0.9,)}, "betas must be a list of 2 numbers"),
+        ({"betas": (1.0, 0.99)}, "betas must be two numbers in [0, 1)"),
+        ({"betas": (0.9, True)}, "betas must be a list of 2 numbers"),
+        ({"loss": "l3"}, "loss: unknown loss 'l3'"),
+        ({"loss": "-1*l1"}, "loss: bad loss weight '-1'"),
+        ({"level_weights": (0, 0)}, "level_weights must be numbers >= 0, not all 0"),
+        ({"level_weights": ("a",)}, "level_weights must be a list of numbers or null"),
+        ({"grad_clip": -1}, "grad_clip must be a number >= 0"),
+        ({"ema_decay": 1}, "ema_decay must be a number in [0, 1)"),
+        ({"min_scale": 0}, "min_scale must be a number in (0, 1]"),
+        ({"min_scale": 1.5}, "min_scale must be a number in (0, 1]"),
+        ({"val_every": 0}, "val_every must be an integer >= 1"),
+        ({"ckpt_every": 0}, "ckpt_every must be an integer >= 1"),
+        ({"log_every": 0}, "log_every must be an integer >= 1"),
+        ({"device": "cuda:x"}, "device must be a device such as"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"model": ""}, "model must be a non-empty string"),
+        ({"model_kwargs": [1]}, "model_kwargs must be a JSON object, got [1]"),
+        ({"model_kwargs": {"x": object()}}, "model_kwargs must hold JSON values only"),
+        ({"compile": 1}, "compile must be true or false, got 1"),
+        ({"overwrite": None}, "overwrite must be true or false, got None"),
+        ({"progress": "yes"}, "progress must be true or false"),
+        ({"resume": ""}, "resume must be a non-empty string"),
+        ({"val_dir": 3}, "val_dir must be a string or null, got 3"),
+    ],
+)
+def test_train_config_checks_every_field(data: Path, tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        _config(data, tmp_path, **overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_train_config_takes_exact_json_values_as_their_types(data: Path, tmp_path: Path) -> None:
+    config = _config(data, tmp_path, lr=1, betas=[0, 0.9], level_weights=[1, 2], time_budget=60, min_scale=1)
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.betas == (0.0, 0.9) and config.level_weights == (1.0, 2.0)
+    assert isinstance(config.time_budget, float) and isinstance(config.min_scale, float)
+    assert config.to_dict()["betas"] == [0.0, 0.9]
+
+
+def test_loss_names_the_config_checks_are_the_losses() -> None:
+    from msrnet.train.config import LOSS_NAMES
+    from msrnet.train.losses import LOSSES
+
+    assert tuple(LOSSES) == LOSS_NAMES
+
+
+def test_train_291_checks_its_settings_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "train_291.py"))
+    with pytest.raises(SystemExit) as exit_info:
+        example["main"](["--data-dir", str(tmp_path), "--time-budget", "-60", "--output-dir", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "x2: time_budget must be a number of seconds > 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -520,7 +520,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
     from dataclasses import fields
 
-    from msrnet.train.config import TrainConfig, field_help
+    from msrnet.train.config import TrainConfig, field_defaults, field_help
 
     p = subparsers.add_parser(
         "train",
@@ -540,7 +540,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scale", type=int, default=None, help="super-resolution factor (default: 4, or the model's)")
     helps = field_help()
-    defaults = TrainConfig(train_dir="")
+    defaults = field_defaults()
     hints = typing.get_type_hints(TrainConfig)
     special = {
         "train_dir": "(required, here or in --config)",
@@ -554,8 +554,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))  # X | None -> X
         base = kind
         origin = typing.get_origin(base) or base
-        default = getattr(defaults, f.name) if f.name != "train_dir" else None
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default) if isinstance(default, dict) else default
+        default = defaults[f.name]
+        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else json.dumps(default) if isinstance(default, dict) else default
         note = special.get(f.name, f"(default: {shown})" if default is not None else "")
         # Docstring markup reads as plain text; argparse formats help with %.
         text = re.sub(r"``([^`]*)``|`~?(?:[\w.]*\.)?([^`]*)`", lambda m: m[1] or m[2], helps.get(f.name, ""))
@@ -601,19 +601,19 @@ def _run_train(args: argparse.Namespace) -> int:
     values.update(given)
     if "train_dir" not in values:
         return error("--train-dir is required (or a --config that names train_dir)", 2)
-    model = values.get("model")
-    if model is None:
-        model = values["model"] = f"msr_x{args.scale or 4}"
-    arch_scale = model.split(".", 1)[0].removeprefix("msr_x")
-    if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
-        return error(f"--model {model} is x{arch_scale}, but --scale {args.scale} was given")
-    values.setdefault("output_dir", f"runs/{model}")
+    if values.get("model") is None:
+        values["model"] = f"msr_x{args.scale or 4}"
+    values.setdefault("output_dir", f"runs/{values['model']}")
     if values.get("resume") == "":
         values["resume"] = values["output_dir"]
     try:
+        # Every value, from the file or the options, is checked here, once (TrainConfig does it).
         config = config_from_dict(values, args.config or "arguments")
-    except (TypeError, ValueError) as e:
+    except ValueError as e:
         return error(str(e), 2)
+    arch_scale = config.model.split(".", 1)[0].removeprefix("msr_x")
+    if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
+        return error(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given")
 
     from msrnet.train import CheckpointError, train
 
@@ -636,7 +636,9 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
         "torch.export.load(path).module()).",
     )
     _add_model_args(p)
-    p.add_argument("-o", "--output", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output file (.onnx or .pt2), in a folder that exists"
+    )
     p.add_argument(
         "--format",
         choices=("onnx", "exported-program"),
@@ -653,13 +655,20 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from msrnet.export import export_model, format_from_path, verify_export
+    from msrnet.export import check_output_path, export_model, format_from_path, verify_export
+
+    def refuse(message: str) -> int:
+        print(f"msrnet export: error: {message}", file=sys.stderr)
+        return 2
 
     try:
+        # Before the model is loaded and traced: a bad -o costs nothing.
+        check_output_path(args.output)
         format = args.format or format_from_path(args.output)
+    except OSError as e:
+        return refuse(f"-o {e}")
     except ValueError as e:
-        print(f"msrnet export: error: {e}", file=sys.stderr)
-        return 2
+        return refuse(str(e))
     model = _load_cli_model(args, "export")
     if model is None:
         return 2

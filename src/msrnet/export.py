@@ -20,7 +20,7 @@ from torch.export import Dim
 
 from msrnet._utils import atomic_path, missing_extra
 
-__all__ = ["ExportFormat", "export_model", "format_from_path", "verify_export"]
+__all__ = ["ExportFormat", "check_output_path", "export_model", "format_from_path", "verify_export"]
 
 ExportFormat = Literal["onnx", "exported-program"]
 
@@ -54,6 +54,24 @@ def _onnx_extra() -> Iterator[None]:
         raise ModuleNotFoundError(f"ONNX export needs onnx and onnxscript: {hint}", name=e.name) from e
 
 
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a `Path` if an export can be written there: a file name in an existing folder.
+
+    Missing folders are not created: a typo in a path should be an error, not a new folder tree
+    (possibly at the filesystem root).
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        FileNotFoundError: the folder ``path`` would go in does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: give a file name (.onnx or .pt2)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
+    return path
+
+
 def _in_chans(model: nn.Module) -> int:
     return int(getattr(model, "in_chans", 3))
 
@@ -76,7 +94,7 @@ def export_model(
 
     Args:
         model: an image-to-image network, (B, C, H, W) -> (B, C', sH, sW).
-        path: the output file (parent folders are created).
+        path: the output file, in a folder that exists (`check_output_path`).
         format: ``'onnx'`` (needs the ``onnx`` and ``onnxscript`` packages) or
             ``'exported-program'`` (`torch.export.save`); default: from the suffix
             (``.onnx`` / ``.pt2``).
@@ -86,8 +104,12 @@ def export_model(
 
     Returns:
         ``path``. Inputs of the exported model: (B, C, H, W) float32, B >= 1, H, W >= 2.
+
+    Raises:
+        IsADirectoryError, FileNotFoundError: ``path`` is a folder, or its folder is missing
+            (checked before the model is traced).
     """
-    path = Path(path)
+    path = check_output_path(path)
     format = format or format_from_path(path)
     if format not in ("onnx", "exported-program"):
         raise ValueError(f"format must be 'onnx' or 'exported-program', got {format!r}")
@@ -96,7 +118,6 @@ def export_model(
     dynamic_shapes = {
         "x": {0: Dim("batch", min=1), 2: Dim("height", min=2), 3: Dim("width", min=2)}
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside `path` and renamed into place: a failed export leaves an existing file
     # intact, and a symlink at `path` is replaced rather than written through.
     if format == "exported-program":

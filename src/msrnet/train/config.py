@@ -2,12 +2,50 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "RESUMABLE_FIELDS", "config_changes", "config_from_dict", "field_help"]
+__all__ = [
+    "TrainConfig",
+    "RESUMABLE_FIELDS",
+    "LOSS_NAMES",
+    "config_changes",
+    "config_diff",
+    "config_from_dict",
+    "field_defaults",
+    "field_help",
+    "parse_loss",
+]
+
+# The per-pixel losses of `msrnet.train.losses.LOSSES`, named here so that a config's loss spec
+# is checked without importing torch.
+LOSS_NAMES = ("l1", "charbonnier", "mse", "dssim")
+
+
+def parse_loss(spec: str) -> list[tuple[float, str]]:
+    """``"0.8*charbonnier+0.2*dssim"`` -> ``[(0.8, "charbonnier"), (0.2, "dssim")]``.
+
+    Raises:
+        ValueError: an unknown loss name, or a weight that is not a finite number >= 0.
+    """
+    terms = []
+    for term in spec.replace(" ", "").split("+"):
+        weight, _, name = term.rpartition("*")
+        if name not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {name!r} in {spec!r}; choose from {sorted(LOSS_NAMES)}")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"bad loss weight {weight!r} in {spec!r}: expected a number >= 0")
+        terms.append((value, name))
+    return terms
 
 
 @dataclass
@@ -60,8 +98,10 @@ class TrainConfig:
         compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`).
         seed: seeds the model init and, with the process rank, the data streams.
         resume: a checkpoint file, or a folder holding ``checkpoint.pt``, to continue from.
-            Only the run's length (``max_steps``, ``time_budget``) may differ from the settings
-            stored in the checkpoint (`RESUMABLE_FIELDS`); any other change is refused.
+            Only the run's length (``max_steps``, ``time_budget``) and its bookkeeping (the
+            ``val_every``, ``ckpt_every`` and ``log_every`` periods, ``progress``,
+            ``output_dir``) may differ from the settings stored in the checkpoint
+            (`RESUMABLE_FIELDS`); the log names what changed, and any other change is refused.
         overwrite: start afresh in an ``output_dir`` that holds another run, replacing it
             (without it, or ``resume``, such a run is refused).
         progress: tqdm progress bar on stderr.
@@ -103,38 +143,224 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """Check every field's type and range, so a bad setting fails here, by name, on one line.
+
+        Values as JSON gives them are accepted where they are exact: an int for a float field,
+        a list for a tuple. Nothing else is converted: ``"3"`` is not an int, ``"false"`` not a
+        bool (it would be true), ``16.5`` not an int.
+
+        Raises:
+            ValueError: naming the first field that is wrong, what it needs and what it got.
+        """
+        hints = _type_hints()
+        for f in fields(self):
+            setattr(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name]))
+        for name, rule in _RULES.items():
+            value = getattr(self, name)
+            if value is not None and not rule.test(value):
+                raise ValueError(f"{name} must be {rule.text}, got {value!r}")
+        if self.schedule_steps is not None and self.schedule_steps < self.max_steps:
+            raise ValueError(
+                f"schedule_steps ({self.schedule_steps}) must be >= max_steps ({self.max_steps})"
+            )
+        try:
+            parse_loss(self.loss)
+        except ValueError as e:
+            raise ValueError(f"loss: {e}") from None
+        try:
+            json.dumps(self.model_kwargs, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model_kwargs must hold JSON values only: {e}") from None
+
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (tuples become lists), as ``config.json`` stores it."""
         return json.loads(json.dumps(asdict(self)))
 
 
-# What a resumed run may change: its length, and how it starts and reports.
-RESUMABLE_FIELDS = frozenset({"max_steps", "time_budget", "resume", "overwrite", "progress", "output_dir"})
+class _Rule(typing.NamedTuple):
+    test: typing.Callable[[Any], bool]
+    text: str
+
+
+def _positive(value: Any) -> bool:
+    return bool(value > 0)
+
+
+def _non_negative(value: Any) -> bool:
+    return bool(value >= 0)
+
+
+def _unit(value: Any) -> bool:  # [0, 1)
+    return bool(0 <= value < 1)
+
+
+# Ranges, checked after the types (None, where a field allows it, always passes).
+_POSITIVE_INT = _Rule(_positive, "an integer >= 1")
+_NON_EMPTY = _Rule(bool, "a non-empty string")
+_RULES: dict[str, _Rule] = {
+    "train_dir": _NON_EMPTY,
+    "train_images": _POSITIVE_INT,
+    "val_dir": _NON_EMPTY,
+    "val_images": _POSITIVE_INT,
+    "output_dir": _NON_EMPTY,
+    "model": _NON_EMPTY,
+    "init_weights": _NON_EMPTY,
+    "max_steps": _POSITIVE_INT,
+    "time_budget": _Rule(_positive, "a number of seconds > 0"),
+    "schedule_steps": _POSITIVE_INT,
+    "batch_size": _POSITIVE_INT,
+    "patch_size": _POSITIVE_INT,
+    "lr": _Rule(_positive, "a number > 0"),
+    "min_lr_ratio": _Rule(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "warmup_steps": _Rule(_non_negative, "an integer >= 0"),
+    "weight_decay": _Rule(_non_negative, "a number >= 0"),
+    "betas": _Rule(lambda v: all(map(_unit, v)), "two numbers in [0, 1)"),
+    "loss": _NON_EMPTY,
+    "level_weights": _Rule(lambda v: all(map(_non_negative, v)) and sum(v) > 0, "numbers >= 0, not all 0"),
+    "grad_clip": _Rule(_non_negative, "a number >= 0 (0 disables clipping)"),
+    "ema_decay": _Rule(_unit, "a number in [0, 1) (0 disables the EMA)"),
+    "min_scale": _Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    # Which preset or file, and whether the file holds a valid pipeline, `train` checks (with torch).
+    "degradation": _NON_EMPTY,
+    "val_every": _POSITIVE_INT,
+    "ckpt_every": _POSITIVE_INT,
+    "log_every": _POSITIVE_INT,
+    # A torch device string ("cuda", "cuda:1", "cpu"); whether it exists is known only at run time.
+    "device": _Rule(lambda v: re.fullmatch(r"[a-z][a-z0-9_]*(:\d+)?", v) is not None,
+                    "a device such as 'cuda', 'cuda:1' or 'cpu'"),
+    "seed": _Rule(_non_negative, "an integer >= 0"),
+    "resume": _NON_EMPTY,
+}
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _type_hints() -> dict[str, Any]:
+    # Resolved once: the annotations are strings (``from __future__ import annotations``).
+    if not _HINTS:
+        _HINTS.update(typing.get_type_hints(TrainConfig))
+    return _HINTS
+
+
+def _describe(kind: Any) -> str:
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return "a list of numbers"
+        return f"a list of {len(args)} numbers"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        kind, "a JSON object" if origin is dict else str(kind)
+    )
+
+
+_MISMATCH = object()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked(name: str, value: Any, kind: Any) -> Any:
+    """``value`` if it has the type ``kind`` (a field's annotation), as that type; else ValueError.
+
+    Exact only: an int is a float, a list of numbers a tuple; bool is not an int (JSON's
+    ``true`` would otherwise train 1 step), and nothing is parsed from a string.
+    """
+    optional = False
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        if value is None:
+            return None
+        optional = True
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    origin = typing.get_origin(kind)
+    result: Any = _MISMATCH
+    if kind is bool:
+        result = value if isinstance(value, bool) else _MISMATCH
+    elif kind is int:
+        result = value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
+    elif kind is float:
+        result = float(value) if _is_number(value) else _MISMATCH
+    elif kind is str:
+        result = value if isinstance(value, str) else _MISMATCH
+    elif origin is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            result = value
+    elif origin is tuple:
+        args = typing.get_args(kind)
+        size = None if len(args) == 2 and args[1] is Ellipsis else len(args)
+        if isinstance(value, (list, tuple)) and (size is None or len(value) == size):
+            if all(map(_is_number, value)):
+                result = tuple(float(v) for v in value)
+    else:  # a field of a kind this function does not know: accepted as given
+        result = value
+    if result is _MISMATCH:
+        raise ValueError(f"{name} must be {_describe(kind)}{' or null' if optional else ''}, got {value!r}")
+    return result
+
+
+def field_defaults() -> dict[str, Any]:
+    """Each field's default, as JSON (``train_dir``, which has none, as None)."""
+    values: dict[str, Any] = {}
+    for f in fields(TrainConfig):
+        if f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
+        else:
+            values[f.name] = None if f.default is MISSING else f.default
+    return json.loads(json.dumps(values))
+
+
+# What a resumed run may change: its length, how it starts, and its bookkeeping (how often it
+# validates, checkpoints and logs, and where it reports), none of which changes the training.
+RESUMABLE_FIELDS = frozenset(
+    {
+        "max_steps",
+        "time_budget",
+        "resume",
+        "overwrite",
+        "progress",
+        "output_dir",
+        "val_every",
+        "ckpt_every",
+        "log_every",
+    }
+)
+
+
+def config_diff(stored: dict[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """``{field: (stored value, new value)}`` for every field where ``config`` differs from a
+    checkpoint's ``stored`` config, as JSON (fields the stored config lacks count at their
+    defaults)."""
+    new = config.to_dict()
+    old = json.loads(json.dumps({**field_defaults(), **stored}))
+    return {k: (old.get(k), new[k]) for k in new if old.get(k) != new[k]}
 
 
 def config_changes(stored: dict[str, Any], config: TrainConfig) -> list[str]:
     """Names of the fields where ``config`` differs from a checkpoint's ``stored`` config,
-    besides `RESUMABLE_FIELDS` (fields the stored config lacks count at their defaults)."""
-    new = config.to_dict()
-    defaults = TrainConfig(train_dir="").to_dict()
-    old = json.loads(json.dumps({**defaults, **stored}))
-    return [k for k in new if k not in RESUMABLE_FIELDS and old.get(k) != new[k]]
+    besides `RESUMABLE_FIELDS`: the changes that make a run not resumable."""
+    return [k for k in config_diff(stored, config) if k not in RESUMABLE_FIELDS]
 
 
 def config_from_dict(values: dict[str, Any], source: str | Path = "config") -> TrainConfig:
-    """A `TrainConfig` from JSON values (``config.json``), refusing unknown fields."""
+    """A `TrainConfig` from JSON values (``config.json``), refusing unknown fields.
+
+    Raises:
+        ValueError: an unknown or missing field, or a bad value (`TrainConfig` checks each);
+            the message starts with ``source`` and names the field.
+    """
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{source}: unknown TrainConfig fields {', '.join(unknown)}")
-    hints = typing.get_type_hints(TrainConfig)
-    cooked = dict(values)
-    for name, value in values.items():
-        if isinstance(value, list) and "tuple" in str(hints[name]):
-            cooked[name] = tuple(value)
-    if "train_dir" not in cooked:
+    if "train_dir" not in values:
         raise ValueError(f"{source}: train_dir is required")
-    return TrainConfig(**cooked)
+    try:
+        return TrainConfig(**values)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
 
 
 def field_help() -> dict[str, str]:

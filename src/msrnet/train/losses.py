@@ -10,6 +10,8 @@ from torch import Tensor
 from msrnet.metrics import ssim_per_plane
 from msrnet.ops.imresize import imresize
 
+from .config import parse_loss
+
 __all__ = ["LOSSES", "parse_loss", "pyramid_loss"]
 
 
@@ -28,6 +30,7 @@ def _dssim(pred: Tensor, target: Tensor) -> Tensor:
     return (1 - ssim_per_plane(planes[0], planes[1], data_range=1.0).mean()) / 2
 
 
+# Keyed by `LOSS_NAMES`, the names a config's loss spec is checked against.
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "l1": F.l1_loss,
     "charbonnier": _charbonnier,
@@ -35,20 +38,6 @@ LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse": F.mse_loss,
     "dssim": _dssim,
 }
-
-
-def parse_loss(spec: str) -> list[tuple[float, str]]:
-    """``"0.8*charbonnier+0.2*dssim"`` -> ``[(0.8, "charbonnier"), (0.2, "dssim")]``."""
-    terms = []
-    for term in spec.replace(" ", "").split("+"):
-        weight, _, name = term.rpartition("*")
-        if name not in LOSSES:
-            raise ValueError(f"unknown loss {name!r} in {spec!r}; choose from {sorted(LOSSES)}")
-        try:
-            terms.append((float(weight) if weight else 1.0, name))
-        except ValueError:
-            raise ValueError(f"bad loss weight {weight!r} in {spec!r}") from None
-    return terms
 
 
 def pyramid_loss(

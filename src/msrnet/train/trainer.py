@@ -53,8 +53,8 @@ from msrnet.models.msr import CONFIG_BUFFER, PyramidResidualBlock
 from msrnet.models.weights import load_matching_weights, save_weights
 
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
-from .config import TrainConfig, config_changes
-from .losses import parse_loss, pyramid_loss
+from .config import RESUMABLE_FIELDS, TrainConfig, config_diff
+from .losses import pyramid_loss
 from .outputs import LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, prepare_output_dir
 
 __all__ = ["TrainState", "train", "train_step", "validate", "save", "compile_blocks", "BUDGET_TICKS"]
@@ -246,9 +246,19 @@ def _seed_for(seed: int, rank: int) -> int:
 
 
 def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool]:
-    """(rank, world_size, device, whether this call created the process group)."""
+    """(rank, world_size, device, whether this call created the process group).
+
+    Raises:
+        ValueError: ``device`` names a device type torch does not know, or CUDA without CUDA
+            (the config checks only its form, without importing torch).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    except RuntimeError as e:
+        raise ValueError(f"device {device!r}: {e}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available")
     if world > 1 and kind == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     else:
@@ -263,7 +273,20 @@ def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool
     return rank, world, dev, created
 
 
-def _resume_state(config: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
+@dataclass
+class _Resume:
+    """The checkpoint a run resumes from, and the settings it changes (`RESUMABLE_FIELDS`)."""
+
+    path: Path
+    checkpoint: dict[str, Any]
+    changed: dict[str, tuple[Any, Any]]  # field -> (stored, new), as JSON
+
+
+# Fields that say how a run starts, not how it trains: never reported as changed on resume.
+_STARTUP_FIELDS = ("resume", "overwrite")
+
+
+def _resume_state(config: TrainConfig) -> _Resume | None:
     """The checkpoint to resume from, checked against ``config`` before anything is written."""
     if not config.resume:
         return None
@@ -271,15 +294,17 @@ def _resume_state(config: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path)
-    changed = config_changes(state.get("config", {}), config)
-    if changed:
-        stored = state.get("config", {})
-        details = ", ".join(f"{k} ({stored.get(k)!r} -> {config.to_dict()[k]!r})" for k in changed)
+    diff = config_diff(state.get("config", {}), config)
+    refused = [k for k in diff if k not in RESUMABLE_FIELDS]
+    if refused:
+        details = ", ".join(f"{k} ({diff[k][0]!r} -> {diff[k][1]!r})" for k in refused)
         raise CheckpointError(
             f"cannot resume {path} with other settings: {details}. A resumed run may change only "
-            f"max_steps and time_budget; start a new run (another --output-dir) to change the rest"
+            f"its length (max_steps, time_budget) and bookkeeping (val_every, ckpt_every, "
+            f"log_every, progress, output_dir); start a new run (another --output-dir) to change the rest"
         )
-    return path, state
+    changed = {k: v for k, v in diff.items() if k not in _STARTUP_FIELDS}
+    return _Resume(path, state, changed)
 
 
 def compile_blocks(model: nn.Module) -> int:
@@ -324,13 +349,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         CheckpointError: the checkpoint to resume is damaged or was written with other settings.
         FileNotFoundError: no (readable) training images, or no checkpoint to resume.
     """
+    # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`).
     schedule_steps = config.schedule_steps or config.max_steps
-    if config.max_steps < 1 or schedule_steps < config.max_steps:
-        raise ValueError(f"need 1 <= max_steps ({config.max_steps}) <= schedule_steps ({schedule_steps})")
-    if config.time_budget is not None and not config.time_budget > 0:
-        raise ValueError(f"time_budget must be a positive number of seconds, got {config.time_budget}")
-    parse_loss(config.loss)  # fail before any work on a bad spec
-    load_degradation(config.degradation)
+    load_degradation(config.degradation)  # a preset name or a file: checked before any work
     resumed = _resume_state(config)
     check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
     rank, world, device, created_group = _setup_distributed(config.device)
@@ -347,7 +368,7 @@ def _train(
     rank: int,
     world: int,
     device: torch.device,
-    resumed: tuple[Path, dict[str, Any]] | None,
+    resumed: _Resume | None,
 ) -> dict[str, Any]:
     run_start = time.perf_counter()
     main = rank == 0
@@ -420,7 +441,7 @@ def _train(
         net = DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
 
     if resumed is not None:
-        resume_path, checkpoint = resumed
+        checkpoint = resumed.checkpoint
         state.load_state_dict(checkpoint)
         if len(checkpoint["rng"]) == world:
             state.load_rng_state(checkpoint["rng"][rank])
@@ -442,6 +463,13 @@ def _train(
     if world > 1:
         dist.barrier()
     log = RunLog(out_dir / LOG_NAME, main, state.step if resumed is not None else None)
+    if resumed is not None:
+        # What the resumed run does differently is on record, in the log and on the console.
+        changed = {k: {"from": old, "to": new} for k, (old, new) in resumed.changed.items()}
+        log.write({"event": "resume", "step": state.step, "checkpoint": str(resumed.path), "changed": changed})
+        if main and changed:
+            details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in resumed.changed.items())
+            print(f"msrnet train: resuming {resumed.path} at step {state.step} with {details}", file=sys.stderr)
     arch = config.model.split(".", 1)[0]
     run = _Run(config, rank, world, device, out_dir, arch, scale, net, log, val_items)
     try:
