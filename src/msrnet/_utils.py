@@ -20,6 +20,21 @@ def float_list(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: equal once resolved (links followed), or one inode.
+
+    A path that does not exist yet is compared by its resolved name, so an output that does not
+    exist is never its own input, and one that does is caught however it is spelled.
+    """
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
 def sha256sum(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks (weights and archives can be large)."""
     digest = hashlib.sha256()
@@ -27,6 +42,31 @@ def sha256sum(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def _atomic_temp(path: str | Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """The one atomic writer behind `atomic_write` and `atomic_path`: (open file, its name)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder")
+    # The suffix stays last, so that writers which look at a name still see the format.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with open(fd, "wb") as f:
+            yield f, tmp
+            f.flush()
+        # fsync by name: a writer given the name may have replaced the file rather than filled it.
+        synced = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(synced)
+        finally:
+            os.close(synced)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager
@@ -41,46 +81,20 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
 
     Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
     """
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        raise IsADirectoryError(f"{path} is a folder")
-    # The suffix stays last, so that writers which look at a name still see the format.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        with open(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_temp(path) as (f, _):
+        yield f
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """`atomic_write` for writers that take a file name: yields a new temporary path beside ``path``.
+    """`atomic_write` for writers that take a file name: yields the new temporary path beside ``path``.
 
-    The writer fills the yielded path; on success it is fsynced and renamed onto ``path``, on
-    failure removed. A symlink at ``path`` is replaced, never written through.
+    The writer fills the yielded path (the file exists, empty, created with ``O_EXCL``); on
+    success it is fsynced and renamed onto ``path``, on failure removed. A symlink at ``path``
+    is replaced, never written through.
     """
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        raise IsADirectoryError(f"{path} is a folder")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
-    try:
+    with _atomic_temp(path) as (_, tmp):
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
