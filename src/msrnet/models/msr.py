@@ -149,11 +149,12 @@ _SIZE_WHAT = {
 }
 
 
-def _check_limits(sizes: dict[str, int], limits: dict[str, int]) -> None:
+def _check_limits(sizes: dict[str, int], limits: dict[str, int], at_least: bool = False) -> None:
     for name, size in sizes.items():
         if size > limits[name]:
             raise ModelSizeError(
-                f"this network would need {size} {_SIZE_WHAT[name]}, over msrnet's limit of {limits[name]} "
+                f"this network would need {'at least ' if at_least else ''}{size} {_SIZE_WHAT[name]}, "
+                f"over msrnet's limit of {limits[name]} "
                 f"(msrnet.models.msr.{name}, or the environment variable MSRNET_{name}, raises it)"
             )
 
@@ -450,9 +451,11 @@ class MultiScaleSRNet(nn.Module):
             raise ValueError(f"se_ratio must be a number in [0, 1], got {se_ratio!r}")
         blocks = sum(blocks_per_level) if blocks_per_level is not None else num_blocks
         levels = len(level_scales) if level_scales is not None else max(1, int(math.log2(scale)))
-        # Modules per block: up-projection, activation, down-projection, refinement, attention.
-        layers = 2 * len(stem_widths) + blocks * (8 + 2 * refine_convs) + 6 * levels + 4
-        _check_limits({"MAX_LAYERS": layers}, limits)
+        # A lower bound of the module count (the exact count is checked on the meta-device
+        # build): a back-projecting block holds at least up- and down-projection, activation,
+        # refinement convs and activations, attention and their containers; the last holds 3.
+        layers = 2 * len(stem_widths) + (blocks - 1) * (5 + 2 * refine_convs) + 3 + 3 * levels
+        _check_limits({"MAX_LAYERS": layers}, limits, at_least=True)
         if torch.get_default_device().type != "meta":
             with torch.device("meta"):
                 probe = MultiScaleSRNet(
