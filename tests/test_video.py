@@ -269,3 +269,13 @@ def test_interrupts_end_in_one_line_and_leave_no_temp_file(
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("msrnet upscale: ")
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*.tmp*"))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or signal_name == "SIGINT"
+
+
+def test_a_video_output_is_never_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = make_clip(tmp_path / "clip.mp4", frames=2)
+    before = src.read_bytes()
+    (tmp_path / "alias.mp4").symlink_to(src.name)
+    for out in (tmp_path, tmp_path / "alias.mp4"):  # its own folder; a link to it
+        assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 2
+        assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert src.read_bytes() == before and not list(tmp_path.glob(".*.tmp*"))
