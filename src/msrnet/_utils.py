@@ -6,7 +6,7 @@ import hashlib
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -20,19 +20,27 @@ def float_list(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file: equal once resolved (links followed), or one inode.
+def file_identities(paths: Iterable[Path]) -> dict[object, Path]:
+    """Keys under which two paths that name one file meet: the resolved path (links followed)
+    and, for a file that exists, its device and inode (hard links). Maps each key to its path.
 
-    A path that does not exist yet is compared by its resolved name, so an output that does not
-    exist is never its own input, and one that does is caught however it is spelled.
+    An output that does not exist yet is compared by its resolved name only, so it is never
+    taken for an input, and one that exists is caught however it is spelled.
     """
-    a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist
-        return False
+    keys: dict[object, Path] = {}
+    for path in paths:
+        keys[Path(path).resolve()] = path
+        try:
+            st = os.stat(path)
+        except OSError:  # not there (yet)
+            continue
+        keys[(st.st_dev, st.st_ino)] = path
+    return keys
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (see `file_identities`)."""
+    return not file_identities([Path(a)]).keys().isdisjoint(file_identities([Path(b)]))
 
 
 def sha256sum(path: str | Path) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from msrnet import __version__
-from msrnet._utils import float_list, same_file
+from msrnet._utils import file_identities, float_list
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -262,6 +262,7 @@ def _upscale(args: argparse.Namespace) -> int:
         clashes = {t.name for t in targets if targets.count(t) > 1}
         if clashes:
             return error(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders")
+
     def written(src: Path, dst: Path) -> list[Path]:
         """Every file the output of ``src`` goes to (one per pyramid level with --pyramid)."""
         if not args.pyramid:
@@ -271,8 +272,9 @@ def _upscale(args: argparse.Namespace) -> int:
 
     # No output may be an input of the same command, whatever names, links or levels lead there.
     writes = [path for src, dst in zip(sources, targets) for path in written(src, dst)]
+    inputs = file_identities(sources)
     for path in writes:
-        clobbered = next((src for src in sources if same_file(src, path)), None)
+        clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
         if clobbered is not None:
             return error(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o")
     if len(set(writes)) < len(writes):
