@@ -279,3 +279,26 @@ def test_a_video_output_is_never_its_input(tmp_path: Path, capsys: pytest.Captur
         assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 2
         assert "refusing to overwrite the input" in capsys.readouterr().err
     assert src.read_bytes() == before and not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_a_video_shorter_than_its_audio_did_not_end_early(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Matroska has no frame count, only the duration of its longest stream: 1 s of video with
+    # 2 s of audio is whole.
+    src = tmp_path / "long_audio.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("mpeg4", rate=10)
+        v.width, v.height, v.pix_fmt = 16, 16, "yuv420p"
+        a = out.add_stream("aac", rate=8000, layout="mono")
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        samples = np.zeros(16000, np.float32)
+        for j in range(0, len(samples) - 1023, 1024):
+            af = av.AudioFrame.from_ndarray(samples[None, j : j + 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts = 8000, j
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), *RANDOM]) == 0
+    assert "ended early" not in capsys.readouterr().err

@@ -143,16 +143,21 @@ def _frame_size_check(src: Path) -> Any:
     return check
 
 
-def _expected_frames(inp: Any, vin: Any) -> int | None:
-    """How many frames the header announces: the stream's count, else its duration x rate."""
+def _ended_early(inp: Any, vin: Any, count: int, stream_end: float) -> int | None:
+    """The frame count the header announces, if the stream stopped short of it; else None.
+
+    With a frame count in the header (MP4, MOV) the decoded count must reach it. Without one
+    (Matroska, WebM) only the container's duration is known, which is that of its longest
+    stream, so the stream ended early when no packet of any stream (``stream_end``, seconds)
+    reached within two frames of it: a video that is merely shorter than its audio is not.
+    """
     if vin.frames:
-        return int(vin.frames)
-    rate = vin.average_rate or vin.guessed_rate
-    if vin.duration and vin.time_base and rate:
-        return int(float(vin.duration * vin.time_base * rate))
-    if inp.duration and rate:  # microseconds; Matroska has only the container's duration
-        return int(inp.duration / 1_000_000 * float(rate))
-    return None
+        return int(vin.frames) if count < vin.frames else None
+    rate = float(vin.average_rate or vin.guessed_rate or 0)
+    if not inp.duration or not rate:
+        return None
+    duration = inp.duration / 1_000_000  # microseconds
+    return int(duration * rate) if stream_end < duration - 2 / rate else None
 
 
 def upscale_video(
@@ -279,9 +284,13 @@ def upscale_video(
                     pending.clear()
 
                 decoded = 0
+                stream_end = 0.0  # seconds: the furthest any demuxed packet reached
                 try:
                     # Each stream ends with an empty packet, whose decode() flushes the decoder.
                     for packet in inp.demux(vin, *audio):
+                        if packet.pts is not None and packet.time_base is not None:
+                            end = packet.pts + (packet.duration or 0)
+                            stream_end = max(stream_end, float(end * packet.time_base))
                         if packet.stream.type == "audio":
                             if packet.dts is None:  # demuxers end each stream with an empty packet
                                 continue
@@ -318,9 +327,8 @@ def upscale_video(
                 raise ValueError(f"the encoder refused {settings}: {e}") from e
             if count == 0:
                 raise VideoError(f"{src}: no frame could be decoded")
-        expected = _expected_frames(inp, vin)
-        # A frame of slack: durations are rounded, and audio may outlast the video.
-        if expected is not None and count < expected - 1:
+        expected = _ended_early(inp, vin, count, stream_end)
+        if expected is not None:
             warnings.warn(
                 f"{src}: the stream ended early: {count} frames decoded of the {expected} its header "
                 f"announces (truncated or damaged); {dst} holds those {count}",
