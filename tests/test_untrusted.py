@@ -218,6 +218,33 @@ def test_the_limits_can_be_raised_and_lowered(monkeypatch: pytest.MonkeyPatch) -
     assert all(size[k] * 10 < limits[k] for k in limits), size
 
 
+# --- 6. a PNG bomb under a video name --------------------------------------------------------
+def test_a_745_kb_16000x16000_png_named_mp4_is_refused_like_the_png(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    out = run_capped(
+        """
+        import struct, zlib
+        from msrnet.cli import main
+
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        # 16000 rows of 16000 black RGB pixels, deflated as they go: 746 KB on disk.
+        side, deflate = 16000, zlib.compressobj(6)
+        rows = b"".join(deflate.compress(b"\\0" * (1 + 3 * side) * 100) for _ in range(side // 100))
+        png = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+               + chunk(b"IDAT", rows + deflate.flush()) + chunk(b"IEND", b""))
+        for name in ("bomb.mp4", "bomb.png"):
+            Path(name).write_bytes(png)
+            out = "out" + Path(name).suffix
+            code = main(["upscale", name, "-o", out, "--model", "msr_x2", "--no-pretrained", "--tile", "64"])
+            print(name, code, Path(out).exists(), os.path.getsize(name))
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["bomb.mp4", "1", "False", "746544", "bomb.png", "1", "False", "746544"], out
+
+
 # --- fuzz: the loaders of strangers' files, under the cap --------------------------------------
 FUZZ = """
 from hypothesis import HealthCheck, given, settings, strategies as st
