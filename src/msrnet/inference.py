@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any, Literal, TypeVar, overload
 
@@ -170,13 +170,6 @@ def _profile(start: int, size: int, length: int, scale: int, overlap: int) -> Te
     if start + size < length:
         w = torch.minimum(w, _edge_ramp(scale * size, scale, overlap).flip(0))
     return w
-
-
-def _tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
-    """(top, left, h, w) of every LR tile, row by row."""
-    for top in _tile_starts(height, tile, overlap):
-        for left in _tile_starts(width, tile, overlap):
-            yield top, left, min(tile, height), min(tile, width)
 
 
 Split = Callable[[Tensor, int, int], list[Tensor]]

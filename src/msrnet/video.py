@@ -120,8 +120,7 @@ def _open_input(src: Path) -> Any:
                 f"{src}: no frame size could be read (frames over {limit} pixels, the limit of "
                 "PIL.Image.MAX_IMAGE_PIXELS, are not decoded)"
             )
-        check = _frame_size_check(src)
-        check(ctx.width, ctx.height)
+        _check_frame_size(src, ctx.width, ctx.height)
         ctx.options = options  # the decoder refuses larger frames later in the stream too
     except BaseException:
         inp.close()
@@ -129,18 +128,16 @@ def _open_input(src: Path) -> Any:
     return inp
 
 
-def _frame_size_check(src: Path) -> Any:
+def _check_frame_size(src: Path, width: int, height: int) -> None:
+    """`msrnet.data.io.check_pixels` for a frame of ``src``, as a `VideoError`."""
     from PIL import Image
 
     from msrnet.data.io import check_pixels
 
-    def check(width: int, height: int) -> None:
-        try:
-            check_pixels(width, height, src)
-        except Image.DecompressionBombError as e:
-            raise VideoError(str(e)) from None
-
-    return check
+    try:
+        check_pixels(width, height, src)
+    except Image.DecompressionBombError as e:
+        raise VideoError(str(e)) from None
 
 
 def _ended_early(inp: Any, vin: Any, count: int, stream_end: float) -> int | None:
@@ -222,7 +219,6 @@ def upscale_video(
     if muxer is None:
         raise ValueError(f"{dst}: not a video extension ({', '.join(VIDEO_EXTENSIONS)})")
     settings = f"--codec {codec}" + (f" --crf {crf}" if codec in _CRF_CODECS else "") + f" into {dst.suffix}"
-    check_size = _frame_size_check(src)
     inp = _open_input(src)
     count = 0
     try:
@@ -303,7 +299,7 @@ def upscale_video(
                             raise VideoError(f"{src} is corrupt after {decoded} frames: {e}") from e
                         for frame in frames:
                             if (frame.width, frame.height) != (width, height):
-                                check_size(frame.width, frame.height)
+                                _check_frame_size(src, frame.width, frame.height)
                                 raise VideoError(
                                     f"{src}: frame {decoded} is {frame.width}x{frame.height}, the frames "
                                     f"before it {width}x{height}: a video that changes its frame size "
