@@ -311,3 +311,73 @@ def test_transparency_survives_into_gif(tmp_path: Path) -> None:
     assert set(np.unique(alpha)) == {0, 255}
     # The transparent ground stays transparent, the block's core stays opaque.
     assert alpha[0, 0] == 0 and alpha[-1, -1] == 0 and alpha[5, 4] == 255
+
+
+# --- no output may be an input; interrupts (issue 25) ------------------------------------------
+X4 = ["--model", "msr_x4", "--no-pretrained", "--tile", "none"]
+
+
+@pytest.mark.parametrize("level", [2, 4])
+def test_pyramid_never_writes_over_its_own_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], level: int
+) -> None:
+    # msrnet upscale photo_x2.png -o photo.png --pyramid (and _x4)
+    src = write(tmp_path / f"photo_x{level}.png", np.full((6, 5, 3), 7, np.uint8))
+    before = src.read_bytes()
+    code = main(["upscale", str(src), "-o", str(tmp_path / "photo.png"), "--pyramid", *X4])
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing to overwrite the input" in err and str(src) in err
+    assert len(err.strip().splitlines()) == 2  # the random-weights note, then the error
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # nothing written
+
+
+def test_folder_pyramid_into_its_own_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "a.png", np.full((6, 5, 3), 7, np.uint8))
+    write(folder / "a_x4.png", np.full((6, 5, 3), 9, np.uint8))  # a.png's x4 level would land here
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert main(["upscale", str(folder), "-o", str(tmp_path / "in"), "--pyramid", *X4]) == 2
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_an_output_reached_through_a_link_is_still_the_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write(tmp_path / "a.png", np.full((6, 5, 3), 7, np.uint8))
+    (tmp_path / "alias").symlink_to(tmp_path)
+    hard = tmp_path / "b.png"
+    hard.hardlink_to(src)
+    for out in (tmp_path / "alias" / "a.png", hard):
+        assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 2
+        assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert main(["upscale", str(src), str(hard), "-o", str(tmp_path), *RANDOM]) == 2
+    assert np.array_equal(np.asarray(Image.open(src)), np.full((6, 5, 3), 7, np.uint8))
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_upscale_is_one_line_exit_130_and_leaves_no_temp_files(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    signal_name: str, code: int,
+) -> None:
+    import os
+    import signal
+
+    import msrnet.data.io
+
+    out = tmp_path / "out"
+    real_save = Image.Image.save
+
+    def save_then_signal(self: Image.Image, fp: Any, *args: Any, **kwargs: Any) -> None:
+        real_save(self, fp, *args, **kwargs)  # half the output is in the temporary file
+        assert list(out.glob(".a.png.*.tmp.png"))
+        os.kill(os.getpid(), getattr(signal, signal_name))
+
+    monkeypatch.setattr(Image.Image, "save", save_then_signal)
+    assert msrnet.data.io.Image.Image.save is save_then_signal
+    assert main(["upscale", str(images), "-o", str(out), *RANDOM]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ("interrupted" if code == 130 else "terminated") in err
+    assert err.strip().splitlines()[-1].startswith(f"msrnet upscale: {'interrupted' if code == 130 else 'terminated'}")
+    assert list(out.iterdir()) == []  # neither a.png nor its temporary file
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

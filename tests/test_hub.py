@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import msrnet
+from msrnet.hub import save_pretrained
 from msrnet.models.msr import CONFIG_BUFFER, decode_config
 
 TINY = dict(stem_widths=(8, 8), num_blocks=3, se_ratio=0.0)
@@ -129,3 +130,19 @@ def test_weights_module_handles_the_config_buffer(tmp_path) -> None:
     loaded, left = load_matching_weights(model, tmp_path / "silu.safetensors")
     assert left == [CONFIG_BUFFER] and loaded == len(model.state_dict()) - 1
     assert decode_config(getattr(model, CONFIG_BUFFER))["act_layer"] == "relu"
+
+
+@pytest.mark.parametrize("planted", ["config.json", "README.md", "model.safetensors"])
+def test_save_pretrained_replaces_planted_symlinks(tmp_path, planted: str) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / planted).symlink_to(victim)
+    model = msrnet.create_model("msr_x2", stem_widths=(8, 8), num_blocks=2, se_ratio=0)
+    save_pretrained(model, folder)
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert not any(p.is_symlink() for p in folder.iterdir())
+    loaded = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    assert loaded.scale == 2

@@ -125,3 +125,39 @@ def test_cli_outscale_errors(image: Path, tmp_path: Path, capsys: pytest.Capture
     assert main(["upscale", str(image), "-o", str(tmp_path / "o.png"), "--outscale", "9", *RANDOM]) == 2
     assert "--outscale must be in (0, 8]" in capsys.readouterr().err
     assert main(["upscale", str(image), "-o", str(tmp_path / "o.png"), "--outscale", "2", "--pyramid", *RANDOM]) == 2
+
+
+# --- memory of levels=True (issue 25) ----------------------------------------------------------
+def test_levels_outputs_that_do_not_fit_together_are_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    import msrnet.inference as inference
+
+    arr = np.zeros((20, 30, 3), np.uint8)
+    largest = 8 * 20 * 8 * 30 * 3
+    # Room for the x8 output alone, not for x2 + x4 + x8 together.
+    monkeypatch.setattr(inference, "available_memory", lambda device: largest + largest // 4)
+    assert upscale(x8_net(), arr, tile=None).shape == (160, 240, 3)
+    with pytest.raises(MemoryError, match="the upscaled image needs"):
+        upscale(x8_net(), arr, tile=None, levels=True)
+
+
+def test_tiled_levels_keep_no_full_size_float_buffer() -> None:
+    # Levels are stitched through strips one row of tiles tall, straight into the uint8
+    # outputs, as single-level tiling is: no float tensor as large as a level ever exists.
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class LargestFloat(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    self.largest = max(self.largest, t.numel())
+            return out
+
+    arr = np.random.default_rng(0).integers(0, 256, (96, 40, 3), dtype=np.uint8)
+    with LargestFloat() as mode:
+        images = upscale(x8_net(), arr, tile=16, tile_overlap=4, levels=True)
+    assert [im.shape for im in images] == [(192, 80, 3), (384, 160, 3), (768, 320, 3)]
+    assert mode.largest < 768 * 320 * 3 // 2, mode.largest

@@ -6,7 +6,7 @@ import hashlib
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +59,29 @@ def float_list(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def file_identities(paths: Iterable[Path]) -> dict[object, Path]:
+    """Keys under which two paths that name one file meet: the resolved path (links followed)
+    and, for a file that exists, its device and inode (hard links). Maps each key to its path.
+
+    An output that does not exist yet is compared by its resolved name only, so it is never
+    taken for an input, and one that exists is caught however it is spelled.
+    """
+    keys: dict[object, Path] = {}
+    for path in paths:
+        keys[Path(path).resolve()] = path
+        try:
+            st = os.stat(path)
+        except OSError:  # not there (yet)
+            continue
+        keys[(st.st_dev, st.st_ino)] = path
+    return keys
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (see `file_identities`)."""
+    return not file_identities([Path(a)]).keys().isdisjoint(file_identities([Path(b)]))
+
+
 def sha256sum(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks (weights and archives can be large)."""
     digest = hashlib.sha256()
@@ -66,6 +89,31 @@ def sha256sum(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def _atomic_temp(path: str | Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """The one atomic writer behind `atomic_write` and `atomic_path`: (open file, its name)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder")
+    # The suffix stays last, so that writers which look at a name still see the format.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with open(fd, "wb") as f:
+            yield f, tmp
+            f.flush()
+        # fsync by name: a writer given the name may have replaced the file rather than filled it.
+        synced = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(synced)
+        finally:
+            os.close(synced)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager
@@ -80,46 +128,20 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
 
     Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
     """
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        raise IsADirectoryError(f"{path} is a folder")
-    # The suffix stays last, so that writers which look at a name still see the format.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        with open(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_temp(path) as (f, _):
+        yield f
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """`atomic_write` for writers that take a file name: yields a new temporary path beside ``path``.
+    """`atomic_write` for writers that take a file name: yields the new temporary path beside ``path``.
 
-    The writer fills the yielded path; on success it is fsynced and renamed onto ``path``, on
-    failure removed. A symlink at ``path`` is replaced, never written through.
+    The writer fills the yielded path (the file exists, empty, created with ``O_EXCL``); on
+    success it is fsynced and renamed onto ``path``, on failure removed. A symlink at ``path``
+    is replaced, never written through.
     """
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        raise IsADirectoryError(f"{path} is a folder")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
-    try:
+    with _atomic_temp(path) as (_, tmp):
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

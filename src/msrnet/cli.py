@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from msrnet import __version__
-from msrnet._utils import float_list, missing_extra
+from msrnet._utils import file_identities, float_list, missing_extra
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -171,7 +171,41 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_upscale)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that the atomic writers remove their temporary files."""
+
+
 def _run_upscale(args: argparse.Namespace) -> int:
+    """``msrnet upscale``: Ctrl-C (exit 130) and SIGTERM (exit 143) end it with one line, no traceback.
+
+    Every output is written through the atomic writer, whose temporary file is removed as the
+    interrupt unwinds, so an interrupted run leaves no partial output and no temporary file.
+    """
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, terminate)
+        installed = True
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        installed = False
+    try:
+        return _upscale(args)
+    except KeyboardInterrupt:
+        print("msrnet upscale: interrupted (Ctrl-C); the output being written was discarded", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("msrnet upscale: terminated (SIGTERM); the output being written was discarded", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _upscale(args: argparse.Namespace) -> int:
     import glob
     import pickle
     import time
@@ -258,9 +292,24 @@ def _run_upscale(args: argparse.Namespace) -> int:
         clashes = {t.name for t in targets if targets.count(t) > 1}
         if clashes:
             return error(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders")
-    overwritten = [str(s) for s, t in zip(sources, targets) if s.resolve() == t.resolve()]
-    if overwritten:
-        return error(f"refusing to overwrite the input {overwritten[0]}: pick another -o")
+
+    def written(src: Path, dst: Path) -> list[Path]:
+        """Every file the output of ``src`` goes to (one per pyramid level with --pyramid)."""
+        if not args.pyramid:
+            return [dst]
+        stem = "astronaut" if args.demo else dst.stem
+        return [dst.with_name(f"{stem}_x{s}{dst.suffix}") for s in level_scales]
+
+    # No output may be an input of the same command, whatever names, links or levels lead there.
+    writes = [path for src, dst in zip(sources, targets) for path in written(src, dst)]
+    inputs = file_identities(sources)
+    for path in writes:
+        clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
+        if clobbered is not None:
+            return error(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o")
+    if len(set(writes)) < len(writes):
+        twice = next(path for path in writes if writes.count(path) > 1)
+        return error(f"several outputs would be written to {twice}: upscale those inputs into separate folders")
 
     dtype = resolve_dtype(args.dtype, device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -305,9 +354,8 @@ def _run_upscale(args: argparse.Namespace) -> int:
             outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
             for result in results:
                 if args.pyramid:
-                    stem = "astronaut" if args.demo else dst.stem
-                    for im, s in zip(result, level_scales):
-                        outputs.setdefault(dst.with_name(f"{stem}_x{s}{dst.suffix}"), []).append(im)
+                    for im, path in zip(result, written(src, dst)):
+                        outputs.setdefault(path, []).append(im)
                     continue
                 if levels:
                     result = result[level_scales.index(level)]

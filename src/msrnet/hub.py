@@ -8,6 +8,8 @@ loads the same way.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from safetensors.torch import load_file
 from timm.models import save_for_hf
 from torch import nn
 
+from msrnet._utils import atomic_write, atomic_write_text
 from msrnet.models._registry import pretrained_file
 
 __all__ = ["KNOWN_RESULTS", "save_pretrained", "model_card"]
@@ -130,7 +133,8 @@ def save_pretrained(
     Args:
         model: a model made by ``msrnet.create_model`` / ``timm.create_model`` (it carries
             ``pretrained_cfg`` and its constructor arguments).
-        folder: created if missing; existing files of these names are replaced.
+        folder: created if missing; existing files of these names are replaced, each by a
+            complete new file (a symlink planted at one is replaced, never written through).
         license: the license of the weights.
         training_data: what the weights were trained on.
         results: Y-PSNR (dB) per benchmark set, e.g. ``{'Set5': 31.9, 'Set14': 28.4}``.
@@ -151,10 +155,19 @@ def save_pretrained(
         # The default cfg's notes and description describe the shipped weights, not these.
         overrides["notes"] = (f"trained on {training_data}",) if training_data else ()
         overrides["description"] = f"x{model.scale} super-resolution"
-    save_for_hf(model, str(folder), model_config={"pretrained_cfg": overrides}, safe_serialization=True)
-    (folder / "README.md").write_text(
-        model_card(name, int(getattr(model, "scale")), license=license, training_data=training_data, results=results),
-        encoding="utf-8",
-    )
+    folder.mkdir(parents=True, exist_ok=True)
+    # timm writes by name, which follows a symlink planted at config.json or model.safetensors:
+    # it writes into a new private folder instead, and each file moves into place through the
+    # atomic writer, which replaces a link rather than writing through it.
+    staging = Path(tempfile.mkdtemp(prefix=".save_pretrained.", dir=folder))
+    try:
+        save_for_hf(model, str(staging), model_config={"pretrained_cfg": overrides}, safe_serialization=True)
+        for written in sorted(staging.iterdir()):
+            with open(written, "rb") as src, atomic_write(folder / written.name) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    card = model_card(name, int(getattr(model, "scale")), license=license, training_data=training_data, results=results)
+    atomic_write_text(folder / "README.md", card)
     return folder
 

@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any, Literal, TypeVar, overload
 
@@ -172,24 +172,32 @@ def _profile(start: int, size: int, length: int, scale: int, overlap: int) -> Te
     return w
 
 
-def _tiles(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
-    """(top, left, h, w) of every LR tile, row by row."""
-    for top in _tile_starts(height, tile, overlap):
-        for left in _tile_starts(width, tile, overlap):
-            yield top, left, min(tile, height), min(tile, width)
+Split = Callable[[Tensor, int, int], list[Tensor]]
+
+
+def _whole(y: Tensor, h: int, w: int) -> list[Tensor]:
+    """The `Split` of a single-output runner: its output is the one level."""
+    return [y]
 
 
 def _run_tiled(
-    runner: _Runner, x: Tensor, scale: int, tile: int, overlap: int,
-    emit: Callable[[int, int, Tensor], None], out_device: torch.device, progress: bool,
+    runner: _Runner, x: Tensor, scales: list[int], tile: int, overlap: int,
+    emit: Callable[[int, int, int, Tensor], None], out_device: torch.device, progress: bool,
+    split: Split = _whole,
 ) -> None:
     """Upscale (B, C, H, W) one tile at a time and hand the blended rows to ``emit``.
 
-    Tiles run row by row. Their weighted outputs accumulate in a float32 strip as tall as one
-    row of tiles (B, C', s*tile, s*W) on ``out_device``; once the next row of tiles starts,
-    the rows above it are final and go to ``emit(r0, r1, rows)`` as (B, C', r1 - r0, s*W)
-    float32 HR rows ``[r0, r1)``, normalised by the weight sum. So the float32 working memory
-    is one strip, not the whole output, whatever the image size.
+    ``split(y, h, w)`` cuts the runner's output for an (h, w) LR tile into one tensor per output
+    level, (B, C', s*h, s*w) for each s in ``scales`` (a single output by default; every level
+    of the pyramid for a `_PackedPyramid` runner). Each level is blended with the weights of
+    its own scale, so each level of a tiled pass equals that level of an untiled pass.
+
+    Tiles run row by row. Each level's weighted outputs accumulate in a float32 strip as tall
+    as one row of tiles (B, C', s*tile, s*W) on ``out_device``; once the next row of tiles
+    starts, the rows above it are final and go to ``emit(i, r0, r1, rows)`` as
+    (B, C', r1 - r0, s*W) float32 HR rows ``[r0, r1)`` of level ``i``, normalised by the weight
+    sum. So the float32 working memory is one strip per level, not the whole output, whatever
+    the image size.
     """
     b, _, h, w = x.shape
     if tile < 2 * overlap:
@@ -197,49 +205,52 @@ def _run_tiled(
     th, tw = min(tile, h), min(tile, w)
     tops, lefts = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
     if len(tops) == len(lefts) == 1:
-        emit(0, scale * h, runner(x).to(out_device))
+        for i, (y, s) in enumerate(zip(split(runner(x), h, w), scales)):
+            emit(i, 0, s * h, y.to(out_device))
         return
     # The weights of a grid of tiles are outer products, so their sum is too: two 1D buffers
-    # normalise the blend instead of a full-resolution weight image.
-    row_sum = torch.zeros(scale * h)
-    col_sum = torch.zeros(scale * w)
-    for top in tops:
-        row_sum[scale * top : scale * (top + th)] += _profile(top, th, h, scale, overlap)
-    for left in lefts:
-        col_sum[scale * left : scale * (left + tw)] += _profile(left, tw, w, scale, overlap)
-    col_sum = col_sum.to(out_device)
-    row_sum = row_sum.to(out_device)
+    # per level normalise the blend instead of a full-resolution weight image.
+    sums = []
+    for s in scales:
+        row_sum, col_sum = torch.zeros(s * h), torch.zeros(s * w)
+        for top in tops:
+            row_sum[s * top : s * (top + th)] += _profile(top, th, h, s, overlap)
+        for left in lefts:
+            col_sum[s * left : s * (left + tw)] += _profile(left, tw, w, s, overlap)
+        sums.append((row_sum.to(out_device), col_sum.to(out_device)))
 
-    def finish(strip: Tensor, r0: int, r1: int) -> None:
+    def finish(i: int, strip: Tensor, r0: int, r1: int) -> None:
+        row_sum, col_sum = sums[i]
         rows = strip[:, :, : r1 - r0]
         rows.div_(row_sum[r0:r1].view(-1, 1)).div_(col_sum)
-        emit(r0, r1, rows)
+        emit(i, r0, r1, rows)
 
     bar = tqdm(total=len(tops) * len(lefts), desc="tiles", unit="tile", leave=False, disable=not progress)
-    strip: Tensor | None = None  # HR rows [scale * strip_top, scale * (strip_top + th))
+    strips: list[Tensor] = []  # level i: HR rows [s_i * strip_top, s_i * (strip_top + th))
     strip_top = 0
     for top in tops:
-        if strip is not None and top > strip_top:
-            shift = scale * (top - strip_top)
-            finish(strip, scale * strip_top, scale * top)
-            # The rows the next tiles overlap move up; a copy, as the two ranges may overlap.
-            kept = strip[:, :, shift:].clone()
-            strip.zero_()[:, :, : kept.shape[2]] = kept
-            del kept
+        if strips and top > strip_top:
+            for i, (strip, s) in enumerate(zip(strips, scales)):
+                finish(i, strip, s * strip_top, s * top)
+                # The rows the next tiles overlap move up; a copy, as the two ranges may overlap.
+                kept = strip[:, :, s * (top - strip_top) :].clone()
+                strip.zero_()[:, :, : kept.shape[2]] = kept
+                del kept
         strip_top = top
         for left in lefts:
-            y = runner(x[:, :, top : top + th, left : left + tw])
-            if strip is None:
-                strip = torch.zeros(b, y.shape[1], scale * th, scale * w, device=out_device)
-            # Separable weights, applied in place: no tile-sized weight image.
-            y.mul_(_profile(top, th, h, scale, overlap).to(y.device).view(-1, 1))
-            y.mul_(_profile(left, tw, w, scale, overlap).to(y.device))
-            strip[:, :, :, scale * left : scale * (left + tw)] += y.to(out_device)
-            del y
+            ys = split(runner(x[:, :, top : top + th, left : left + tw]), th, tw)
+            if not strips:
+                strips = [torch.zeros(b, y.shape[1], s * th, s * w, device=out_device) for y, s in zip(ys, scales)]
+            for y, strip, s in zip(ys, strips, scales):
+                # Separable weights, applied in place: no tile-sized weight image.
+                y.mul_(_profile(top, th, h, s, overlap).to(y.device).view(-1, 1))
+                y.mul_(_profile(left, tw, w, s, overlap).to(y.device))
+                strip[:, :, :, s * left : s * (left + tw)] += y.to(out_device)
+            del ys
             bar.update()
     bar.close()
-    assert strip is not None
-    finish(strip, scale * strip_top, scale * h)
+    for i, (strip, s) in enumerate(zip(strips, scales)):
+        finish(i, strip, s * strip_top, s * h)
 
 
 # --- every level of the pyramid --------------------------------------------------------------
@@ -254,6 +265,8 @@ class _PackedPyramid(nn.Module):
         self.model: Any = model  # an msrnet network: it has forward_pyramid
         self.ensemble = ensemble
         self.in_chans = getattr(model, "in_chans", 3)
+        # HR pixels per LR pixel over all levels: what the stitching strips of a tile row cost.
+        self.strip_area = sum(s * s for s in getattr(model, "level_scales"))
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.ensemble:
@@ -272,38 +285,6 @@ def _unpack(packed: Tensor, scales: list[int], h: int, w: int) -> list[Tensor]:
     """Inverse of `_PackedPyramid`: (B, C, N) -> [(B, C, s*h, s*w) for s in scales]."""
     sizes = [s * s * h * w for s in scales]
     return [y.unflatten(2, (s * h, s * w)) for y, s in zip(packed.split(sizes, dim=2), scales)]
-
-
-def _run_tiled_levels(
-    runner: _Runner, x: Tensor, scales: list[int], tile: int, overlap: int, out_device: torch.device,
-    progress: bool,
-) -> list[Tensor]:
-    """`_run_tiled` for a `_PackedPyramid` runner: (B, C, H, W) -> [(B, C', s*H, s*W) for s in scales].
-
-    Every level is blended with the weights `_run_tiled` would give it at its own scale, so each
-    level of a tiled pass equals that level of an untiled pass as `_run_tiled`'s output does.
-    """
-    b, _, h, w = x.shape
-    if tile < 2 * overlap:
-        raise ValueError(f"tile ({tile}) must be at least twice tile_overlap ({overlap})")
-    outs: list[Tensor] | None = None
-    for top, left, th, tw in tqdm(list(_tiles(h, w, tile, overlap)), desc="tiles", unit="tile", leave=False,
-                                  disable=not progress):
-        ys = _unpack(runner(x[:, :, top : top + th, left : left + tw]), scales, th, tw)
-        if outs is None:
-            outs = [torch.zeros(b, y.shape[1], s * h, s * w, device=out_device) for y, s in zip(ys, scales)]
-        for y, out, s in zip(ys, outs, scales):
-            weight = torch.outer(_profile(top, th, h, s, overlap), _profile(left, tw, w, s, overlap))
-            out[:, :, s * top : s * (top + th), s * left : s * (left + tw)] += (y * weight.to(y.device)).to(out_device)
-    assert outs is not None
-    for out, s in zip(outs, scales):
-        row_sum, col_sum = torch.zeros(s * h), torch.zeros(s * w)
-        for top in _tile_starts(h, tile, overlap):
-            row_sum[s * top : s * (top + min(tile, h))] += _profile(top, min(tile, h), h, s, overlap)
-        for left in _tile_starts(w, tile, overlap):
-            col_sum[s * left : s * (left + min(tile, w))] += _profile(left, min(tile, w), w, s, overlap)
-        out.div_(torch.outer(row_sum, col_sum).to(out_device))
-    return outs
 
 
 # --- automatic tile size -----------------------------------------------------------------------
@@ -470,15 +451,17 @@ def auto_tile_size(
     budget = available * _MEMORY_SHARE
     # Solve per_pixel * b * t^2 + strip * t + fixed <= budget for the side t.
     scale = getattr(model, "scale", 1)
+    area = getattr(model, "strip_area", scale * scale)  # every level's strip, for a pyramid
     a = per_pixel * batch_size
-    strip = 2 * 4 * batch_size * 3 * scale * scale * image_width
+    strip = 2 * 4 * batch_size * 3 * area * image_width
     side = (-strip + math.sqrt(strip * strip + 4 * a * max(budget - fixed, 0.0))) / (2 * a)
     return max(_MIN_AUTO_TILE, int(side) // _TILE_ALIGN * _TILE_ALIGN)
 
 
 def _run_auto(
-    runner: _Runner, x: Tensor, scale: int, overlap: int,
-    emit: Callable[[int, int, Tensor], None], out_device: torch.device, progress: bool,
+    runner: _Runner, x: Tensor, scales: list[int], overlap: int,
+    emit: Callable[[int, int, int, Tensor], None], out_device: torch.device, progress: bool,
+    split: Split = _whole,
 ) -> None:
     """`_run_tiled` with `auto_tile_size`, halving the tile after every CUDA out-of-memory."""
     tile = auto_tile_size(
@@ -488,7 +471,7 @@ def _run_auto(
     tile = max(tile, 2 * overlap)
     while True:
         try:
-            return _run_tiled(runner, x, scale, tile, overlap, emit, out_device, progress)
+            return _run_tiled(runner, x, scales, tile, overlap, emit, out_device, progress, split)
         except torch.cuda.OutOfMemoryError:
             if tile // 2 < max(_MIN_AUTO_TILE, 2 * overlap):
                 raise
@@ -498,9 +481,10 @@ def _run_auto(
 
 
 # --- image kinds <-> (B, C, H, W) float tensors -----------------------------------------------
-# An image kind's `allocate(scale)` returns the result, preallocated in its final dtype, as a
-# (B, C, s*H, s*W) tensor view to write into, and a function that returns the finished image.
-Allocate = Callable[[int], tuple[Tensor, Callable[[], Any]]]
+# An image kind's `allocate(scales)` returns one result per scale, preallocated in its final
+# dtype, each as a (B, C, s*H, s*W) tensor view to write into and a function that returns the
+# finished image; all of them together must fit the memory available (`_check_fits`).
+Allocate = Callable[[list[int]], list[tuple[Tensor, Callable[[], Any]]]]
 # Values of 1.0 in integer images; `_store` rounds onto these scales.
 _PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
 # How far outside [0, 1] a float input may stray (rounding noise) before it is refused.
@@ -532,9 +516,7 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
         arr = arr.astype(np.uint16)
     x, allocate_array = _from_numpy(arr)
 
-    def allocate(scale: int) -> tuple[Tensor, Callable[[], Image.Image]]:
-        view, finish_array = allocate_array(scale)
-
+    def to_pil(finish_array: Callable[[], np.ndarray]) -> Callable[[], Image.Image]:
         def finish() -> Image.Image:
             out_arr = finish_array()
             if mode in _PIL_16BIT:
@@ -545,7 +527,10 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
                 out.info["icc_profile"] = icc
             return out
 
-        return view, finish
+        return finish
+
+    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Image.Image]]]:
+        return [(view, to_pil(finish_array)) for view, finish_array in allocate_array(scales)]
 
     return x, allocate
 
@@ -561,11 +546,14 @@ def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Allocate]:
     hwc = arr if ndim == 3 else arr[:, :, None]
     x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)).astype(np.float32) / peak)
 
-    def allocate(scale: int) -> tuple[Tensor, Callable[[], np.ndarray]]:
+    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], np.ndarray]]]:
         h, w, c = hwc.shape
-        _check_fits(scale * h * scale * w * c * arr.itemsize, torch.device("cpu"))
-        out = np.empty((scale * h, scale * w, c), dtype)
-        return torch.from_numpy(out).permute(2, 0, 1)[None], lambda: out if ndim == 3 else out[:, :, 0]
+        _check_fits(sum(s * h * s * w for s in scales) * c * arr.itemsize, torch.device("cpu"))
+        results = []
+        for s in scales:
+            out = np.empty((s * h, s * w, c), dtype)
+            results.append((torch.from_numpy(out).permute(2, 0, 1)[None], _finish_array(out, ndim)))
+        return results
 
     return x[None], allocate
 
@@ -588,13 +576,24 @@ def _from_tensor(x: Tensor) -> tuple[Tensor, Allocate]:
             raise ValueError(f"tensor images must hold values in [0, 1], got [{low:g}, {high:g}]{hint}")
     dtype, ndim = x.dtype, x.ndim
 
-    def allocate(scale: int) -> tuple[Tensor, Callable[[], Tensor]]:
+    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Tensor]]]:
         b, c, h, w = (x if ndim == 4 else x[None]).shape
-        _check_fits(b * c * scale * h * scale * w * x.element_size(), x.device)
-        out = torch.empty(b, c, scale * h, scale * w, dtype=dtype, device=x.device)
-        return out, lambda: out if ndim == 4 else out[0]
+        _check_fits(sum(b * c * s * h * s * w for s in scales) * x.element_size(), x.device)
+        results = []
+        for s in scales:
+            out = torch.empty(b, c, s * h, s * w, dtype=dtype, device=x.device)
+            results.append((out, _finish_tensor(out, ndim)))
+        return results
 
     return (x if ndim == 4 else x[None]).float(), allocate
+
+
+def _finish_array(out: np.ndarray, ndim: int) -> Callable[[], np.ndarray]:
+    return lambda: out if ndim == 3 else out[:, :, 0]
+
+
+def _finish_tensor(out: Tensor, ndim: int) -> Callable[[], Tensor]:
+    return lambda: out if ndim == 4 else out[0]
 
 
 def _check_fits(nbytes: int, device: torch.device) -> None:
@@ -776,44 +775,26 @@ def upscale(
         with torch.inference_mode():
             luma = torch.tensor(_LUMA, device=out_device).view(1, 3, 1, 1)
             h, w = color.shape[-2:]
-            if levels:
-                # Every level of one pass, each blended at its own scale, then stored like the
-                # single output below.
-                if tile == "auto":
-                    tile = auto_tile_size(runner.model, device=device, dtype=runner.dtype,
-                                          batch_size=color.shape[0], image_width=w)
-                ys = _run_tiled_levels(runner, color, scales, max(tile or max(h, w), 2 * tile_overlap),
-                                       tile_overlap, out_device, progress)
-                results = []
-                for y, s in zip(ys, scales):
-                    level_out, level_finish = allocate(s)
-                    if gray and y.shape[1] == 3:
-                        y = (y * luma).sum(1, keepdim=True)
-                    _store(level_out, y, 0, y.shape[2])
-                    if alpha.shape[1]:
-                        a = F.interpolate(alpha.to(out_device), scale_factor=s, mode="bicubic",
-                                          align_corners=False)
-                        _store(level_out, a, 0, a.shape[2], c0=level_out.shape[1] - alpha.shape[1])
-                    del y
-                    results.append(level_finish())
-                return results
+            # Every output (one per level with levels=True) in its final dtype, allocated once;
+            # tiles reach them through float32 strips one row of tiles tall.
+            outs = allocate(scales)
+            split: Split = (lambda y, th, tw: _unpack(y, scales, th, tw)) if levels else _whole
 
-            out, finish = allocate(scale)
-
-            def emit(r0: int, r1: int, rows: Tensor) -> None:
+            def emit(i: int, r0: int, r1: int, rows: Tensor) -> None:
                 if gray and rows.shape[1] == 3:
                     rows = (rows * luma).sum(1, keepdim=True)
-                _store(out, rows, r0, r1)
+                _store(outs[i][0], rows, r0, r1)
 
             if tile == "auto":
-                _run_auto(runner, color, scale, tile_overlap, emit, out_device, progress)
+                _run_auto(runner, color, scales, tile_overlap, emit, out_device, progress, split)
             else:
-                _run_tiled(runner, color, scale, tile or max(h, w, 2 * tile_overlap),
-                           tile_overlap, emit, out_device, progress)
+                _run_tiled(runner, color, scales, tile or max(h, w, 2 * tile_overlap),
+                           tile_overlap, emit, out_device, progress, split)
             if alpha.shape[1]:
                 # Alpha is not an image the network was trained on: interpolate it.
-                a = F.interpolate(alpha.to(out_device), scale_factor=scale, mode="bicubic",
-                                  align_corners=False)
-                _store(out, a, 0, a.shape[2], c0=out.shape[1] - alpha.shape[1])
-                del a
-            return finish()
+                for (out, _), s in zip(outs, scales):
+                    a = F.interpolate(alpha.to(out_device), scale_factor=s, mode="bicubic", align_corners=False)
+                    _store(out, a, 0, a.shape[2], c0=out.shape[1] - alpha.shape[1])
+                    del a
+            results = [finish() for _, finish in outs]
+            return results if levels else results[0]

@@ -15,6 +15,7 @@ from msrnet._utils import atomic_write
 __all__ = [
     "ANIMATED_EXTENSIONS",
     "IMAGE_EXTENSIONS",
+    "check_pixels",
     "list_images",
     "read_image",
     "read_image_tensor",
@@ -29,6 +30,23 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 # Formats Pillow writes animations in (``save_all``; PNG as APNG), with per-frame durations.
 ANIMATED_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png"})
+
+
+def check_pixels(width: int, height: int, name: str | Path) -> None:
+    """Pillow's decompression-bomb guard for decoders that are not Pillow's (video frames).
+
+    Refuses what ``Image.open`` refuses: more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels
+    (raise or clear that limit to let larger images through, as for Pillow itself).
+
+    Raises:
+        PIL.Image.DecompressionBombError: the image is over the limit.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > 2 * limit:
+        raise Image.DecompressionBombError(
+            f"{name}: image size ({width}x{height} = {width * height} pixels) exceeds the limit of "
+            f"{2 * limit} pixels (PIL.Image.MAX_IMAGE_PIXELS), could be a decompression bomb DOS attack"
+        )
 
 
 def list_images(folder: str | Path) -> list[Path]:

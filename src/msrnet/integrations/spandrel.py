@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
+
 try:
     from spandrel import (
         MAIN_REGISTRY,
@@ -62,10 +64,54 @@ def _count(state_dict: StateDict, pattern: str) -> int:
 def model_kwargs_from_state_dict(state_dict: StateDict) -> dict[str, Any]:
     """`MultiScaleSRNet` constructor arguments that rebuild the network of ``state_dict``.
 
+    Reads shapes and the config buffer only; builds nothing. `MSRNetArch.load` then checks that
+    a network built from these arguments has exactly the state dict's names and shapes.
+
     Raises:
-        ValueError: the state dict is not a complete msrnet network.
+        ValueError: the state dict is not a complete msrnet network (missing or malformed
+            tensors, a config buffer that is not the JSON msrnet writes).
     """
-    stem = [state_dict[f"stem.layers.{2 * i}.weight"] for i in range(_count(state_dict, r"stem\.layers\.(\d+)\.weight"))]
+    try:
+        return _model_kwargs(state_dict)
+    except ValueError:
+        raise
+    except (LookupError, TypeError, AttributeError, RuntimeError) as e:
+        # A missing key, a tensor of the wrong rank, a config value of the wrong type.
+        raise ValueError(f"not an msrnet state dict: {type(e).__name__}: {e}") from None
+
+
+def _tensor(state_dict: StateDict, key: str, ndim: int) -> Any:
+    value = state_dict[key]
+    if not isinstance(value, torch.Tensor) or value.ndim != ndim:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"not an msrnet state dict: {key} is {shape}, expected a {ndim}-d tensor")
+    return value
+
+
+def _stored_config(buffer: Any) -> dict[str, Any]:
+    """The config buffer's settings, each checked for the type msrnet writes."""
+    if not isinstance(buffer, torch.Tensor) or buffer.ndim != 1 or buffer.numel() > 4096:
+        raise ValueError(f"{CONFIG_BUFFER} is not the 1-d byte buffer msrnet writes")
+    try:
+        config = decode_config(buffer)
+    except (ValueError, UnicodeDecodeError, RuntimeError) as e:
+        raise ValueError(f"{CONFIG_BUFFER} is not the JSON msrnet writes: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{CONFIG_BUFFER} holds {type(config).__name__}, not a JSON object")
+    scales, kernel = config.get("level_scales"), config.get("projection_kernel")
+    if not isinstance(scales, list) or not scales or not all(type(v) is int and v >= 1 for v in scales):
+        raise ValueError(f"{CONFIG_BUFFER}: level_scales must be a list of positive integers, got {scales!r}")
+    if kernel is not None and not (type(kernel) is int and kernel >= 1):
+        raise ValueError(f"{CONFIG_BUFFER}: projection_kernel must be a positive integer or null, got {kernel!r}")
+    for key in ("act_layer", "image_upsample"):
+        if not isinstance(config.get(key), str):
+            raise ValueError(f"{CONFIG_BUFFER}: {key} must be a string, got {config.get(key)!r}")
+    return config
+
+
+def _model_kwargs(state_dict: StateDict) -> dict[str, Any]:
+    stem = [_tensor(state_dict, f"stem.layers.{2 * i}.weight", 4)
+            for i in range(_count(state_dict, r"stem\.layers\.(\d+)\.weight"))]
     num_levels = _count(state_dict, r"levels\.(\d+)\.to_residual\.weight")
     if not stem or not num_levels:
         raise ValueError("not an msrnet state dict: no stem or no pyramid level")
@@ -75,7 +121,7 @@ def model_kwargs_from_state_dict(state_dict: StateDict) -> dict[str, Any]:
         _count(state_dict, rf"levels\.{i}\.blocks\.(\d+)\.up_proj\.weight") for i in range(num_levels)
     ]
     # ConvTranspose2d weights are (in, out, k, k).
-    level_chans = [state_dict[f"levels.{i}.to_residual.weight"].shape[1] for i in range(num_levels)]
+    level_chans = [_tensor(state_dict, f"levels.{i}.to_residual.weight", 4).shape[1] for i in range(num_levels)]
     out_chans = state_dict["levels.0.to_residual.weight"].shape[0]
 
     # Every block but the network's last back-projects; the first block shows the refinement
@@ -84,16 +130,18 @@ def model_kwargs_from_state_dict(state_dict: StateDict) -> dict[str, Any]:
     if "levels.0.blocks.0.down_proj.weight" in state_dict:
         refine_convs = _count(state_dict, r"levels\.0\.blocks\.0\.refine\.(\d+)\.weight")
         fc1 = state_dict.get("levels.0.blocks.0.attn.fc1.weight")
+        if fc1 is not None:
+            fc1 = _tensor(state_dict, "levels.0.blocks.0.attn.fc1.weight", 4)
         # SEModule rounds channels * ratio to a multiple of 8; rd / channels rounds back to rd.
         se_ratio = fc1.shape[0] / channels if fc1 is not None else 0.0
 
     if CONFIG_BUFFER in state_dict:
-        config = decode_config(state_dict[CONFIG_BUFFER])
+        config = _stored_config(state_dict[CONFIG_BUFFER])
     else:
         # Weights from before the buffer: default settings, so each projection kernel equals
         # its level's scale and each skip kernel the step between levels.
-        first = state_dict["levels.0.blocks.0.up_proj.weight"].shape[-1]
-        steps = [state_dict[f"levels.{i}.skip.weight"].shape[-1] for i in range(1, num_levels)]
+        first = _tensor(state_dict, "levels.0.blocks.0.up_proj.weight", 4).shape[-1]
+        steps = [_tensor(state_dict, f"levels.{i}.skip.weight", 4).shape[-1] for i in range(1, num_levels)]
         level_scales = [first]
         for step in steps:
             level_scales.append(level_scales[-1] * step)
@@ -119,6 +167,28 @@ def model_kwargs_from_state_dict(state_dict: StateDict) -> dict[str, Any]:
     }
 
 
+def _check_shapes(kwargs: dict[str, Any], state_dict: StateDict) -> None:
+    """The network of ``kwargs``, built on the meta device, has ``state_dict``'s names and shapes."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in MultiScaleSRNet(**kwargs).state_dict().items()}
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"not a buildable msrnet network: {e}") from None
+    if CONFIG_BUFFER not in state_dict:  # files from before the buffer: the model's own stands in
+        expected.pop(CONFIG_BUFFER, None)
+    found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    if found == expected:
+        return
+    wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    if wrong:
+        k = wrong[0]
+        detail = f"{k} is {found[k]} in the file, {expected[k]} in the network its settings describe"
+    else:
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(state_dict) - set(expected))
+        detail = f"it lacks {missing[0]}" if missing else f"it has {extra[0]}, which the network has not"
+    raise ValueError(f"the msrnet state dict does not match its own settings: {detail}")
+
+
 class MSRNetArch(Architecture[MultiScaleSRNet]):
     """spandrel `Architecture` of msrnet's `MultiScaleSRNet` (msr_x2, msr_x4, msr_x8 and variants)."""
 
@@ -136,7 +206,19 @@ class MSRNetArch(Architecture[MultiScaleSRNet]):
         )
 
     def load(self, state_dict: StateDict) -> ImageModelDescriptor[MultiScaleSRNet]:
+        """Rebuild the network of ``state_dict`` (from a file anyone may have written).
+
+        The network the shapes and config buffer describe is first built on the meta device
+        (no memory), and must hold exactly the state dict's names and shapes, so its parameters
+        take no more memory than the file's own tensors; then its activations are held to
+        msrnet's limits (`msrnet.models.msr.MAX_ACTIVATION_BYTES`) as it is built for real.
+
+        Raises:
+            ValueError: not a complete msrnet state dict, or one whose config buffer disagrees
+                with its tensors, or a network over msrnet's limits (`ModelSizeError`).
+        """
         kwargs = model_kwargs_from_state_dict(state_dict)
+        _check_shapes(kwargs, state_dict)
         model = MultiScaleSRNet(**kwargs)
         tags = [
             f"x{kwargs['scale']}",

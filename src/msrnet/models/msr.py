@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ import torch.nn.functional as F
 from timm.layers import SEModule, create_act_layer, get_act_layer
 from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretrained, register_model
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from ._registry import WEIGHTS_DIR, load_pretrained_weights, pretrained_file
 
@@ -41,6 +44,12 @@ __all__ = [
     "default_blocks_per_level",
     "CONFIG_BUFFER",
     "decode_config",
+    "MAX_MODEL_BYTES",
+    "MAX_ACTIVATION_BYTES",
+    "MAX_LAYERS",
+    "ModelSizeError",
+    "model_limits",
+    "model_size",
 ]
 
 ActLayer = str | type[nn.Module]
@@ -56,6 +65,98 @@ CONFIG_BUFFER = "msrnet_config"
 def decode_config(buffer: torch.Tensor) -> dict[str, Any]:
     """The settings stored in a `CONFIG_BUFFER` tensor (any dtype holding byte values), as a dict."""
     return json.loads(bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8"))
+
+
+# Limits on a network built from a description (a `local-dir:` / `hf-hub:` config.json, a weights
+# file's metadata, spandrel's reading of a state dict), checked before any tensor is allocated:
+# a few bytes of JSON must not make msrnet allocate gigabytes. Each is read when a model is built,
+# from the environment variable of its name (MSRNET_MAX_MODEL_BYTES, ...) if set, else from the
+# constant here; raise either to build larger networks. The shipped networks are far below them
+# (msr_x8: 29 MB of parameters, 0.15 MB of layer outputs per LR pixel, 210 layers).
+#
+# Float32 bytes of the parameters and buffers.
+MAX_MODEL_BYTES = 2 << 30
+# Float32 bytes of every layer output of one forward pass, per input (LR) pixel: what a tile of
+# one pixel costs, which no tiling can reduce (it grows with the square of the scale).
+MAX_ACTIVATION_BYTES = 16 << 20
+# Modules of the network: building each costs Python time and memory even on the meta device.
+MAX_LAYERS = 4096
+
+
+class ModelSizeError(ValueError):
+    """A network description whose parameters, activations or layers exceed msrnet's limits."""
+
+
+def model_limits() -> dict[str, int]:
+    """The limits in force: ``MAX_MODEL_BYTES``, ``MAX_ACTIVATION_BYTES``, ``MAX_LAYERS``.
+
+    Each comes from the environment variable ``MSRNET_<NAME>`` when it is set, else from the
+    module constant of that name (which a caller may also raise: ``msr.MAX_MODEL_BYTES = ...``).
+    """
+    limits = {}
+    for name in ("MAX_MODEL_BYTES", "MAX_ACTIVATION_BYTES", "MAX_LAYERS"):
+        value = os.environ.get(f"MSRNET_{name}")
+        try:
+            limits[name] = int(value) if value else int(globals()[name])
+        except ValueError:
+            raise ValueError(f"MSRNET_{name} must be an integer, got {value!r}") from None
+    return limits
+
+
+def _integer(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _integers(name: str, values: Any, low: int = 1) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
+    return tuple(_integer(f"{name}[{i}]", v, low) for i, v in enumerate(values))
+
+
+class _OutputBytes(TorchDispatchMode):
+    """Sums the bytes of every op's output: layer outputs of a (meta-device) forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        self.total += sum(t.nelement() * 4 for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+        return out
+
+
+def model_size(model: MultiScaleSRNet) -> dict[str, int]:
+    """Parameter bytes, activation bytes per LR pixel and layers of ``model``, in float32.
+
+    Meant for a model on the meta device (no memory): activations are counted by running it
+    on an 8x8 meta input and summing every op's output, an upper bound of the peak.
+    """
+    params = sum(t.nelement() * 4 for t in (*model.parameters(), *model.buffers()))
+    side = 8
+    with torch.no_grad(), _OutputBytes() as counter:
+        model.forward_pyramid(torch.empty(1, model.in_chans, side, side, device="meta"))
+    layers = sum(1 for _ in model.modules())
+    return {"MAX_MODEL_BYTES": params, "MAX_ACTIVATION_BYTES": counter.total // (side * side), "MAX_LAYERS": layers}
+
+
+_SIZE_WHAT = {
+    "MAX_MODEL_BYTES": "bytes of parameters",
+    "MAX_ACTIVATION_BYTES": "bytes of layer outputs per input pixel",
+    "MAX_LAYERS": "layers",
+}
+
+
+def _check_limits(sizes: dict[str, int], limits: dict[str, int], at_least: bool = False) -> None:
+    for name, size in sizes.items():
+        if size > limits[name]:
+            raise ModelSizeError(
+                f"this network would need {'at least ' if at_least else ''}{size} {_SIZE_WHAT[name]}, "
+                f"over msrnet's limit of {limits[name]} "
+                f"(msrnet.models.msr.{name}, or the environment variable MSRNET_{name}, raises it)"
+            )
 
 
 def _conv(in_chans: int, out_chans: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -326,6 +427,44 @@ class MultiScaleSRNet(nn.Module):
             raise ValueError(
                 f"msrnet models map images to images and have no classifier; got num_classes={num_classes}"
             )
+        # Descriptions come from files (config.json, weights metadata, spandrel): every number is
+        # checked for its type and the layer count bounded before anything is built, then the
+        # network is built on the meta device and measured before it is built for real.
+        limits = model_limits()
+        _integer("scale", scale)
+        _integer("in_chans", in_chans)
+        if out_chans is not None:
+            _integer("out_chans", out_chans)
+        stem_widths = _integers("stem_widths", stem_widths)
+        _integer("num_blocks", num_blocks)
+        if blocks_per_level is not None:
+            blocks_per_level = _integers("blocks_per_level", blocks_per_level)
+        if level_chans is not None:
+            level_chans = _integers("level_chans", level_chans)
+        if level_scales is not None:
+            level_scales = _integers("level_scales", level_scales)
+        if projection_kernel is not None:
+            _integer("projection_kernel", projection_kernel)
+        _integer("refine_convs", refine_convs, 0)
+        _integer("kernel_size", kernel_size)
+        if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or not 0 <= se_ratio <= 1:
+            raise ValueError(f"se_ratio must be a number in [0, 1], got {se_ratio!r}")
+        blocks = sum(blocks_per_level) if blocks_per_level is not None else num_blocks
+        levels = len(level_scales) if level_scales is not None else max(1, int(math.log2(scale)))
+        # A lower bound of the module count (the exact count is checked on the meta-device
+        # build): a back-projecting block holds at least up- and down-projection, activation,
+        # refinement convs and activations, attention and their containers; the last holds 3.
+        layers = 2 * len(stem_widths) + (blocks - 1) * (5 + 2 * refine_convs) + 3 + 3 * levels
+        _check_limits({"MAX_LAYERS": layers}, limits, at_least=True)
+        if torch.get_default_device().type != "meta":
+            with torch.device("meta"):
+                probe = MultiScaleSRNet(
+                    scale, in_chans, out_chans, stem_widths, num_blocks, blocks_per_level, level_chans,
+                    level_scales, projection_kernel, refine_convs, kernel_size, se_ratio, act_layer,
+                    image_upsample,
+                )
+            _check_limits(model_size(probe), limits)
+            del probe
         level_scales = tuple(level_scales or default_level_scales(scale))
         if level_scales[-1] != scale or any(b % a for a, b in zip(level_scales, level_scales[1:])):
             raise ValueError(
