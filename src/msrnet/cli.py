@@ -34,6 +34,9 @@ def _add_pretrained_arg(p: argparse.ArgumentParser) -> None:
 # The registered models, for --help without importing torch or timm (which takes seconds);
 # tests/test_cli_hints.py checks that this is exactly `msrnet.list_models()`.
 MODEL_NAMES = ("msr_x2", "msr_x4", "msr_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8")
+# What `upscale` and `export` run without --model: the weights trained for JPEG and noisy inputs,
+# since photos are what people upscale (docs/real-photos.md has the numbers behind the choice).
+DEFAULT_MODEL = "msr_small_x4.real"
 
 
 def _models_help() -> str:
@@ -55,7 +58,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="NAME",
-        help=f"a registered model, NAME or NAME.TAG: {_models_help()}; default: msr_x4, or the architecture "
+        help=f"a registered model, NAME or NAME.TAG: {_models_help()}; default: {DEFAULT_MODEL}, or the architecture "
         "recorded in --weights. `msrnet weights` shows the files.",
     )
     _add_pretrained_arg(p)
@@ -80,7 +83,7 @@ def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | N
     from msrnet.models import create_model
     from msrnet.models.weights import load_weights
 
-    name = args.model or "msr_x4"
+    name = args.model or DEFAULT_MODEL
     try:
         if args.weights:
             return load_weights(args.weights, args.model, scale=4)
@@ -396,6 +399,8 @@ def _upscale(args: argparse.Namespace) -> int:
 
     weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
     arch = model.pretrained_cfg["architecture"]
+    if args.pretrained and not args.weights and model.pretrained_cfg.get("tag"):
+        arch = f"{arch}.{model.pretrained_cfg['tag']}"
     what = f"x{args.outscale:g}" if args.outscale is not None else f"x{scale}"
     what = f"{what} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
     if args.demo and done:
