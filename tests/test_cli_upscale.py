@@ -152,10 +152,11 @@ def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path,
 def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(msrnet.models, "create_model", create_model)  # the real msr_x4 and its weights
+    monkeypatch.setattr(msrnet.models, "create_model", create_model)  # the real model and its weights
     assert main(["upscale", "--demo"]) == 0
     captured = capsys.readouterr()
-    assert "upscaled astronaut.png (128x128) x4 with msr_x4" in captured.out
+    # The default: the weights for photos (docs/real-photos.md).
+    assert "upscaled astronaut.png (128x128) x4 with msr_small_x4.real (packaged weights)" in captured.out
     assert "random weights" not in captured.out + captured.err
     with Image.open(tmp_path / "astronaut_x4.png") as img:
         assert img.size == (512, 512) and img.mode == "RGB" and "icc_profile" in img.info

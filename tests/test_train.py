@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -727,3 +729,31 @@ def test_train_291_checks_its_settings_before_training(tmp_path: Path, capsys: p
     assert exit_info.value.code == 2
     assert "x2: time_budget must be a number of seconds > 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.sampled_from([f.name for f in fields(TrainConfig)]), _JSON_VALUES, max_size=8
+    ).map(lambda v: {"train_dir": "images", **v})
+)
+def test_any_json_config_is_a_config_or_one_value_error(values: dict) -> None:
+    # What `msrnet train --config` reads from a stranger's file: a config, or a ValueError that
+    # names the field; never a TypeError, an OverflowError or a traceback.
+    from msrnet.train.config import config_from_dict
+
+    try:
+        config = config_from_dict(values, "run.json")
+    except ValueError as e:
+        message = str(e)
+        assert message.startswith("run.json: ") and "\n" not in message
+        assert any(name in message for name in values), message
+    else:
+        assert config.train_dir == values["train_dir"]
