@@ -46,8 +46,8 @@ for path in files:
     with torch.no_grad():
         out = descriptor(image)
     import msrnet
-    arch = os.path.basename(path).split(".")[0]
-    model = msrnet.create_model(arch, pretrained=True).eval()
+    name = os.path.basename(path).removesuffix(".safetensors")  # arch.tag
+    model = msrnet.create_model(name, pretrained=True).eval()
     with torch.no_grad():  # spandrel's descriptor clamps to [0, 1], as msrnet.upscale does
         reference = model(image).clamp(0, 1)
     print(json.dumps({"file": os.path.basename(path), "arch": descriptor.architecture.id, "scale": descriptor.scale,
@@ -67,15 +67,16 @@ def run_node(*args: str, block: str = "") -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_every_shipped_file_loads_and_upscales_as_in_comfyui() -> None:
     pytest.importorskip("spandrel")
-    from msrnet.models._registry import PRETRAINED_SHA256, pretrained_file
+    from msrnet.models._registry import PRETRAINED_SHA256, WEIGHTS_DIR, pretrained_file
 
     files = [str(pretrained_file(name)) for name in PRETRAINED_SHA256]
+    assert sorted(Path(f).name for f in files) == sorted(p.name for p in WEIGHTS_DIR.glob("*.safetensors"))
     proc = run_node(*files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any(f"[msrnet] msrnet {msrnet.__version__}:" in line and "registered" in line for line in lines), proc.stdout
     results = [json.loads(line) for line in lines if line.startswith("{")]
-    assert len(results) == len(files) == 6
+    assert len(results) == len(files)
     for r in results:
         scale = int(r["file"].split("_x")[1].split(".")[0])
         assert r["arch"] == "msrnet" and r["scale"] == scale
