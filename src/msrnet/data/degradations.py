@@ -95,13 +95,20 @@ def bicubic_downscale(hr: Tensor, size: int | tuple[int, int]) -> Tensor:
 # Blur kernels: (B, k, k) float32, each summing to 1.
 
 
-def _squared_distance(size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor) -> Tensor:
-    """``(B, k, k)`` squared Mahalanobis distance ``p^T S^-1 p`` of each tap from the centre,
-    for the covariance ``S = R(theta) diag(sigma_x^2, sigma_y^2) R(theta)^T``."""
+def _taps(size: int) -> tuple[Tensor, Tensor]:
+    """``(k, k)`` row and column offsets of each tap from the centre of an odd ``k x k`` kernel."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"kernel size must be a positive odd number, got {size}")
     r = torch.arange(size, dtype=torch.float32) - size // 2
     y, x = torch.meshgrid(r, r, indexing="ij")
+    return y, x
+
+
+def _squared_distance(size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor | float) -> Tensor:
+    """``(B, k, k)`` squared Mahalanobis distance ``p^T S^-1 p`` of each tap from the centre,
+    for the covariance ``S = R(theta) diag(sigma_x^2, sigma_y^2) R(theta)^T``."""
+    y, x = _taps(size)
+    theta = torch.as_tensor(theta, dtype=torch.float32).expand_as(sigma_x)
     cos, sin = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
     u = cos * x + sin * y  # coordinates along the kernel's principal axes
     v = -sin * x + cos * y
@@ -110,10 +117,6 @@ def _squared_distance(size: int, sigma_x: Tensor, sigma_y: Tensor, theta: Tensor
 
 def _normalized(kernel: Tensor) -> Tensor:
     return kernel / kernel.sum(dim=(-2, -1), keepdim=True)
-
-
-def _per_sample(value: Tensor | float, like: Tensor) -> Tensor:
-    return torch.as_tensor(value, dtype=torch.float32).expand_as(like).clone()
 
 
 def gaussian_kernel(
@@ -130,7 +133,7 @@ def gaussian_kernel(
         ``(B, k, k)`` kernels, each summing to 1.
     """
     sigma_y = sigma_x if sigma_y is None else sigma_y
-    return _normalized(torch.exp(-0.5 * _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))))
+    return _normalized(torch.exp(-0.5 * _squared_distance(size, sigma_x, sigma_y, theta)))
 
 
 def generalized_gaussian_kernel(
@@ -138,7 +141,7 @@ def generalized_gaussian_kernel(
 ) -> Tensor:
     """``exp(-0.5 d^beta)`` kernels (Real-ESRGAN's generalized Gaussian): ``beta`` < 1 has
     heavier tails than a Gaussian, ``beta`` > 1 a flatter top. Shapes as `gaussian_kernel`."""
-    d2 = _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))
+    d2 = _squared_distance(size, sigma_x, sigma_y, theta)
     return _normalized(torch.exp(-0.5 * d2.pow(beta.view(-1, 1, 1))))
 
 
@@ -147,7 +150,7 @@ def plateau_kernel(
 ) -> Tensor:
     """``1 / (1 + d^beta)`` kernels (Real-ESRGAN's plateau): flat near the centre, long tails.
     Shapes as `gaussian_kernel`."""
-    d2 = _squared_distance(size, sigma_x, sigma_y, _per_sample(theta, sigma_x))
+    d2 = _squared_distance(size, sigma_x, sigma_y, theta)
     return _normalized(1.0 / (1.0 + d2.pow(beta.view(-1, 1, 1))))
 
 
@@ -162,10 +165,7 @@ def sinc_kernel(size: int, cutoff: Tensor) -> Tensor:
     Returns:
         ``(B, k, k)`` kernels, each summing to 1.
     """
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"kernel size must be a positive odd number, got {size}")
-    r = torch.arange(size, dtype=torch.float32) - size // 2
-    y, x = torch.meshgrid(r, r, indexing="ij")
+    y, x = _taps(size)
     radius = torch.hypot(x, y)
     wc = cutoff.to(torch.float32).view(-1, 1, 1)
     safe = torch.where(radius > 0, radius, torch.ones_like(radius))
@@ -642,9 +642,10 @@ def _apply_to(x: Tensor, mask: Tensor, op: Any) -> Tensor:
     """``x`` with ``op`` applied to the samples where ``mask`` (a CPU bool ``(B,)``) is set."""
     if not bool(mask.any()):
         return x
-    index = mask.nonzero().squeeze(1).to(x.device)
+    index = mask.nonzero().squeeze(1)
+    on_device = index.to(x.device)
     out = x.clone()
-    out[index] = op(x[index], mask.nonzero().squeeze(1))
+    out[on_device] = op(x[on_device], index)
     return out
 
 
