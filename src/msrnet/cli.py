@@ -370,23 +370,9 @@ def _upscale(args: argparse.Namespace) -> int:
                     result.info.update(info)  # the ICC profile
                 outputs.setdefault(dst, []).append(result)
             for path, images in outputs.items():
-                options: dict[str, Any] = {}
-                if images[0].info.get("icc_profile"):
-                    options["icc_profile"] = images[0].info["icc_profile"]
-                if path.suffix.lower() == ".webp":
-                    options["lossless"] = True  # PIL's WebP is lossy by default
-                elif path.suffix.lower() in (".jpg", ".jpeg"):
-                    options["quality"] = 95
-                if len(images) > 1:
-                    # One mode for all frames: GIF frames after the first may gain alpha.
-                    mode = "RGBA" if any(im.mode in ("RGBA", "LA") for im in images) else images[0].mode
-                    images = [im if im.mode == mode else im.convert(mode) for im in images]
-                    options |= {"save_all": True, "append_images": images[1:], "duration": durations, "loop": loop}
-                    if path.suffix.lower() == ".gif":
-                        options["disposal"] = 2  # frames are whole pictures: clear before each
                 # A temporary file renamed into place: a failed write never leaves a truncated
                 # file at path, and a symlink planted at path is replaced, not written through.
-                save_image(images[0], path, **options)
+                save_image(images, path, duration=durations, loop=loop)
                 result = images[0]
             done += 1
         except (
