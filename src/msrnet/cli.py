@@ -13,10 +13,14 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
-from msrnet._utils import file_identities, float_list, missing_extra
+from msrnet._utils import file_identities, float_list, missing_extra, same_file
+
+if TYPE_CHECKING:  # torch is imported inside the commands, so that --help is instant
+    import torch
+    from torch import nn
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -168,9 +172,7 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         help="output scale up to the model's: the smallest pyramid level >= F, resized to F (Lanczos)",
     )
-    from msrnet.video import add_video_args
-
-    add_video_args(p)
+    _add_video_args(p)
     p.set_defaults(func=_run_upscale)
 
 
@@ -274,12 +276,12 @@ def _upscale(args: argparse.Namespace) -> int:
     level = min(s for s in level_scales if s >= args.outscale) if args.outscale is not None else scale
     levels = args.pyramid or level != scale
 
-    from msrnet.video import VIDEO_EXTENSIONS, run_video
+    from msrnet.video import VIDEO_EXTENSIONS
 
     if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
         if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
             return error("a video is upscaled on its own, without --pyramid or --outscale")
-        return run_video(args, model, device)
+        return _run_video(args, model, device)
 
     out = Path(args.output) if args.output else None
     to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
@@ -401,6 +403,64 @@ def _upscale(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"msrnet upscale: failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _add_video_args(p: argparse.ArgumentParser) -> None:
+    """The video options of ``msrnet upscale``."""
+    g = p.add_argument_group('video (INPUT ending in .mp4, .mkv, .mov, ...; needs "msrnet[video]")')
+    g.add_argument("--codec", default=None, help="FFmpeg encoder (default: libx264 if available, else mpeg4)")
+    g.add_argument("--crf", type=int, default=18, help="x264/x265/VP9/AV1 quality, lower is better (default: 18)")
+    g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
+
+
+def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
+    """``msrnet upscale VIDEO -o OUT``: 0 on success, 1 if the video failed, 2 on bad arguments."""
+    import warnings
+    from pathlib import Path
+
+    from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
+
+    def error(message: str, code: int = 2) -> int:
+        print(f"msrnet upscale: error: {message}", file=sys.stderr)
+        return code
+
+    src = Path(args.inputs[0])
+    if args.output is None:
+        return error("-o/--output is required")
+    dst = Path(args.output)
+    if dst.is_dir():
+        dst = dst / src.name
+    if dst.suffix.lower() not in VIDEO_EXTENSIONS:
+        return error(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder")
+    if same_file(src, dst):
+        return error(f"refusing to overwrite the input {src}: pick another -o")
+    if args.batch_size < 1:
+        return error(f"--batch-size must be positive, got {args.batch_size}")
+    try:
+        _av()  # before the output's folder is made: a missing extra leaves nothing behind
+    except ImportError as e:
+        return error(str(e))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VideoWarning)
+            frames = upscale_video(
+                model, src, dst, codec=args.codec, crf=args.crf, batch_size=args.batch_size,
+                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
+            )
+    except ValueError as e:
+        return error(str(e))
+    except (VideoError, OSError) as e:
+        return error(str(e), 1)
+    early = [w for w in caught if issubclass(w.category, VideoWarning)]
+    for w in caught:
+        if w not in early:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for w in early:
+        print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+    print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
+    # A shortened video is written, but a script must not take it for the whole one.
+    return 1 if early else 0
 
 
 # --- benchmark -------------------------------------------------------------------------------
