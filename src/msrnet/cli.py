@@ -16,11 +16,24 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
-from msrnet._utils import file_identities, float_list, missing_extra, same_file
+from msrnet._utils import file_identities, first_line, float_list, missing_extra, same_file
 
 if TYPE_CHECKING:  # torch is imported inside the commands, so that --help is instant
     import torch
     from torch import nn
+
+
+class _CommandError(Exception):
+    """What stops a command on a user's input: `main` prints it as ``msrnet COMMAND: error: MESSAGE``.
+
+    Raised where a command finds the problem, so that every command's errors are one line in one
+    format, and its steps need not hand exit codes back up. ``code`` is the exit status: 2 for
+    arguments the command refuses (as argparse's own errors), 1 for work that failed.
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -226,20 +239,16 @@ def _upscale(args: argparse.Namespace) -> int:
     from msrnet.data.io import ANIMATED_EXTENSIONS, IMAGE_EXTENSIONS, list_images, save_image
     from msrnet.inference import resolve_dtype, upscale
 
-    def error(message: str) -> int:
-        print(f"msrnet upscale: error: {message}", file=sys.stderr)
-        return 2
-
     if args.demo == bool(args.inputs):
-        return error("give INPUT files, folders or globs, or --demo (not both)")
+        raise _CommandError("give INPUT files, folders or globs, or --demo (not both)", 2)
     if not args.demo and args.output is None:
-        return error("-o/--output is required")
+        raise _CommandError("-o/--output is required", 2)
     try:
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as e:
-        return error(f"bad --device: {e}")
+        raise _CommandError(f"bad --device: {e}", 2)
     if device.type == "cuda" and not torch.cuda.is_available():
-        return error("--device cuda asked for, but CUDA is not available")
+        raise _CommandError("--device cuda asked for, but CUDA is not available", 2)
 
     failures: list[str] = []
     sources: list[Path] = []
@@ -261,17 +270,16 @@ def _upscale(args: argparse.Namespace) -> int:
         model = _load_cli_model(args, "upscale")
     except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
         # What a weights file that is not a state dict raises (a text file, a pickled list).
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return error(f"cannot load --weights {args.weights}: {message}")
+        raise _CommandError(f"cannot load --weights {args.weights}: {first_line(e)}", 2)
     if model is None:
         return 2
     model.to(device)  # once: upscale hands the model back where it found it
     scale = model.scale
     level_scales = list(getattr(model, "level_scales", [scale]))
     if args.pyramid and args.outscale is not None:
-        return error("--pyramid and --outscale exclude each other")
+        raise _CommandError("--pyramid and --outscale exclude each other", 2)
     if args.outscale is not None and not 0 < args.outscale <= scale:
-        return error(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}")
+        raise _CommandError(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}", 2)
     # --outscale F runs the smallest level >= F; all levels come from one pass either way.
     level = min(s for s in level_scales if s >= args.outscale) if args.outscale is not None else scale
     levels = args.pyramid or level != scale
@@ -280,7 +288,7 @@ def _upscale(args: argparse.Namespace) -> int:
 
     if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
         if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
-            return error("a video is upscaled on its own, without --pyramid or --outscale")
+            raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
         return _run_video(args, model, device)
 
     out = Path(args.output) if args.output else None
@@ -289,14 +297,14 @@ def _upscale(args: argparse.Namespace) -> int:
         targets = [out if out is not None and to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
     elif out is not None and to_file:
         if len(sources) != 1:
-            return error(f"-o {out} is a file, but {len(sources)} images were given: pass a folder")
+            raise _CommandError(f"-o {out} is a file, but {len(sources)} images were given: pass a folder", 2)
         targets = [out]
     else:
         assert out is not None  # -o is required without --demo
         targets = [out / src.name for src in sources]
         clashes = {t.name for t in targets if targets.count(t) > 1}
         if clashes:
-            return error(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders")
+            raise _CommandError(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders", 2)
 
     def written(src: Path, dst: Path) -> list[Path]:
         """Every file the output of ``src`` goes to (one per pyramid level with --pyramid)."""
@@ -311,10 +319,10 @@ def _upscale(args: argparse.Namespace) -> int:
     for path in writes:
         clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
         if clobbered is not None:
-            return error(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o")
+            raise _CommandError(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o", 2)
     if len(set(writes)) < len(writes):
         twice = next(path for path in writes if writes.count(path) > 1)
-        return error(f"several outputs would be written to {twice}: upscale those inputs into separate folders")
+        raise _CommandError(f"several outputs would be written to {twice}: upscale those inputs into separate folders", 2)
 
     dtype = resolve_dtype(args.dtype, device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -381,7 +389,7 @@ def _upscale(args: argparse.Namespace) -> int:
             OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
             Image.DecompressionBombError,
         ) as e:
-            failures.append(f"{src}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
+            failures.append(f"{src}: {first_line(e)}")
             tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
     seconds = time.perf_counter() - start
 
@@ -420,26 +428,22 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
 
     from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
 
-    def error(message: str, code: int = 2) -> int:
-        print(f"msrnet upscale: error: {message}", file=sys.stderr)
-        return code
-
     src = Path(args.inputs[0])
     if args.output is None:
-        return error("-o/--output is required")
+        raise _CommandError("-o/--output is required", 2)
     dst = Path(args.output)
     if dst.is_dir():
         dst = dst / src.name
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
-        return error(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder")
+        raise _CommandError(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder", 2)
     if same_file(src, dst):
-        return error(f"refusing to overwrite the input {src}: pick another -o")
+        raise _CommandError(f"refusing to overwrite the input {src}: pick another -o", 2)
     if args.batch_size < 1:
-        return error(f"--batch-size must be positive, got {args.batch_size}")
+        raise _CommandError(f"--batch-size must be positive, got {args.batch_size}", 2)
     try:
         _av()  # before the output's folder is made: a missing extra leaves nothing behind
     except ImportError as e:
-        return error(str(e))
+        raise _CommandError(str(e), 2)
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -449,9 +453,9 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
                 tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
             )
     except ValueError as e:
-        return error(str(e))
+        raise _CommandError(str(e), 2)
     except (VideoError, OSError) as e:
-        return error(str(e), 1)
+        raise _CommandError(str(e), 1)
     early = [w for w in caught if issubclass(w.category, VideoWarning)]
     for w in caught:
         if w not in early:
@@ -522,6 +526,14 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_benchmark)
 
 
+def _naming_the_file(e: BaseException, model: str, is_file: bool) -> str:
+    """The first line of ``e``, led by the weights file ``model`` when it is one the line does not name."""
+    message = first_line(e)
+    if is_file and model not in message and not isinstance(e, FileNotFoundError):
+        message = f"{model}: {message}"
+    return message
+
+
 def _run_benchmark(args: argparse.Namespace) -> int:
     import pickle
     from pathlib import Path
@@ -530,14 +542,6 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     from safetensors import SafetensorError
 
     from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
-
-    def error(e: BaseException, hint: str = "") -> int:
-        # One line: the first of the message, naming the weights file when it does not.
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if is_file and args.model not in message and not isinstance(e, FileNotFoundError):
-            message = f"{args.model}: {message}"
-        print(f"msrnet benchmark: error: {message}{hint}", file=sys.stderr)
-        return 1
 
     # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
     user_errors = (
@@ -561,7 +565,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                 _random_weights_note("benchmark", name)
                 name += " (random)"
     except user_errors as e:
-        return error(e, " (pass --scale)" if "scale" in str(e) else "")
+        hint = " (pass --scale)" if "scale" in str(e) else ""
+        raise _CommandError(_naming_the_file(e, args.model, is_file) + hint, 1)
     conditions = args.degradation or ["clean"]
     for dataset in args.dataset:
         for scale in scales:
@@ -578,7 +583,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                         save_dir=save_dir, degradation=degradation, seed=args.seed,
                     )
                 except user_errors as e:
-                    return error(e)
+                    raise _CommandError(_naming_the_file(e, args.model, is_file), 1)
                 rows.append({**row, "model": name})
                 for skip in row["skipped"]:
                     print(f"msrnet benchmark: skipped {row['dataset']}/{skip['name']}: {skip['reason']}", file=sys.stderr)
@@ -681,25 +686,21 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from msrnet.train.config import TrainConfig, config_from_dict
 
-    def error(message: str, code: int = 1) -> int:
-        print(f"msrnet train: error: {message}", file=sys.stderr)
-        return code
-
     values: dict[str, Any] = {}
     if args.config:
         try:
             values = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as e:
-            return error(f"--config {args.config}: {e}", 2)
+            raise _CommandError(f"--config {args.config}: {e}", 2)
         if not isinstance(values, dict):
-            return error(f"--config {args.config}: expected a JSON object", 2)
+            raise _CommandError(f"--config {args.config}: expected a JSON object", 2)
         # How a run starts is decided on the command line, not by the file that reproduces it.
         values.pop("resume", None)
         values.pop("overwrite", None)
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values.update(given)
     if "train_dir" not in values:
-        return error("--train-dir is required (or a --config that names train_dir)", 2)
+        raise _CommandError("--train-dir is required (or a --config that names train_dir)", 2)
     if values.get("model") is None:
         values["model"] = f"msr_x{args.scale or 4}"
     values.setdefault("output_dir", f"runs/{values['model']}")
@@ -709,17 +710,17 @@ def _run_train(args: argparse.Namespace) -> int:
         # Every value, from the file or the options, is checked here, once (TrainConfig does it).
         config = config_from_dict(values, args.config or "arguments")
     except ValueError as e:
-        return error(str(e), 2)
+        raise _CommandError(str(e), 2)
     arch_scale = config.model.split(".", 1)[0].removeprefix("msr_x")
     if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
-        return error(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given")
+        raise _CommandError(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given", 1)
 
     from msrnet.train import CheckpointError, train
 
     try:
         summary = train(config)
     except (OSError, ValueError, CheckpointError) as e:
-        return error(str(e))
+        raise _CommandError(str(e), 1)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
         print(json.dumps(summary))
     return 0
@@ -756,18 +757,14 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from msrnet.export import check_output_path, export_model, format_from_path, verify_export
 
-    def refuse(message: str) -> int:
-        print(f"msrnet export: error: {message}", file=sys.stderr)
-        return 2
-
     try:
         # Before the model is loaded and traced: a bad -o costs nothing.
         check_output_path(args.output)
         format = args.format or format_from_path(args.output)
     except OSError as e:
-        return refuse(f"-o {e}")
+        raise _CommandError(f"-o {e}", 2)
     except ValueError as e:
-        return refuse(str(e))
+        raise _CommandError(str(e), 2)
     model = _load_cli_model(args, "export")
     if model is None:
         return 2
@@ -778,11 +775,9 @@ def _run_export(args: argparse.Namespace) -> int:
             error = verify_export(path, model, format)
             print(f"max abs difference to PyTorch over two new input sizes: {error:.3g}")
             if error > 1e-4:
-                print("msrnet export: error: the exported model disagrees with PyTorch", file=sys.stderr)
-                return 1
+                raise _CommandError("the exported model disagrees with PyTorch", 1)
     except ImportError as e:
-        print(f"msrnet export: error: {missing_extra(e) or e}", file=sys.stderr)
-        return 1
+        raise _CommandError(missing_extra(e) or str(e), 1)
     return 0
 
 
@@ -811,16 +806,12 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     from msrnet._utils import atomic_write, sha256sum
 
-    def error(message: str, code: int = 1) -> int:
-        print(f"msrnet weights: error: {message}", file=sys.stderr)
-        return code
-
     folder = Path(str(files("msrnet") / "weights"))
     shipped = {f.name.removesuffix(".safetensors"): f for f in sorted(folder.glob("*.safetensors"))}
     chosen = {n: f for n, f in shipped.items() if not args.names or {n, n.split(".", 1)[0]} & set(args.names)}
     unknown = [n for n in args.names if not any(n in (s, s.split(".", 1)[0]) for s in shipped)]
     if unknown:
-        return error(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
+        raise _CommandError(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
     if args.copy_to is None:
         for name, path in chosen.items():
             scale = name.split(".", 1)[0].rsplit("_x", 1)[-1]
@@ -832,13 +823,13 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     dest = Path(args.copy_to)
     if dest.exists() and not dest.is_dir():
-        return error(f"--copy-to {dest} is a file, not a folder", 2)
+        raise _CommandError(f"--copy-to {dest} is a file, not a folder", 2)
     try:
         dest.mkdir(parents=True, exist_ok=True)
         for name, path in chosen.items():
             digest = sha256sum(path)
             if digest != PRETRAINED_SHA256.get(name):
-                return error(f"{path} does not match its recorded sha256 (reinstall msrnet)")
+                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
             target = dest / path.name
             if target.is_file() and not target.is_symlink() and sha256sum(target) == digest:
                 print(f"{name}: already in {dest}")
@@ -850,7 +841,7 @@ def _run_weights(args: argparse.Namespace) -> int:
                     out.write(chunk)
             print(f"{name}: copied -> {target}")
     except OSError as e:
-        return error(str(e))
+        raise _CommandError(str(e), 1)
     return 0
 
 
@@ -873,14 +864,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except _CommandError as e:
+        message, code = str(e), e.code
     except ImportError as e:
         # An optional extra that is not installed (onnx, video, spandrel, docs) is one line that
         # says what to install, not a traceback; any other import error is a bug and keeps it.
         hint = missing_extra(e)
         if hint is None:
             raise
-        print(f"msrnet {args.command}: error: {hint}", file=sys.stderr)
-        return 1
+        message, code = hint, 1
+    print(f"msrnet {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
