@@ -13,13 +13,16 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
 from msrnet._utils import file_identities, first_line, float_list, missing_extra, same_file
 
-if TYPE_CHECKING:  # torch is imported inside the commands, so that --help is instant
+if TYPE_CHECKING:  # torch and PIL are imported inside the commands, so that --help is instant
     import torch
+    from PIL import Image
     from torch import nn
 
 
@@ -224,47 +227,27 @@ def _run_upscale(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    import glob
+    """``msrnet upscale`` itself: check the arguments, load the model once, upscale each input, sum up.
+
+    Arguments the command refuses raise `_CommandError` before any image is read; an image that
+    fails is skipped, listed at the end, and makes the exit status 1.
+    """
     import pickle
     import time
-    import warnings
-    from importlib.resources import files
-    from pathlib import Path
 
-    import torch
-    from PIL import Image, ImageSequence
+    from PIL import Image
     from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
-    from msrnet.data.io import ANIMATED_EXTENSIONS, IMAGE_EXTENSIONS, list_images, save_image
-    from msrnet.inference import resolve_dtype, upscale
+    from msrnet.inference import resolve_dtype
+    from msrnet.video import VIDEO_EXTENSIONS
 
     if args.demo == bool(args.inputs):
         raise _CommandError("give INPUT files, folders or globs, or --demo (not both)", 2)
     if not args.demo and args.output is None:
         raise _CommandError("-o/--output is required", 2)
-    try:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as e:
-        raise _CommandError(f"bad --device: {e}", 2)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise _CommandError("--device cuda asked for, but CUDA is not available", 2)
-
-    failures: list[str] = []
-    sources: list[Path] = []
-    if args.demo:
-        sources.append(Path(str(files("msrnet") / "assets" / "astronaut.png")))
-    for spec in args.inputs:
-        if Path(spec).is_dir():
-            found = list_images(spec)
-        elif glob.has_magic(spec):
-            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            found = [Path(spec)]  # a bad file is reported when it fails to open
-        if not found:
-            failures.append(f"{spec}: no images found")
-        sources += found
-    sources = list(dict.fromkeys(sources))
+    device = _upscale_device(args.device)
+    sources, failures = _find_images(args)
 
     try:
         model = _load_cli_model(args, "upscale")
@@ -274,116 +257,25 @@ def _upscale(args: argparse.Namespace) -> int:
     if model is None:
         return 2
     model.to(device)  # once: upscale hands the model back where it found it
-    scale = model.scale
+    scale: int = model.scale
     level_scales = list(getattr(model, "level_scales", [scale]))
-    if args.pyramid and args.outscale is not None:
-        raise _CommandError("--pyramid and --outscale exclude each other", 2)
-    if args.outscale is not None and not 0 < args.outscale <= scale:
-        raise _CommandError(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}", 2)
-    # --outscale F runs the smallest level >= F; all levels come from one pass either way.
-    level = min(s for s in level_scales if s >= args.outscale) if args.outscale is not None else scale
-    levels = args.pyramid or level != scale
-
-    from msrnet.video import VIDEO_EXTENSIONS
+    level = _output_level(args, scale, level_scales)
 
     if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
         if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
             raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
         return _run_video(args, model, device)
 
-    out = Path(args.output) if args.output else None
-    to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
-    if args.demo:
-        targets = [out if out is not None and to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
-    elif out is not None and to_file:
-        if len(sources) != 1:
-            raise _CommandError(f"-o {out} is a file, but {len(sources)} images were given: pass a folder", 2)
-        targets = [out]
-    else:
-        assert out is not None  # -o is required without --demo
-        targets = [out / src.name for src in sources]
-        clashes = {t.name for t in targets if targets.count(t) > 1}
-        if clashes:
-            raise _CommandError(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders", 2)
+    run = _UpscaleRun(args, model, device, resolve_dtype(args.dtype, device), scale, level_scales, level)
+    targets, where = _targets(args, sources, scale)
+    _refuse_overwrites(sources, [path for dst in targets for path in _output_paths(run, dst)])
 
-    def written(src: Path, dst: Path) -> list[Path]:
-        """Every file the output of ``src`` goes to (one per pyramid level with --pyramid)."""
-        if not args.pyramid:
-            return [dst]
-        stem = "astronaut" if args.demo else dst.stem
-        return [dst.with_name(f"{stem}_x{s}{dst.suffix}") for s in level_scales]
-
-    # No output may be an input of the same command, whatever names, links or levels lead there.
-    writes = [path for src, dst in zip(sources, targets) for path in written(src, dst)]
-    inputs = file_identities(sources)
-    for path in writes:
-        clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
-        if clobbered is not None:
-            raise _CommandError(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o", 2)
-    if len(set(writes)) < len(writes):
-        twice = next(path for path in writes if writes.count(path) > 1)
-        raise _CommandError(f"several outputs would be written to {twice}: upscale those inputs into separate folders", 2)
-
-    dtype = resolve_dtype(args.dtype, device)
-    n_params = sum(p.numel() for p in model.parameters())
+    what = _what_runs(run, model.pretrained_cfg)
     start = time.perf_counter()
-    done = 0
+    done, sizes = 0, None
     for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
         try:
-            with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                in_size = img.size
-                # Every frame of an animation when the output format holds one; else upscale
-                # warns that it takes the current frame.
-                animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
-                frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
-                durations = [int(frame.info.get("duration", 100)) for frame in frames]
-                loop = img.info.get("loop", 0)
-                work = n_params * in_size[0] * in_size[1] * len(frames) * (8 if args.self_ensemble else 1)
-                if work > SLOW_WORK.get(device.type, SLOW_WORK["cpu"]):
-                    # A single image can take long on a CPU; say so before the wait, with its size.
-                    tqdm.write(
-                        f"msrnet upscale: {src.name}: {in_size[0]}x{in_size[1]} -> "
-                        f"{in_size[0] * scale}x{in_size[1] * scale} on {device.type}, this takes a while ...",
-                        file=sys.stderr,
-                    )
-                results = [
-                    upscale(
-                        model,
-                        frame,
-                        tile=args.tile,
-                        tile_overlap=args.tile_overlap,
-                        self_ensemble=args.self_ensemble,
-                        device=device,
-                        dtype=dtype,
-                        progress=not animated,
-                        levels=levels,
-                    )
-                    for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
-                ]
-            for warning in caught:  # one line each, naming the file, instead of Python's format
-                tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
-            for result in results:
-                if args.pyramid:
-                    for im, path in zip(result, written(src, dst)):
-                        outputs.setdefault(path, []).append(im)
-                    continue
-                if levels:
-                    result = result[level_scales.index(level)]
-                assert isinstance(result, Image.Image)
-                size = (round(in_size[0] * args.outscale), round(in_size[1] * args.outscale)) if args.outscale else None
-                if size is not None and result.size != size:
-                    info = result.info
-                    result = result.resize(size, Image.Resampling.LANCZOS)
-                    result.info.update(info)  # the ICC profile
-                outputs.setdefault(dst, []).append(result)
-            for path, images in outputs.items():
-                # A temporary file renamed into place: a failed write never leaves a truncated
-                # file at path, and a symlink planted at path is replaced, not written through.
-                save_image(images, path, duration=durations, loop=loop)
-                result = images[0]
+            sizes = _upscale_image(run, src, dst)
             done += 1
         except (
             OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
@@ -393,24 +285,244 @@ def _upscale(args: argparse.Namespace) -> int:
             tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
     seconds = time.perf_counter() - start
 
-    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
-    arch = model.pretrained_cfg["architecture"]
-    if args.pretrained and not args.weights and model.pretrained_cfg.get("tag"):
-        arch = f"{arch}.{model.pretrained_cfg['tag']}"
-    what = f"x{args.outscale:g}" if args.outscale is not None else f"x{scale}"
-    what = f"{what} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
-    if args.demo and done:
-        assert isinstance(result, Image.Image)
+    if args.demo and sizes is not None:
+        (width, height), (out_width, out_height) = sizes
         print(
-            f"upscaled {sources[0].name} ({in_size[0]}x{in_size[1]}) {what} in {seconds:.1f} s "
-            f"-> {targets[0]} ({result.width}x{result.height})"
+            f"upscaled {sources[0].name} ({width}x{height}) {what} in {seconds:.1f} s "
+            f"-> {targets[0]} ({out_width}x{out_height})"
         )
     elif not args.demo:
-        where = targets[0] if to_file else out
-        print(f"msrnet upscale: {done} of {done + len(failures)} images upscaled {what} in {seconds:.1f} s -> {where}", file=sys.stderr)
+        print(
+            f"msrnet upscale: {done} of {done + len(failures)} images upscaled {what} in {seconds:.1f} s -> {where}",
+            file=sys.stderr,
+        )
     for failure in failures:
         print(f"msrnet upscale: failed: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+@dataclass(frozen=True)
+class _UpscaleRun:
+    """What every image of one ``msrnet upscale`` gets: the model, where it runs, the levels written."""
+
+    args: argparse.Namespace
+    model: nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    scale: int  # the model's
+    level_scales: list[int]  # of the model's pyramid, coarse first
+    level: int  # the level written: the model's scale, or the one --outscale picks
+
+
+def _upscale_device(name: str | None) -> torch.device:
+    """The --device to run on (default: cuda if available, else cpu), refused if it cannot be used."""
+    import torch
+
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as e:
+        raise _CommandError(f"bad --device: {e}", 2)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise _CommandError("--device cuda asked for, but CUDA is not available", 2)
+    return device
+
+
+def _find_images(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """The images INPUT names (or the demo's), each once, and a failure for each INPUT that names none.
+
+    A folder gives the images directly inside it, a glob the files it matches that have an image
+    extension, anything else itself: a file that is not an image fails when it is opened.
+    """
+    import glob
+    from importlib.resources import files
+
+    from msrnet.data.io import IMAGE_EXTENSIONS, list_images
+
+    failures: list[str] = []
+    sources: list[Path] = []
+    if args.demo:
+        sources.append(Path(str(files("msrnet") / "assets" / "astronaut.png")))
+    for spec in args.inputs:
+        if Path(spec).is_dir():
+            found = list_images(spec)
+        elif glob.has_magic(spec):
+            matches = map(Path, glob.glob(spec, recursive=True))
+            found = sorted(f for f in matches if f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            found = [Path(spec)]
+        if not found:
+            failures.append(f"{spec}: no images found")
+        sources += found
+    return list(dict.fromkeys(sources)), failures
+
+
+def _output_level(args: argparse.Namespace, scale: int, level_scales: list[int]) -> int:
+    """The pyramid level written: the model's ``scale``, or with --outscale F the smallest level >= F.
+
+    All levels come from the one pass either way; --outscale resizes the level it picks to F.
+    """
+    if args.pyramid and args.outscale is not None:
+        raise _CommandError("--pyramid and --outscale exclude each other", 2)
+    if args.outscale is None:
+        return scale
+    if not 0 < args.outscale <= scale:
+        raise _CommandError(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}", 2)
+    return min(s for s in level_scales if s >= args.outscale)
+
+
+def _targets(args: argparse.Namespace, sources: list[Path], scale: int) -> tuple[list[Path], Path]:
+    """The output file of each source, and what the summary names as the destination.
+
+    -o names a file when it has an image extension and is not a folder; then it takes the one
+    source. Otherwise it is a folder, where each output keeps its input's name (the demo's:
+    ``astronaut_x4.png``, in the current folder without -o).
+    """
+    from msrnet.data.io import IMAGE_EXTENSIONS
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+        if len(sources) != 1:
+            raise _CommandError(f"-o {out} is a file, but {len(sources)} images were given: pass a folder", 2)
+        return [out], out
+    if args.demo:
+        target = (out or Path(".")) / f"astronaut_x{scale}.png"
+        return [target], target
+    assert out is not None  # -o is required without --demo
+    targets = [out / src.name for src in sources]
+    clashes = sorted({t.name for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise _CommandError(
+            f"several inputs would write {out}/{clashes[0]}: upscale them into separate folders", 2
+        )
+    return targets, out
+
+
+def _output_paths(run: _UpscaleRun, dst: Path) -> list[Path]:
+    """Every file the output for ``dst`` goes to: ``dst``, or NAME_x2.png, NAME_x4.png, ... with --pyramid."""
+    if not run.args.pyramid:
+        return [dst]
+    stem = "astronaut" if run.args.demo else dst.stem
+    return [dst.with_name(f"{stem}_x{s}{dst.suffix}") for s in run.level_scales]
+
+
+def _refuse_overwrites(sources: list[Path], writes: list[Path]) -> None:
+    """Refuse an output that is an input of the same command, or that two outputs share.
+
+    Files are compared by identity, so no name, link or pyramid level leads an output onto an
+    input.
+    """
+    inputs = file_identities(sources)
+    for path in writes:
+        clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
+        if clobbered is not None:
+            raise _CommandError(
+                f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o", 2
+            )
+    if len(set(writes)) < len(writes):
+        twice = next(path for path in writes if writes.count(path) > 1)
+        raise _CommandError(
+            f"several outputs would be written to {twice}: upscale those inputs into separate folders", 2
+        )
+
+
+def _what_runs(run: _UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
+    """The summary's account of the run: 'x4 with msr_x4.t291 (packaged weights) on cpu (float32)'."""
+    args = run.args
+    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
+    arch = pretrained_cfg["architecture"]
+    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
+        arch = f"{arch}.{pretrained_cfg['tag']}"
+    factor = f"x{args.outscale:g}" if args.outscale is not None else f"x{run.scale}"
+    return f"{factor} with {arch} ({weights}) on {run.device} ({str(run.dtype).removeprefix('torch.')})"
+
+
+def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Upscale ``src`` into ``dst`` (or its pyramid files); returns the input's and the last output's size.
+
+    Every frame of an animation is upscaled when the output format holds one; otherwise
+    `msrnet.upscale` warns that it takes the current frame. Warnings are printed one line each,
+    naming the file.
+    """
+    import warnings
+
+    from PIL import Image, ImageSequence
+    from tqdm.auto import tqdm
+
+    from msrnet.data.io import ANIMATED_EXTENSIONS, save_image
+    from msrnet.inference import upscale
+
+    args = run.args
+    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_size = img.size
+        animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
+        frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
+        durations = [int(frame.info.get("duration", 100)) for frame in frames]
+        loop = img.info.get("loop", 0)
+        _say_if_slow(run, src, in_size, len(frames))
+        results = [
+            upscale(
+                run.model,
+                frame,
+                tile=args.tile,
+                tile_overlap=args.tile_overlap,
+                self_ensemble=args.self_ensemble,
+                device=run.device,
+                dtype=run.dtype,
+                progress=not animated,
+                levels=args.pyramid or run.level != run.scale,
+            )
+            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
+        ]
+    for warning in caught:
+        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+    outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
+    for result in results:
+        for path, image in _frame_outputs(run, result, dst, in_size).items():
+            outputs.setdefault(path, []).append(image)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for path, images in outputs.items():
+        # A temporary file renamed into place: a failed write never leaves a truncated file at
+        # path, and a symlink planted at path is replaced, not written through.
+        save_image(images, path, duration=durations, loop=loop)
+    return in_size, images[0].size
+
+
+def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int) -> None:
+    """Announce an image that takes long (`SLOW_WORK`) before the wait, with its size."""
+    from tqdm.auto import tqdm
+
+    n_params = sum(p.numel() for p in run.model.parameters())
+    work = n_params * size[0] * size[1] * frames * (8 if run.args.self_ensemble else 1)
+    if work > SLOW_WORK.get(run.device.type, SLOW_WORK["cpu"]):
+        tqdm.write(
+            f"msrnet upscale: {src.name}: {size[0]}x{size[1]} -> {size[0] * run.scale}x{size[1] * run.scale} "
+            f"on {run.device.type}, this takes a while ...",
+            file=sys.stderr,
+        )
+
+
+def _frame_outputs(
+    run: _UpscaleRun, result: Image.Image | list[Image.Image], dst: Path, in_size: tuple[int, int]
+) -> dict[Path, Image.Image]:
+    """Where one upscaled frame goes: each level to its own file with --pyramid, else one level to ``dst``.
+
+    With --outscale F the level is resized to F times ``in_size`` (Lanczos), keeping its ICC profile.
+    """
+    from PIL import Image
+
+    if run.args.pyramid:
+        assert isinstance(result, list)
+        return dict(zip(_output_paths(run, dst), result))
+    if isinstance(result, list):  # the level --outscale picked
+        result = result[run.level_scales.index(run.level)]
+    outscale = run.args.outscale
+    size = (round(in_size[0] * outscale), round(in_size[1] * outscale)) if outscale is not None else result.size
+    if result.size != size:
+        info = result.info
+        result = result.resize(size, Image.Resampling.LANCZOS)
+        result.info.update(info)  # the ICC profile
+    return {dst: result}
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -424,14 +536,11 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
 def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
     """``msrnet upscale VIDEO -o OUT``: 0 on success, 1 if the video failed, 2 on bad arguments."""
     import warnings
-    from pathlib import Path
 
     from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
 
     src = Path(args.inputs[0])
-    if args.output is None:
-        raise _CommandError("-o/--output is required", 2)
-    dst = Path(args.output)
+    dst = Path(args.output)  # -o is required with an INPUT
     if dst.is_dir():
         dst = dst / src.name
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -536,7 +645,6 @@ def _naming_the_file(e: BaseException, model: str, is_file: bool) -> str:
 
 def _run_benchmark(args: argparse.Namespace) -> int:
     import pickle
-    from pathlib import Path
 
     import torch
     from safetensors import SafetensorError
@@ -682,7 +790,6 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import os
     from dataclasses import fields
-    from pathlib import Path
 
     from msrnet.train.config import TrainConfig, config_from_dict
 
@@ -802,7 +909,6 @@ def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_weights(args: argparse.Namespace) -> int:
     from importlib.resources import files
-    from pathlib import Path
 
     from msrnet._utils import atomic_write, sha256sum
 
