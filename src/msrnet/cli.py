@@ -2,7 +2,9 @@
 
 Each subcommand is a pair of functions, ``_add_<name>_parser`` and ``_run_<name>``; the work
 itself lives in the library (`msrnet.inference`, `msrnet.evaluate`, `msrnet.train`,
-`msrnet.export`) so that everything the CLI does is also one Python call away.
+`msrnet.export`, `msrnet.video`) so that everything the CLI does is also one Python call away.
+A command stops on a user's input by raising `_CommandError`, which `main` prints as one line,
+``msrnet COMMAND: error: ...``, with the command's exit status.
 """
 from __future__ import annotations
 
