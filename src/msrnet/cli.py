@@ -536,7 +536,11 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
-    """``msrnet upscale VIDEO -o OUT``: 0 on success, 1 if the video failed, 2 on bad arguments."""
+    """``msrnet upscale VIDEO -o OUT``: 0, or 1 when the stream ended early (what was decoded is written).
+
+    Refuses bad arguments or encoder settings with exit status 2, and a video that cannot be
+    read or written with 1.
+    """
     import warnings
 
     from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
