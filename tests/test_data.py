@@ -179,9 +179,30 @@ def test_save_image_keeps_one_bit_transparency_in_gif_frames(tmp_path: Path) -> 
     other = soft.copy()
     other[..., :3] = 50
     frames = [Image.fromarray(soft), Image.fromarray(other)]
-    save_image(frames[0], tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    save_image(frames, tmp_path / "a.gif", duration=50)
     with Image.open(tmp_path / "a.gif") as img:
         assert img.n_frames == 2
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
     # Pillow's palette would drop soft alpha altogether; cut at half, it survives.
     np.testing.assert_array_equal(alpha, np.where(soft[..., 3] >= 128, 255, 0))
+
+
+def test_save_image_decides_each_format_once(tmp_path: Path) -> None:
+    from PIL import ImageCms
+
+    from msrnet.data.io import save_image
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = Image.fromarray(_rand_u8((16, 16, 3)))
+    img.info["icc_profile"] = icc
+    for suffix in (".png", ".webp", ".jpg"):
+        save_image(img, tmp_path / f"x{suffix}")
+        with Image.open(tmp_path / f"x{suffix}") as saved:
+            assert saved.info.get("icc_profile") == icc, suffix
+    # WebP lossless (Pillow's default is lossy), JPEG at quality 95.
+    np.testing.assert_array_equal(read_image(tmp_path / "x.webp"), np.asarray(img))
+    img.save(tmp_path / "ref.jpg", quality=95, icc_profile=icc)
+    assert (tmp_path / "x.jpg").read_bytes() == (tmp_path / "ref.jpg").read_bytes()
+    with pytest.raises(ValueError, match="holds one image"):
+        save_image([img, img], tmp_path / "two.jpg")
+    assert not (tmp_path / "two.jpg").exists()

@@ -51,6 +51,11 @@ def missing_extra(error: BaseException) -> str | None:
     return None
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (torch.load's run to a paragraph), else its type's name."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def float_list(value: str) -> tuple[float, ...]:
     """argparse type for ``"0.5,1"`` -> ``(0.5, 1.0)`` (tuple options of `TrainConfig` and the examples)."""
     try:

@@ -2,7 +2,9 @@
 
 Each subcommand is a pair of functions, ``_add_<name>_parser`` and ``_run_<name>``; the work
 itself lives in the library (`msrnet.inference`, `msrnet.evaluate`, `msrnet.train`,
-`msrnet.export`) so that everything the CLI does is also one Python call away.
+`msrnet.export`, `msrnet.video`) so that everything the CLI does is also one Python call away.
+A command stops on a user's input by raising `_CommandError`, which `main` prints as one line,
+``msrnet COMMAND: error: ...``, with the command's exit status.
 """
 from __future__ import annotations
 
@@ -13,10 +15,30 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
-from msrnet._utils import file_identities, float_list, missing_extra
+from msrnet._utils import file_identities, first_line, float_list, missing_extra, same_file
+
+if TYPE_CHECKING:  # torch and PIL are imported inside the commands, so that --help is instant
+    import torch
+    from PIL import Image
+    from torch import nn
+
+
+class _CommandError(Exception):
+    """What stops a command on a user's input: `main` prints it as ``msrnet COMMAND: error: MESSAGE``.
+
+    Raised where a command finds the problem, so that every command's errors are one line in one
+    format, and its steps need not hand exit codes back up. ``code`` is the exit status: 2 for
+    arguments the command refuses (as argparse's own errors), 1 for work that failed.
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -168,9 +190,7 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         help="output scale up to the model's: the smallest pyramid level >= F, resized to F (Lanczos)",
     )
-    from msrnet.video import add_video_args
-
-    add_video_args(p)
+    _add_video_args(p)
     p.set_defaults(func=_run_upscale)
 
 
@@ -209,35 +229,116 @@ def _run_upscale(args: argparse.Namespace) -> int:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    import glob
+    """``msrnet upscale`` itself: check the arguments, load the model once, upscale each input, sum up.
+
+    Arguments the command refuses raise `_CommandError` before any image is read; an image that
+    fails is skipped, listed at the end, and makes the exit status 1.
+    """
     import pickle
     import time
-    import warnings
-    from importlib.resources import files
-    from pathlib import Path
 
-    import torch
-    from PIL import Image, ImageSequence
+    from PIL import Image
     from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
-    from msrnet.data.io import ANIMATED_EXTENSIONS, IMAGE_EXTENSIONS, list_images, save_image
-    from msrnet.inference import resolve_dtype, upscale
-
-    def error(message: str) -> int:
-        print(f"msrnet upscale: error: {message}", file=sys.stderr)
-        return 2
+    from msrnet.inference import resolve_dtype
+    from msrnet.video import VIDEO_EXTENSIONS
 
     if args.demo == bool(args.inputs):
-        return error("give INPUT files, folders or globs, or --demo (not both)")
+        raise _CommandError("give INPUT files, folders or globs, or --demo (not both)", 2)
     if not args.demo and args.output is None:
-        return error("-o/--output is required")
+        raise _CommandError("-o/--output is required", 2)
+    device = _upscale_device(args.device)
+    sources, failures = _find_images(args)
+
     try:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = _load_cli_model(args, "upscale")
+    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
+        # What a weights file that is not a state dict raises (a text file, a pickled list).
+        raise _CommandError(f"cannot load --weights {args.weights}: {first_line(e)}", 2)
+    if model is None:
+        return 2
+    model.to(device)  # once: upscale hands the model back where it found it
+    scale: int = model.scale
+    level_scales = list(getattr(model, "level_scales", [scale]))
+    level = _output_level(args, scale, level_scales)
+
+    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
+        if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
+            raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
+        return _run_video(args, model, device)
+
+    run = _UpscaleRun(args, model, device, resolve_dtype(args.dtype, device), scale, level_scales, level)
+    targets, where = _targets(args, sources, scale)
+    _refuse_overwrites(sources, [path for dst in targets for path in _output_paths(run, dst)])
+
+    what = _what_runs(run, model.pretrained_cfg)
+    start = time.perf_counter()
+    done, sizes = 0, None
+    for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
+        try:
+            sizes = _upscale_image(run, src, dst)
+            done += 1
+        except (
+            OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
+            Image.DecompressionBombError,
+        ) as e:
+            failures.append(f"{src}: {first_line(e)}")
+            tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+
+    if args.demo and sizes is not None:
+        (width, height), (out_width, out_height) = sizes
+        print(
+            f"upscaled {sources[0].name} ({width}x{height}) {what} in {seconds:.1f} s "
+            f"-> {targets[0]} ({out_width}x{out_height})"
+        )
+    elif not args.demo:
+        print(
+            f"msrnet upscale: {done} of {done + len(failures)} images upscaled {what} in {seconds:.1f} s -> {where}",
+            file=sys.stderr,
+        )
+    for failure in failures:
+        print(f"msrnet upscale: failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+@dataclass(frozen=True)
+class _UpscaleRun:
+    """What every image of one ``msrnet upscale`` gets: the model, where it runs, the levels written."""
+
+    args: argparse.Namespace
+    model: nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    scale: int  # the model's
+    level_scales: list[int]  # of the model's pyramid, coarse first
+    level: int  # the level written: the model's scale, or the one --outscale picks
+
+
+def _upscale_device(name: str | None) -> torch.device:
+    """The --device to run on (default: cuda if available, else cpu), refused if it cannot be used."""
+    import torch
+
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as e:
-        return error(f"bad --device: {e}")
+        raise _CommandError(f"bad --device: {e}", 2)
     if device.type == "cuda" and not torch.cuda.is_available():
-        return error("--device cuda asked for, but CUDA is not available")
+        raise _CommandError("--device cuda asked for, but CUDA is not available", 2)
+    return device
+
+
+def _find_images(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """The images INPUT names (or the demo's), each once, and a failure for each INPUT that names none.
+
+    A folder gives the images directly inside it, a glob the files it matches that have an image
+    extension, anything else itself: a file that is not an image fails when it is opened.
+    """
+    import glob
+    from importlib.resources import files
+
+    from msrnet.data.io import IMAGE_EXTENSIONS, list_images
 
     failures: list[str] = []
     sources: list[Path] = []
@@ -247,174 +348,238 @@ def _upscale(args: argparse.Namespace) -> int:
         if Path(spec).is_dir():
             found = list_images(spec)
         elif glob.has_magic(spec):
-            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+            matches = map(Path, glob.glob(spec, recursive=True))
+            found = sorted(f for f in matches if f.suffix.lower() in IMAGE_EXTENSIONS)
         else:
-            found = [Path(spec)]  # a bad file is reported when it fails to open
+            found = [Path(spec)]
         if not found:
             failures.append(f"{spec}: no images found")
         sources += found
-    sources = list(dict.fromkeys(sources))
+    return list(dict.fromkeys(sources)), failures
 
-    try:
-        model = _load_cli_model(args, "upscale")
-    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
-        # What a weights file that is not a state dict raises (a text file, a pickled list).
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return error(f"cannot load --weights {args.weights}: {message}")
-    if model is None:
-        return 2
-    model.to(device)  # once: upscale hands the model back where it found it
-    scale = model.scale
-    level_scales = list(getattr(model, "level_scales", [scale]))
+
+def _output_level(args: argparse.Namespace, scale: int, level_scales: list[int]) -> int:
+    """The pyramid level written: the model's ``scale``, or with --outscale F the smallest level >= F.
+
+    All levels come from the one pass either way; --outscale resizes the level it picks to F.
+    """
     if args.pyramid and args.outscale is not None:
-        return error("--pyramid and --outscale exclude each other")
-    if args.outscale is not None and not 0 < args.outscale <= scale:
-        return error(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}")
-    # --outscale F runs the smallest level >= F; all levels come from one pass either way.
-    level = min(s for s in level_scales if s >= args.outscale) if args.outscale is not None else scale
-    levels = args.pyramid or level != scale
+        raise _CommandError("--pyramid and --outscale exclude each other", 2)
+    if args.outscale is None:
+        return scale
+    if not 0 < args.outscale <= scale:
+        raise _CommandError(f"--outscale must be in (0, {scale}] for a x{scale} model, got {args.outscale:g}", 2)
+    return min(s for s in level_scales if s >= args.outscale)
 
-    from msrnet.video import VIDEO_EXTENSIONS, run_video
 
-    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
-        if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
-            return error("a video is upscaled on its own, without --pyramid or --outscale")
-        return run_video(args, model, device)
+def _targets(args: argparse.Namespace, sources: list[Path], scale: int) -> tuple[list[Path], Path]:
+    """The output file of each source, and what the summary names as the destination.
+
+    -o names a file when it has an image extension and is not a folder; then it takes the one
+    source. Otherwise it is a folder, where each output keeps its input's name (the demo's:
+    ``astronaut_x4.png``, in the current folder without -o).
+    """
+    from msrnet.data.io import IMAGE_EXTENSIONS
 
     out = Path(args.output) if args.output else None
-    to_file = out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
-    if args.demo:
-        targets = [out if out is not None and to_file else (out or Path(".")) / f"astronaut_x{scale}.png"]
-    elif out is not None and to_file:
+    if out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
         if len(sources) != 1:
-            return error(f"-o {out} is a file, but {len(sources)} images were given: pass a folder")
-        targets = [out]
-    else:
-        assert out is not None  # -o is required without --demo
-        targets = [out / src.name for src in sources]
-        clashes = {t.name for t in targets if targets.count(t) > 1}
-        if clashes:
-            return error(f"several inputs would write {out}/{sorted(clashes)[0]}: upscale them into separate folders")
+            raise _CommandError(f"-o {out} is a file, but {len(sources)} images were given: pass a folder", 2)
+        return [out], out
+    if args.demo:
+        target = (out or Path(".")) / f"astronaut_x{scale}.png"
+        return [target], target
+    assert out is not None  # -o is required without --demo
+    targets = [out / src.name for src in sources]
+    clashes = sorted({t.name for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise _CommandError(
+            f"several inputs would write {out}/{clashes[0]}: upscale them into separate folders", 2
+        )
+    return targets, out
 
-    def written(src: Path, dst: Path) -> list[Path]:
-        """Every file the output of ``src`` goes to (one per pyramid level with --pyramid)."""
-        if not args.pyramid:
-            return [dst]
-        stem = "astronaut" if args.demo else dst.stem
-        return [dst.with_name(f"{stem}_x{s}{dst.suffix}") for s in level_scales]
 
-    # No output may be an input of the same command, whatever names, links or levels lead there.
-    writes = [path for src, dst in zip(sources, targets) for path in written(src, dst)]
+def _output_paths(run: _UpscaleRun, dst: Path) -> list[Path]:
+    """Every file the output for ``dst`` goes to: ``dst``, or NAME_x2.png, NAME_x4.png, ... with --pyramid."""
+    if not run.args.pyramid:
+        return [dst]
+    stem = "astronaut" if run.args.demo else dst.stem
+    return [dst.with_name(f"{stem}_x{s}{dst.suffix}") for s in run.level_scales]
+
+
+def _refuse_overwrites(sources: list[Path], writes: list[Path]) -> None:
+    """Refuse an output that is an input of the same command, or that two outputs share.
+
+    Files are compared by identity, so no name, link or pyramid level leads an output onto an
+    input.
+    """
     inputs = file_identities(sources)
     for path in writes:
         clobbered = next((inputs[key] for key in file_identities([path]) if key in inputs), None)
         if clobbered is not None:
-            return error(f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o")
+            raise _CommandError(
+                f"refusing to overwrite the input {clobbered} (an output of this command): pick another -o", 2
+            )
     if len(set(writes)) < len(writes):
         twice = next(path for path in writes if writes.count(path) > 1)
-        return error(f"several outputs would be written to {twice}: upscale those inputs into separate folders")
-
-    dtype = resolve_dtype(args.dtype, device)
-    n_params = sum(p.numel() for p in model.parameters())
-    start = time.perf_counter()
-    done = 0
-    for src, dst in tqdm(list(zip(sources, targets)), desc="upscale", unit="image", disable=len(sources) < 2):
-        try:
-            with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                in_size = img.size
-                # Every frame of an animation when the output format holds one; else upscale
-                # warns that it takes the current frame.
-                animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
-                frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
-                durations = [int(frame.info.get("duration", 100)) for frame in frames]
-                loop = img.info.get("loop", 0)
-                work = n_params * in_size[0] * in_size[1] * len(frames) * (8 if args.self_ensemble else 1)
-                if work > SLOW_WORK.get(device.type, SLOW_WORK["cpu"]):
-                    # A single image can take long on a CPU; say so before the wait, with its size.
-                    tqdm.write(
-                        f"msrnet upscale: {src.name}: {in_size[0]}x{in_size[1]} -> "
-                        f"{in_size[0] * scale}x{in_size[1] * scale} on {device.type}, this takes a while ...",
-                        file=sys.stderr,
-                    )
-                results = [
-                    upscale(
-                        model,
-                        frame,
-                        tile=args.tile,
-                        tile_overlap=args.tile_overlap,
-                        self_ensemble=args.self_ensemble,
-                        device=device,
-                        dtype=dtype,
-                        progress=not animated,
-                        levels=levels,
-                    )
-                    for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
-                ]
-            for warning in caught:  # one line each, naming the file, instead of Python's format
-                tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
-            for result in results:
-                if args.pyramid:
-                    for im, path in zip(result, written(src, dst)):
-                        outputs.setdefault(path, []).append(im)
-                    continue
-                if levels:
-                    result = result[level_scales.index(level)]
-                assert isinstance(result, Image.Image)
-                size = (round(in_size[0] * args.outscale), round(in_size[1] * args.outscale)) if args.outscale else None
-                if size is not None and result.size != size:
-                    info = result.info
-                    result = result.resize(size, Image.Resampling.LANCZOS)
-                    result.info.update(info)  # the ICC profile
-                outputs.setdefault(dst, []).append(result)
-            for path, images in outputs.items():
-                options: dict[str, Any] = {}
-                if images[0].info.get("icc_profile"):
-                    options["icc_profile"] = images[0].info["icc_profile"]
-                if path.suffix.lower() == ".webp":
-                    options["lossless"] = True  # PIL's WebP is lossy by default
-                elif path.suffix.lower() in (".jpg", ".jpeg"):
-                    options["quality"] = 95
-                if len(images) > 1:
-                    # One mode for all frames: GIF frames after the first may gain alpha.
-                    mode = "RGBA" if any(im.mode in ("RGBA", "LA") for im in images) else images[0].mode
-                    images = [im if im.mode == mode else im.convert(mode) for im in images]
-                    options |= {"save_all": True, "append_images": images[1:], "duration": durations, "loop": loop}
-                    if path.suffix.lower() == ".gif":
-                        options["disposal"] = 2  # frames are whole pictures: clear before each
-                # A temporary file renamed into place: a failed write never leaves a truncated
-                # file at path, and a symlink planted at path is replaced, not written through.
-                save_image(images[0], path, **options)
-                result = images[0]
-            done += 1
-        except (
-            OSError, ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError,
-            Image.DecompressionBombError,
-        ) as e:
-            failures.append(f"{src}: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
-            tqdm.write(f"msrnet upscale: skipped {failures[-1]}", file=sys.stderr)
-    seconds = time.perf_counter() - start
-
-    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
-    arch = model.pretrained_cfg["architecture"]
-    if args.pretrained and not args.weights and model.pretrained_cfg.get("tag"):
-        arch = f"{arch}.{model.pretrained_cfg['tag']}"
-    what = f"x{args.outscale:g}" if args.outscale is not None else f"x{scale}"
-    what = f"{what} with {arch} ({weights}) on {device} ({str(dtype).removeprefix('torch.')})"
-    if args.demo and done:
-        assert isinstance(result, Image.Image)
-        print(
-            f"upscaled {sources[0].name} ({in_size[0]}x{in_size[1]}) {what} in {seconds:.1f} s "
-            f"-> {targets[0]} ({result.width}x{result.height})"
+        raise _CommandError(
+            f"several outputs would be written to {twice}: upscale those inputs into separate folders", 2
         )
-    elif not args.demo:
-        where = targets[0] if to_file else out
-        print(f"msrnet upscale: {done} of {done + len(failures)} images upscaled {what} in {seconds:.1f} s -> {where}", file=sys.stderr)
-    for failure in failures:
-        print(f"msrnet upscale: failed: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+
+
+def _what_runs(run: _UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
+    """The summary's account of the run: 'x4 with msr_x4.t291 (packaged weights) on cpu (float32)'."""
+    args = run.args
+    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
+    arch = pretrained_cfg["architecture"]
+    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
+        arch = f"{arch}.{pretrained_cfg['tag']}"
+    factor = f"x{args.outscale:g}" if args.outscale is not None else f"x{run.scale}"
+    return f"{factor} with {arch} ({weights}) on {run.device} ({str(run.dtype).removeprefix('torch.')})"
+
+
+def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Upscale ``src`` into ``dst`` (or its pyramid files); returns the input's and the last output's size.
+
+    Every frame of an animation is upscaled when the output format holds one; otherwise
+    `msrnet.upscale` warns that it takes the current frame. Warnings are printed one line each,
+    naming the file.
+    """
+    import warnings
+
+    from PIL import Image, ImageSequence
+    from tqdm.auto import tqdm
+
+    from msrnet.data.io import ANIMATED_EXTENSIONS, save_image
+    from msrnet.inference import upscale
+
+    args = run.args
+    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_size = img.size
+        animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
+        frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
+        durations = [int(frame.info.get("duration", 100)) for frame in frames]
+        loop = img.info.get("loop", 0)
+        _say_if_slow(run, src, in_size, len(frames))
+        results = [
+            upscale(
+                run.model,
+                frame,
+                tile=args.tile,
+                tile_overlap=args.tile_overlap,
+                self_ensemble=args.self_ensemble,
+                device=run.device,
+                dtype=run.dtype,
+                progress=not animated,
+                levels=args.pyramid or run.level != run.scale,
+            )
+            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
+        ]
+    for warning in caught:
+        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+    outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
+    for result in results:
+        for path, image in _frame_outputs(run, result, dst, in_size).items():
+            outputs.setdefault(path, []).append(image)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for path, images in outputs.items():
+        # A temporary file renamed into place: a failed write never leaves a truncated file at
+        # path, and a symlink planted at path is replaced, not written through.
+        save_image(images, path, duration=durations, loop=loop)
+    return in_size, images[0].size
+
+
+def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int) -> None:
+    """Announce an image that takes long (`SLOW_WORK`) before the wait, with its size."""
+    from tqdm.auto import tqdm
+
+    n_params = sum(p.numel() for p in run.model.parameters())
+    work = n_params * size[0] * size[1] * frames * (8 if run.args.self_ensemble else 1)
+    if work > SLOW_WORK.get(run.device.type, SLOW_WORK["cpu"]):
+        tqdm.write(
+            f"msrnet upscale: {src.name}: {size[0]}x{size[1]} -> {size[0] * run.scale}x{size[1] * run.scale} "
+            f"on {run.device.type}, this takes a while ...",
+            file=sys.stderr,
+        )
+
+
+def _frame_outputs(
+    run: _UpscaleRun, result: Image.Image | list[Image.Image], dst: Path, in_size: tuple[int, int]
+) -> dict[Path, Image.Image]:
+    """Where one upscaled frame goes: each level to its own file with --pyramid, else one level to ``dst``.
+
+    With --outscale F the level is resized to F times ``in_size`` (Lanczos), keeping its ICC profile.
+    """
+    from PIL import Image
+
+    if run.args.pyramid:
+        assert isinstance(result, list)
+        return dict(zip(_output_paths(run, dst), result))
+    if isinstance(result, list):  # the level --outscale picked
+        result = result[run.level_scales.index(run.level)]
+    outscale = run.args.outscale
+    size = (round(in_size[0] * outscale), round(in_size[1] * outscale)) if outscale is not None else result.size
+    if result.size != size:
+        info = result.info
+        result = result.resize(size, Image.Resampling.LANCZOS)
+        result.info.update(info)  # the ICC profile
+    return {dst: result}
+
+
+def _add_video_args(p: argparse.ArgumentParser) -> None:
+    """The video options of ``msrnet upscale``."""
+    g = p.add_argument_group('video (INPUT ending in .mp4, .mkv, .mov, ...; needs "msrnet[video]")')
+    g.add_argument("--codec", default=None, help="FFmpeg encoder (default: libx264 if available, else mpeg4)")
+    g.add_argument("--crf", type=int, default=18, help="x264/x265/VP9/AV1 quality, lower is better (default: 18)")
+    g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
+
+
+def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
+    """``msrnet upscale VIDEO -o OUT``: 0, or 1 when the stream ended early (what was decoded is written).
+
+    Refuses bad arguments or encoder settings with exit status 2, and a video that cannot be
+    read or written with 1.
+    """
+    import warnings
+
+    from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
+
+    src = Path(args.inputs[0])
+    dst = Path(args.output)  # -o is required with an INPUT
+    if dst.is_dir():
+        dst = dst / src.name
+    if dst.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise _CommandError(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder", 2)
+    if same_file(src, dst):
+        raise _CommandError(f"refusing to overwrite the input {src}: pick another -o", 2)
+    if args.batch_size < 1:
+        raise _CommandError(f"--batch-size must be positive, got {args.batch_size}", 2)
+    try:
+        _av()  # before the output's folder is made: a missing extra leaves nothing behind
+    except ImportError as e:
+        raise _CommandError(str(e), 2)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VideoWarning)
+            frames = upscale_video(
+                model, src, dst, codec=args.codec, crf=args.crf, batch_size=args.batch_size,
+                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
+            )
+    except ValueError as e:
+        raise _CommandError(str(e), 2)
+    except (VideoError, OSError) as e:
+        raise _CommandError(str(e), 1)
+    early = [w for w in caught if issubclass(w.category, VideoWarning)]
+    for w in caught:
+        if w not in early:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for w in early:
+        print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+    print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
+    # A shortened video is written, but a script must not take it for the whole one.
+    return 1 if early else 0
 
 
 # --- benchmark -------------------------------------------------------------------------------
@@ -476,22 +641,21 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_benchmark)
 
 
+def _naming_the_file(e: BaseException, model: str, is_file: bool) -> str:
+    """The first line of ``e``, led by the weights file ``model`` when it is one the line does not name."""
+    message = first_line(e)
+    if is_file and model not in message and not isinstance(e, FileNotFoundError):
+        message = f"{model}: {message}"
+    return message
+
+
 def _run_benchmark(args: argparse.Namespace) -> int:
     import pickle
-    from pathlib import Path
 
     import torch
     from safetensors import SafetensorError
 
     from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
-
-    def error(e: BaseException, hint: str = "") -> int:
-        # One line: the first of the message, naming the weights file when it does not.
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if is_file and args.model not in message and not isinstance(e, FileNotFoundError):
-            message = f"{args.model}: {message}"
-        print(f"msrnet benchmark: error: {message}{hint}", file=sys.stderr)
-        return 1
 
     # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
     user_errors = (
@@ -515,7 +679,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                 _random_weights_note("benchmark", name)
                 name += " (random)"
     except user_errors as e:
-        return error(e, " (pass --scale)" if "scale" in str(e) else "")
+        hint = " (pass --scale)" if "scale" in str(e) else ""
+        raise _CommandError(_naming_the_file(e, args.model, is_file) + hint, 1)
     conditions = args.degradation or ["clean"]
     for dataset in args.dataset:
         for scale in scales:
@@ -532,7 +697,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                         save_dir=save_dir, degradation=degradation, seed=args.seed,
                     )
                 except user_errors as e:
-                    return error(e)
+                    raise _CommandError(_naming_the_file(e, args.model, is_file), 1)
                 rows.append({**row, "model": name})
                 for skip in row["skipped"]:
                     print(f"msrnet benchmark: skipped {row['dataset']}/{skip['name']}: {skip['reason']}", file=sys.stderr)
@@ -631,29 +796,24 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import os
     from dataclasses import fields
-    from pathlib import Path
 
     from msrnet.train.config import TrainConfig, config_from_dict
-
-    def error(message: str, code: int = 1) -> int:
-        print(f"msrnet train: error: {message}", file=sys.stderr)
-        return code
 
     values: dict[str, Any] = {}
     if args.config:
         try:
             values = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as e:
-            return error(f"--config {args.config}: {e}", 2)
+            raise _CommandError(f"--config {args.config}: {e}", 2)
         if not isinstance(values, dict):
-            return error(f"--config {args.config}: expected a JSON object", 2)
+            raise _CommandError(f"--config {args.config}: expected a JSON object", 2)
         # How a run starts is decided on the command line, not by the file that reproduces it.
         values.pop("resume", None)
         values.pop("overwrite", None)
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values.update(given)
     if "train_dir" not in values:
-        return error("--train-dir is required (or a --config that names train_dir)", 2)
+        raise _CommandError("--train-dir is required (or a --config that names train_dir)", 2)
     if values.get("model") is None:
         values["model"] = f"msr_x{args.scale or 4}"
     values.setdefault("output_dir", f"runs/{values['model']}")
@@ -663,17 +823,17 @@ def _run_train(args: argparse.Namespace) -> int:
         # Every value, from the file or the options, is checked here, once (TrainConfig does it).
         config = config_from_dict(values, args.config or "arguments")
     except ValueError as e:
-        return error(str(e), 2)
+        raise _CommandError(str(e), 2)
     arch_scale = config.model.split(".", 1)[0].removeprefix("msr_x")
     if args.scale is not None and arch_scale.isdigit() and int(arch_scale) != args.scale:
-        return error(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given")
+        raise _CommandError(f"--model {config.model} is x{arch_scale}, but --scale {args.scale} was given", 1)
 
     from msrnet.train import CheckpointError, train
 
     try:
         summary = train(config)
     except (OSError, ValueError, CheckpointError) as e:
-        return error(str(e))
+        raise _CommandError(str(e), 1)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun
         print(json.dumps(summary))
     return 0
@@ -710,18 +870,14 @@ def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from msrnet.export import check_output_path, export_model, format_from_path, verify_export
 
-    def refuse(message: str) -> int:
-        print(f"msrnet export: error: {message}", file=sys.stderr)
-        return 2
-
     try:
         # Before the model is loaded and traced: a bad -o costs nothing.
         check_output_path(args.output)
         format = args.format or format_from_path(args.output)
     except OSError as e:
-        return refuse(f"-o {e}")
+        raise _CommandError(f"-o {e}", 2)
     except ValueError as e:
-        return refuse(str(e))
+        raise _CommandError(str(e), 2)
     model = _load_cli_model(args, "export")
     if model is None:
         return 2
@@ -732,11 +888,9 @@ def _run_export(args: argparse.Namespace) -> int:
             error = verify_export(path, model, format)
             print(f"max abs difference to PyTorch over two new input sizes: {error:.3g}")
             if error > 1e-4:
-                print("msrnet export: error: the exported model disagrees with PyTorch", file=sys.stderr)
-                return 1
+                raise _CommandError("the exported model disagrees with PyTorch", 1)
     except ImportError as e:
-        print(f"msrnet export: error: {missing_extra(e) or e}", file=sys.stderr)
-        return 1
+        raise _CommandError(missing_extra(e) or str(e), 1)
     return 0
 
 
@@ -761,20 +915,15 @@ def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_weights(args: argparse.Namespace) -> int:
     from importlib.resources import files
-    from pathlib import Path
 
     from msrnet._utils import atomic_write, sha256sum
-
-    def error(message: str, code: int = 1) -> int:
-        print(f"msrnet weights: error: {message}", file=sys.stderr)
-        return code
 
     folder = Path(str(files("msrnet") / "weights"))
     shipped = {f.name.removesuffix(".safetensors"): f for f in sorted(folder.glob("*.safetensors"))}
     chosen = {n: f for n, f in shipped.items() if not args.names or {n, n.split(".", 1)[0]} & set(args.names)}
     unknown = [n for n in args.names if not any(n in (s, s.split(".", 1)[0]) for s in shipped)]
     if unknown:
-        return error(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
+        raise _CommandError(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
     if args.copy_to is None:
         for name, path in chosen.items():
             scale = name.split(".", 1)[0].rsplit("_x", 1)[-1]
@@ -786,13 +935,13 @@ def _run_weights(args: argparse.Namespace) -> int:
 
     dest = Path(args.copy_to)
     if dest.exists() and not dest.is_dir():
-        return error(f"--copy-to {dest} is a file, not a folder", 2)
+        raise _CommandError(f"--copy-to {dest} is a file, not a folder", 2)
     try:
         dest.mkdir(parents=True, exist_ok=True)
         for name, path in chosen.items():
             digest = sha256sum(path)
             if digest != PRETRAINED_SHA256.get(name):
-                return error(f"{path} does not match its recorded sha256 (reinstall msrnet)")
+                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
             target = dest / path.name
             if target.is_file() and not target.is_symlink() and sha256sum(target) == digest:
                 print(f"{name}: already in {dest}")
@@ -804,7 +953,7 @@ def _run_weights(args: argparse.Namespace) -> int:
                     out.write(chunk)
             print(f"{name}: copied -> {target}")
     except OSError as e:
-        return error(str(e))
+        raise _CommandError(str(e), 1)
     return 0
 
 
@@ -827,14 +976,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except _CommandError as e:
+        message, code = str(e), e.code
     except ImportError as e:
         # An optional extra that is not installed (onnx, video, spandrel, docs) is one line that
         # says what to install, not a traceback; any other import error is a bug and keeps it.
         hint = missing_extra(e)
         if hint is None:
             raise
-        print(f"msrnet {args.command}: error: {hint}", file=sys.stderr)
-        return 1
+        message, code = hint, 1
+    print(f"msrnet {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

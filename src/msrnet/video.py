@@ -9,21 +9,16 @@ renamed when complete), so a corrupt input, an encoder error or an interrupted r
 half-written video behind, and a symlink at the target is replaced, never written through.
 Frames over Pillow's decompression-bomb limit are refused as images are.
 
-``msrnet upscale clip.mp4 -o clip_x4.mp4`` is this module's command line.
+``msrnet upscale clip.mp4 -o clip_x4.mp4`` runs it from the command line (`msrnet.cli`).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from msrnet._utils import same_file
-
-if TYPE_CHECKING:  # the CLI imports this module to build its parser: no torch at import time
+if TYPE_CHECKING:  # torch is imported where it is used: importing this module stays cheap
     import torch
     from torch import nn
 
@@ -333,57 +328,3 @@ def upscale_video(
     finally:
         inp.close()
     return count
-
-
-# --- command line (`msrnet upscale clip.mp4 -o out.mp4`) ----------------------------------------
-def add_video_args(p: argparse.ArgumentParser) -> None:
-    """The video options of ``msrnet upscale``."""
-    g = p.add_argument_group('video (INPUT ending in .mp4, .mkv, .mov, ...; needs "msrnet[video]")')
-    g.add_argument("--codec", default=None, help="FFmpeg encoder (default: libx264 if available, else mpeg4)")
-    g.add_argument("--crf", type=int, default=18, help="x264/x265/VP9/AV1 quality, lower is better (default: 18)")
-    g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
-
-
-def run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
-    """``msrnet upscale VIDEO -o OUT``: 0 on success, 1 if the video failed, 2 on bad arguments."""
-    def error(message: str, code: int = 2) -> int:
-        print(f"msrnet upscale: error: {message}", file=sys.stderr)
-        return code
-
-    src = Path(args.inputs[0])
-    if args.output is None:
-        return error("-o/--output is required")
-    dst = Path(args.output)
-    if dst.is_dir():
-        dst = dst / src.name
-    if dst.suffix.lower() not in VIDEO_EXTENSIONS:
-        return error(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder")
-    if same_file(src, dst):
-        return error(f"refusing to overwrite the input {src}: pick another -o")
-    if args.batch_size < 1:
-        return error(f"--batch-size must be positive, got {args.batch_size}")
-    try:
-        _av()
-    except ImportError as e:
-        return error(str(e))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", VideoWarning)
-            frames = upscale_video(
-                model, src, dst, codec=args.codec, crf=args.crf, batch_size=args.batch_size,
-                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
-            )
-    except ValueError as e:
-        return error(str(e))
-    except (VideoError, OSError) as e:
-        return error(str(e), 1)
-    early = [w for w in caught if issubclass(w.category, VideoWarning)]
-    for w in caught:
-        if w not in early:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    for w in early:
-        print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
-    print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
-    # A shortened video is written, but a script must not take it for the whole one.
-    return 1 if early else 0

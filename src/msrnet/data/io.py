@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,8 @@ def read_image_tensor(path: str | Path, channels: int | None = None) -> Tensor:
 def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
     """Write a ``uint8`` ``(H, W[, C])`` array or a float ``(C, H, W)`` tensor in [0, 1].
 
-    The format follows the file extension; parent folders are created. Use a
-    lossless format (PNG) for anything that will be scored.
+    The format follows the file extension, written as `save_image` writes it; parent folders are
+    created. Use a lossless format (PNG) for anything that will be scored.
     """
     if isinstance(img, Tensor):
         img = tensor_to_uint8(img)
@@ -128,9 +129,7 @@ def write_image(path: str | Path, img: np.ndarray | Tensor) -> None:
         img = img[:, :, 0]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # PIL writes WebP lossy by default; a saved SR result must keep its exact pixels.
-    options: dict[str, Any] = {"lossless": True} if path.suffix.lower() == ".webp" else {}
-    save_image(Image.fromarray(img), path, **options)
+    save_image(Image.fromarray(img), path)
 
 
 def _one_bit_alpha(img: Image.Image) -> Image.Image:
@@ -142,27 +141,63 @@ def _one_bit_alpha(img: Image.Image) -> Image.Image:
     return cut
 
 
-def save_image(img: Image.Image, path: str | Path, **options: object) -> None:
-    """Save a PIL image atomically, in the format its extension names.
+def save_image(
+    image: Image.Image | Sequence[Image.Image],
+    path: str | Path,
+    *,
+    duration: int | Sequence[int] = 100,
+    loop: int = 0,
+) -> None:
+    """Save an image, or the frames of an animation, atomically, in the format its extension names.
+
+    How msrnet writes each format is decided here, for every writer (`write_image`,
+    ``msrnet upscale``, ``msrnet benchmark --save-images``):
+
+    - WebP is lossless (Pillow's default is lossy): a saved result keeps its exact pixels.
+    - JPEG is written at quality 95 (Pillow's default is 75).
+    - The first image's ICC profile (``info["icc_profile"]``) is embedded.
+    - Several images are the frames of an animation (GIF, WebP, or PNG as APNG), saved in one
+      mode (GIF frames after the first may gain alpha) with ``duration`` milliseconds per frame
+      (one value, or one per frame) and ``loop`` (0: for ever). GIF frames are whole pictures,
+      each cleared before the next (disposal 2), and keep 1-bit transparency: alpha is cut at
+      half.
 
     The image is written to a temporary file in the same folder and renamed onto ``path``
     (see ``msrnet._utils.atomic_write``): an existing file is replaced only by a complete new
     one, a failed write (a mode the format cannot hold, a full disk) leaves it untouched, and a
-    symlink at ``path`` is replaced, never written through. ``options`` go to ``Image.save``.
-    GIF keeps 1-bit transparency: alpha is cut at half.
+    symlink at ``path`` is replaced, never written through.
 
     Raises:
-        ValueError: the extension names no format Pillow can write.
+        ValueError: no image, several images for a format that holds one, or an extension that
+            names no format Pillow can write.
         OSError: the image cannot be encoded in that format, or written.
     """
     path = Path(path)
+    frames = [image] if isinstance(image, Image.Image) else list(image)
     format = Image.registered_extensions().get(path.suffix.lower())
     if format is None or format not in Image.SAVE:
         raise ValueError(f"{path}: Pillow cannot write {path.suffix or 'files without an extension'!r}")
+    if not frames:
+        raise ValueError(f"{path}: no image to save")
+    if len(frames) > 1 and path.suffix.lower() not in ANIMATED_EXTENSIONS:
+        raise ValueError(f"{path}: {path.suffix} holds one image, not {len(frames)} frames")
+    options: dict[str, Any] = {}
+    if frames[0].info.get("icc_profile"):
+        options["icc_profile"] = frames[0].info["icc_profile"]
+    if format == "WEBP":
+        options["lossless"] = True
+    elif format == "JPEG":
+        options["quality"] = 95
+    if len(frames) > 1:
+        # One mode for all frames: GIF frames after the first may gain alpha.
+        mode = "RGBA" if any(im.mode in ("RGBA", "LA") for im in frames) else frames[0].mode
+        frames = [im if im.mode == mode else im.convert(mode) for im in frames]
+        options |= {"save_all": True, "duration": duration, "loop": loop}
+        if format == "GIF":
+            options["disposal"] = 2  # frames are whole pictures: clear before each
     if format == "GIF":
-        img = _one_bit_alpha(img)
-        frames = options.get("append_images")  # the other frames of an animation
-        if isinstance(frames, list):
-            options["append_images"] = [_one_bit_alpha(im) for im in frames]
+        frames = [_one_bit_alpha(im) for im in frames]
+    if len(frames) > 1:
+        options["append_images"] = frames[1:]
     with atomic_write(path) as f:
-        img.save(f, format=format, **options)
+        frames[0].save(f, format=format, **options)

@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from msrnet._utils import atomic_write
+from msrnet._utils import atomic_write, first_line
 
 from ._registry import create_model
 from .msr import CONFIG_BUFFER, MultiScaleSRNet
@@ -145,13 +145,8 @@ def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], Weights
     except OSError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError for any malformed file
-        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     return shapes, WeightsMetadata.from_strings(raw, path)
-
-
-def _first_line(e: BaseException) -> str:
-    """An exception's message cut to its first line (torch.load's run to a paragraph)."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _torch_state_dict(path: Path) -> dict[str, Tensor]:
@@ -160,7 +155,7 @@ def _torch_state_dict(path: Path) -> dict[str, Tensor]:
     except OSError:
         raise
     except Exception as e:  # a pickle that is not a tensor file, or a truncated zip
-        raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {_first_line(e)})") from None
+        raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {first_line(e)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -190,7 +185,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], WeightsMetadata]:
     try:
         return load_file(str(path)), metadata
     except Exception as e:
-        raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
+        raise WeightsError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
 
 
 def _existing(path: str | Path) -> Path:
