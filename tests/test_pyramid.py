@@ -180,7 +180,7 @@ def test_levels_memory_probe_runs_the_pyramid_and_pays_every_strip() -> None:
             del levels
             real.append(mode.peak)
         assert inference._meta_peaks(runner, 3, (16, 32)) == real
-    wide = dict(device="cpu", image_width=20000)
-    assert inference.auto_tile_size(model, levels=True, **wide) < inference.auto_tile_size(model, **wide)
+    plain = inference.auto_tile_size(model, device="cpu", image_width=20000)
+    assert inference.auto_tile_size(model, device="cpu", image_width=20000, levels=True) < plain
     with pytest.raises(ValueError, match="pyramid"):
         inference.auto_tile_size(torch.nn.Conv2d(3, 3, 1), device="cpu", levels=True)
