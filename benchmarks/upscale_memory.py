@@ -89,7 +89,9 @@ def child(
     peak = _status_bytes("VmHWM")
     scales = getattr(model, "level_scales", (scale,)) if levels else (scale,)
     out_bytes = sum(s * height * s * width * 3 for s in scales)
-    tile_used = msrnet.inference.auto_tile_size(model, image_width=width) if tile == "auto" else tile
+    tile_used = (
+        msrnet.inference.auto_tile_size(model, image_width=width, levels=levels) if tile == "auto" else tile
+    )
     del out
     return {
         "lr": f"{width}x{height}",

@@ -161,6 +161,20 @@ def test_self_ensemble_averages_the_eight_transforms() -> None:
     assert len(calls) == 8
 
 
+def test_self_ensemble_averages_each_output_of_a_list() -> None:
+    # A pyramid network returns one output per level: each is averaged as if on its own.
+    def ramp(x: torch.Tensor) -> torch.Tensor:
+        return x + torch.arange(x.shape[-1], dtype=x.dtype)
+
+    def levels(x: torch.Tensor) -> list[torch.Tensor]:
+        return [Nearest(2)(x), ramp(x)]
+
+    x = torch.rand(2, 3, 5, 7)
+    two, ramped = self_ensemble(levels, x)
+    assert torch.equal(two, self_ensemble(Nearest(2), x))
+    assert torch.equal(ramped, self_ensemble(ramp, x))
+
+
 def test_evaluate_self_ensemble(tiny_set: Path) -> None:
     plain = evaluate(Nearest(2), tiny_set, 2, progress=False)
     ensembled = evaluate(Nearest(2), tiny_set, 2, self_ensemble=True, progress=False)

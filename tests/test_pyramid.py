@@ -161,3 +161,26 @@ def test_tiled_levels_keep_no_full_size_float_buffer() -> None:
         images = upscale(x8_net(), arr, tile=16, tile_overlap=4, levels=True)
     assert [im.shape for im in images] == [(192, 80, 3), (384, 160, 3), (768, 320, 3)]
     assert mode.largest < 768 * 320 * 3 // 2, mode.largest
+
+
+def test_levels_memory_probe_runs_the_pyramid_and_pays_every_strip() -> None:
+    # auto_tile_size(levels=True) is the tile upscale(levels=True) picks: its meta probe counts
+    # what a real forward_pyramid allocates, and a wide image pays a strip per level.
+    import msrnet.inference as inference
+
+    model = x8_net().to(memory_format=torch.channels_last)
+    for ensemble in (False, True):
+        runner = inference._Runner(model, torch.device("cpu"), torch.float32, ensemble, levels=True)
+        real = []
+        for size in (16, 32):
+            probe = torch.rand(1, 3, size, size)
+            with torch.inference_mode(), inference._LiveBytes() as mode:
+                levels = runner(probe)
+            assert [y.shape[-1] for y in levels] == [2 * size, 4 * size, 8 * size]
+            del levels
+            real.append(mode.peak)
+        assert inference._meta_peaks(runner, 3, (16, 32)) == real
+    plain = inference.auto_tile_size(model, device="cpu", image_width=20000)
+    assert inference.auto_tile_size(model, device="cpu", image_width=20000, levels=True) < plain
+    with pytest.raises(ValueError, match="pyramid"):
+        inference.auto_tile_size(torch.nn.Conv2d(3, 3, 1), device="cpu", levels=True)

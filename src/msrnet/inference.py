@@ -32,7 +32,6 @@ from tqdm.auto import tqdm
 
 from msrnet.models.weights import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
-from msrnet.ops.ensemble import _inverse, _transform
 
 __all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]
 
@@ -91,27 +90,35 @@ def _model_device(model: nn.Module) -> torch.device:
 class _Runner:
     """Calls the model on one LR tile: autocast, channels_last, self-ensemble, fp32 fallback.
 
-    Shapes: (B, 3, h, w) float32 on any device -> (B, 3, s*h, s*w) float32 on ``device``.
+    Shapes: (B, 3, h, w) float32 on any device -> [(B, 3, s*h, s*w) float32 on ``device``], one
+    tensor per output level: ``model(x)`` alone, or with ``levels`` every level of
+    ``model.forward_pyramid(x)``, coarse first (`_output_scales` gives their scales).
     """
 
-    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype, ensemble: bool):
+    def __init__(
+        self, model: nn.Module, device: torch.device, dtype: torch.dtype, ensemble: bool,
+        levels: bool = False,
+    ):
         self.model = model
         self.device = device
         self.dtype = dtype
         self.ensemble = ensemble
+        self.levels = levels
+        # The module called on each tile, whose forward gives every output level.
+        self.net: nn.Module = _Pyramid(model) if levels else model
 
-    def _forward(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+    def _forward(self, x: Tensor, dtype: torch.dtype) -> list[Tensor]:
         autocast = (
             torch.autocast(self.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
         )
         with autocast:
-            y = _self_ensemble(self.model, x) if self.ensemble else self.model(x)
-        return y.float()
+            out = _self_ensemble(self.net, x) if self.ensemble else self.net(x)
+        return [y.float() for y in _outputs(out)]
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor) -> list[Tensor]:
         x = x.to(self.device, torch.float32, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        y = self._forward(x, self.dtype)
-        if self.dtype != torch.float32 and not _all_finite(y):
+        ys = self._forward(x, self.dtype)
+        if self.dtype != torch.float32 and not all(_all_finite(y) for y in ys):
             # A reduced dtype overflowed (fp16) or otherwise broke: redo this tile, and every
             # later one, in fp32 rather than return NaNs.
             warnings.warn(
@@ -119,8 +126,8 @@ class _Runner:
                 stacklevel=3,
             )
             self.dtype = torch.float32
-            y = self._forward(x, torch.float32)
-        if not _all_finite(y):
+            ys = self._forward(x, torch.float32)
+        if not all(_all_finite(y) for y in ys):
             # The input was checked finite, so float32 NaN/inf come from the model itself.
             broken = sum(int((~torch.isfinite(p)).sum()) for p in self.model.parameters())
             cause = (
@@ -128,9 +135,16 @@ class _Runner:
                 else "its parameters are finite, so a layer overflowed"
             )
             raise FloatingPointError(f"the model produced NaN/inf values in float32; {cause}")
-        if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-            y = y.clone()  # the caller blends in place, which must never touch the input
-        return y
+        # The caller blends in place, which must never touch the input.
+        return [
+            y.clone() if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() else y
+            for y in ys
+        ]
+
+
+def _outputs(out: Tensor | list[Tensor]) -> list[Tensor]:
+    """A model's output as a list: [(B, C, H', W')] for one tensor, the list itself for many."""
+    return [out] if isinstance(out, Tensor) else list(out)
 
 
 def _all_finite(y: Tensor) -> bool:
@@ -172,25 +186,16 @@ def _profile(start: int, size: int, length: int, scale: int, overlap: int) -> Te
     return w
 
 
-Split = Callable[[Tensor, int, int], list[Tensor]]
-
-
-def _whole(y: Tensor, h: int, w: int) -> list[Tensor]:
-    """The `Split` of a single-output runner: its output is the one level."""
-    return [y]
-
-
 def _run_tiled(
     runner: _Runner, x: Tensor, scales: list[int], tile: int, overlap: int,
     emit: Callable[[int, int, int, Tensor], None], out_device: torch.device, progress: bool,
-    split: Split = _whole,
 ) -> None:
     """Upscale (B, C, H, W) one tile at a time and hand the blended rows to ``emit``.
 
-    ``split(y, h, w)`` cuts the runner's output for an (h, w) LR tile into one tensor per output
-    level, (B, C', s*h, s*w) for each s in ``scales`` (a single output by default; every level
-    of the pyramid for a `_PackedPyramid` runner). Each level is blended with the weights of
-    its own scale, so each level of a tiled pass equals that level of an untiled pass.
+    For an (h, w) LR tile the runner gives one tensor per output level, (B, C', s*h, s*w) for
+    each s in ``scales``: a single output for a plain network, every level of the pyramid for
+    a `_Pyramid`. Each level is blended with the weights of its own scale, so each level of a
+    tiled pass equals that level of an untiled pass.
 
     Tiles run row by row. Each level's weighted outputs accumulate in a float32 strip as tall
     as one row of tiles (B, C', s*tile, s*W) on ``out_device``; once the next row of tiles
@@ -205,7 +210,7 @@ def _run_tiled(
     th, tw = min(tile, h), min(tile, w)
     tops, lefts = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
     if len(tops) == len(lefts) == 1:
-        for i, (y, s) in enumerate(zip(split(runner(x), h, w), scales)):
+        for i, (y, s) in enumerate(zip(runner(x), scales, strict=True)):
             emit(i, 0, s * h, y.to(out_device))
         return
     # The weights of a grid of tiles are outer products, so their sum is too: two 1D buffers
@@ -238,10 +243,10 @@ def _run_tiled(
                 del kept
         strip_top = top
         for left in lefts:
-            ys = split(runner(x[:, :, top : top + th, left : left + tw]), th, tw)
+            ys = runner(x[:, :, top : top + th, left : left + tw])
             if not strips:
                 strips = [torch.zeros(b, y.shape[1], s * th, s * w, device=out_device) for y, s in zip(ys, scales)]
-            for y, strip, s in zip(ys, strips, scales):
+            for y, strip, s in zip(ys, strips, scales, strict=True):
                 # Separable weights, applied in place: no tile-sized weight image.
                 y.mul_(_profile(top, th, h, s, overlap).to(y.device).view(-1, 1))
                 y.mul_(_profile(left, tw, w, s, overlap).to(y.device))
@@ -254,37 +259,33 @@ def _run_tiled(
 
 
 # --- every level of the pyramid --------------------------------------------------------------
-class _PackedPyramid(nn.Module):
-    """``forward_pyramid`` as one tensor, so that `_Runner` (autocast, fp32 fallback) runs it.
+class _Pyramid(nn.Module):
+    """A pyramid network whose forward is its ``forward_pyramid``.
 
-    Shapes: (B, C, h, w) -> (B, C', sum_i s_i^2 * h * w): every level flattened, coarse first.
+    So `_Runner` (autocast, self-ensemble, fp32 fallback) and the memory probe, which runs
+    the forward of a module with meta copies of its parameters, call it like any model.
+
+    Shapes: (B, C, h, w) -> [(B, C', s*h, s*w) for s in ``model.level_scales``], coarse first.
     """
 
-    def __init__(self, model: nn.Module, ensemble: bool) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model: Any = model  # an msrnet network: it has forward_pyramid
-        self.ensemble = ensemble
-        self.in_chans = getattr(model, "in_chans", 3)
-        # HR pixels per LR pixel over all levels: what the stitching strips of a tile row cost.
-        self.strip_area = sum(s * s for s in getattr(model, "level_scales"))
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.ensemble:
-            levels = self.model.forward_pyramid(x)
-        else:
-            levels = None
-            for flip in (False, True):
-                for rot in range(4):
-                    ys = [_inverse(y, flip, rot) for y in self.model.forward_pyramid(_transform(x, flip, rot))]
-                    levels = ys if levels is None else [a + b for a, b in zip(levels, ys)]
-            levels = [y / 8 for y in levels]
-        return torch.cat([y.flatten(2) for y in levels], dim=2)
+    def forward(self, x: Tensor) -> list[Tensor]:
+        levels: list[Tensor] = self.model.forward_pyramid(x)
+        return levels
 
 
-def _unpack(packed: Tensor, scales: list[int], h: int, w: int) -> list[Tensor]:
-    """Inverse of `_PackedPyramid`: (B, C, N) -> [(B, C, s*h, s*w) for s in scales]."""
-    sizes = [s * s * h * w for s in scales]
-    return [y.unflatten(2, (s * h, s * w)) for y, s in zip(packed.split(sizes, dim=2), scales)]
+def _output_scales(model: nn.Module, levels: bool) -> list[int]:
+    """The scale of each output level of `_Runner`: ``[model.scale]``, or with ``levels`` the
+    pyramid's ``model.level_scales``, coarse first."""
+    if not levels:
+        return [getattr(model, "scale", 1)]
+    scales = list(getattr(model, "level_scales", ()))
+    if not scales or not hasattr(model, "forward_pyramid"):
+        raise ValueError("levels=True needs a pyramid model with forward_pyramid and level_scales (msrnet's)")
+    return scales
 
 
 # --- automatic tile size -----------------------------------------------------------------------
@@ -343,14 +344,15 @@ def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[
     """
     if runner.device.type != "cpu" or runner.dtype != torch.float32:
         return None
-    model = runner.model
+    model = runner.net
     meta = {
         name: torch.empty_like(t, device="meta")
         for name, t in [*model.named_parameters(), *model.named_buffers()]
     }
 
-    def forward(x: Tensor) -> Tensor:
-        return torch.func.functional_call(model, meta, (x,))
+    def forward(x: Tensor) -> Tensor | list[Tensor]:
+        out: Tensor | list[Tensor] = torch.func.functional_call(model, meta, (x,))
+        return out
 
     peaks = []
     try:
@@ -360,8 +362,9 @@ def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[
                 # its channels_last copy, the forward, the output's sum.
                 tile = torch.empty(1, in_chans, size, size, device="meta")
                 x = tile.contiguous(memory_format=torch.channels_last)
-                y = _self_ensemble(forward, x) if runner.ensemble else forward(x)
-                y.float().sum()
+                out = _self_ensemble(forward, x) if runner.ensemble else forward(x)
+                for y in _outputs(out):
+                    y.float().sum()
             peaks.append(mode.peak)
     except (NotImplementedError, RuntimeError, TypeError, ValueError):
         return None
@@ -370,7 +373,7 @@ def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[
 
 def _memory_model(runner: _Runner, in_chans: int) -> tuple[float, float]:
     """(fixed bytes, bytes per LR pixel) of one forward, fitted on two small probes; cached."""
-    key = (runner.device, runner.dtype, runner.ensemble)
+    key = (runner.device, runner.dtype, runner.ensemble, runner.levels)
     cache = _BYTES_PER_PIXEL.setdefault(runner.model, {})
     if key not in cache:
         peaks = _meta_peaks(runner, in_chans, (16, 32))
@@ -431,6 +434,7 @@ def auto_tile_size(
     self_ensemble: bool = False,
     batch_size: int = 1,
     image_width: int = 0,
+    levels: bool = False,
 ) -> int:
     """The largest square LR tile whose memory fits the budget of ``device``.
 
@@ -439,10 +443,13 @@ def auto_tile_size(
     headroom for allocator blocks and kernel workspaces. Memory per pixel is measured by
     running the model on two small probes. With ``image_width`` (LR pixels), the float32 strip
     that stitching keeps on the same device, (batch, 3, scale*tile, scale*image_width) and a
-    copy, is paid from the budget too.
+    copy, is paid from the budget too. With ``levels``, the tile is that of
+    ``upscale(..., levels=True)``: the probes run ``forward_pyramid``, and there is a strip for
+    every level.
     """
     device = torch.device(device) if device is not None else _model_device(model)
-    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
+    scales = _output_scales(model, levels)
+    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels)
     with torch.inference_mode():
         fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
     available = available_memory(device)
@@ -450,8 +457,7 @@ def auto_tile_size(
         available = min(available, CPU_MEMORY_BUDGET)
     budget = available * _MEMORY_SHARE
     # Solve per_pixel * b * t^2 + strip * t + fixed <= budget for the side t.
-    scale = getattr(model, "scale", 1)
-    area = getattr(model, "strip_area", scale * scale)  # every level's strip, for a pyramid
+    area = sum(s * s for s in scales)  # HR pixels per LR pixel over every level's strip
     a = per_pixel * batch_size
     strip = 2 * 4 * batch_size * 3 * area * image_width
     side = (-strip + math.sqrt(strip * strip + 4 * a * max(budget - fixed, 0.0))) / (2 * a)
@@ -461,17 +467,17 @@ def auto_tile_size(
 def _run_auto(
     runner: _Runner, x: Tensor, scales: list[int], overlap: int,
     emit: Callable[[int, int, int, Tensor], None], out_device: torch.device, progress: bool,
-    split: Split = _whole,
 ) -> None:
     """`_run_tiled` with `auto_tile_size`, halving the tile after every CUDA out-of-memory."""
     tile = auto_tile_size(
         runner.model, device=runner.device, dtype=runner.dtype, self_ensemble=runner.ensemble,
         batch_size=x.shape[0], image_width=x.shape[-1] if out_device.type == runner.device.type else 0,
+        levels=runner.levels,
     )
     tile = max(tile, 2 * overlap)
     while True:
         try:
-            return _run_tiled(runner, x, scales, tile, overlap, emit, out_device, progress, split)
+            return _run_tiled(runner, x, scales, tile, overlap, emit, out_device, progress)
         except torch.cuda.OutOfMemoryError:
             if tile // 2 < max(_MIN_AUTO_TILE, 2 * overlap):
                 raise
@@ -750,15 +756,8 @@ def upscale(
         raise ValueError(f"the image is empty: {x.shape[-1]}x{x.shape[-2]} pixels")
 
     device = torch.device(device) if device is not None else _model_device(model)
-    if levels:
-        scales = list(getattr(model, "level_scales", ()))
-        if not scales or not hasattr(model, "forward_pyramid"):
-            raise ValueError("levels=True needs a pyramid model with forward_pyramid and level_scales (msrnet's)")
-        # The wrapper runs the self-ensemble itself, on every level.
-        runner = _Runner(_PackedPyramid(model, self_ensemble), device, resolve_dtype(dtype, device), False)
-    else:
-        scales = [scale]
-        runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble)
+    scales = _output_scales(model, levels)
+    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels)
 
     in_chans = getattr(model, "in_chans", 3)
     gray = x.shape[1] in (1, 2)
@@ -778,7 +777,6 @@ def upscale(
             # Every output (one per level with levels=True) in its final dtype, allocated once;
             # tiles reach them through float32 strips one row of tiles tall.
             outs = allocate(scales)
-            split: Split = (lambda y, th, tw: _unpack(y, scales, th, tw)) if levels else _whole
 
             def emit(i: int, r0: int, r1: int, rows: Tensor) -> None:
                 if gray and rows.shape[1] == 3:
@@ -786,10 +784,10 @@ def upscale(
                 _store(outs[i][0], rows, r0, r1)
 
             if tile == "auto":
-                _run_auto(runner, color, scales, tile_overlap, emit, out_device, progress, split)
+                _run_auto(runner, color, scales, tile_overlap, emit, out_device, progress)
             else:
                 _run_tiled(runner, color, scales, tile or max(h, w, 2 * tile_overlap),
-                           tile_overlap, emit, out_device, progress, split)
+                           tile_overlap, emit, out_device, progress)
             if alpha.shape[1]:
                 # Alpha is not an image the network was trained on: interpolate it.
                 for (out, _), s in zip(outs, scales):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 from torch import Tensor
 
 from msrnet.ops.imresize import imresize
@@ -184,9 +185,10 @@ def blur(x: Tensor, kernels: Tensor) -> Tensor:
     k = kernels.shape[-1]
     pad = k // 2
     mode = "reflect" if pad < min(h, w) else "replicate"
-    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
-    weight = kernels.to(x).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, k, k)
-    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
+    # Every channel of every sample is a group of one depthwise convolution.
+    padded = F.pad(rearrange(x, "b c h w -> 1 (b c) h w"), (pad, pad, pad, pad), mode=mode)
+    weight = repeat(kernels.to(x), "b kh kw -> (b c) 1 kh kw", c=c)
+    return rearrange(F.conv2d(padded, weight, groups=b * c), "1 (b c) h w -> b c h w", b=b)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import overload
 
 import torch
 from torch import Tensor
@@ -23,7 +24,13 @@ def _inverse(y: Tensor, flip: bool, rot: int) -> Tensor:
     return y
 
 
-def self_ensemble(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+@overload
+def self_ensemble(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor: ...
+@overload
+def self_ensemble(fn: Callable[[Tensor], list[Tensor]], x: Tensor) -> list[Tensor]: ...
+@overload
+def self_ensemble(fn: Callable[[Tensor], Tensor | list[Tensor]], x: Tensor) -> Tensor | list[Tensor]: ...
+def self_ensemble(fn: Callable[[Tensor], Tensor | list[Tensor]], x: Tensor) -> Tensor | list[Tensor]:
     """Average ``fn`` over the 8 dihedral transforms of ``x``.
 
     Each of the 4 rotations, with and without a horizontal flip, is applied to the
@@ -33,16 +40,24 @@ def self_ensemble(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     Args:
         fn: an image-to-image function, e.g. a super-resolution model, mapping
             ``(B, C, H, W)`` to ``(B, C', H', W')`` with ``H' / H == W' / W``
-            (rotations swap ``H`` and ``W``, so the scale must be isotropic).
+            (rotations swap ``H`` and ``W``, so the scale must be isotropic); or to a
+            list of such outputs, e.g. every level of a pyramid network, each of which
+            is averaged on its own.
         x: input of shape ``(B, C, H, W)`` (any leading dims).
 
     Returns:
-        The averaged output, shape ``(B, C', H', W')``.
+        The averaged output, shape ``(B, C', H', W')``, or a list of them, one per
+        output of ``fn``, when ``fn`` returns a list.
     """
-    total: Tensor | None = None
+    total: list[Tensor] | None = None
+    single = True
     for flip in (False, True):
         for rot in range(4):
-            y = _inverse(fn(_transform(x, flip, rot)), flip, rot)
-            total = y if total is None else total + y
+            out = fn(_transform(x, flip, rot))
+            single = isinstance(out, Tensor)
+            ys = [_inverse(y, flip, rot) for y in ([out] if isinstance(out, Tensor) else out)]
+            del out  # inverted into copies: not kept alive through the next call
+            total = ys if total is None else [a + b for a, b in zip(total, ys, strict=True)]
     assert total is not None
-    return total / 8
+    means = [t / 8 for t in total]
+    return means[0] if single else means
