@@ -311,19 +311,30 @@ def test_resolve_dtype() -> None:
         resolve_dtype("int8", torch.device("cpu"))
 
 
-class NanUnderAutocast(Nearest):
-    """Returns NaN when autocast is on, as an fp16 overflow would."""
+class NanInReducedPrecision(Nearest):
+    """Returns NaN when it runs in a reduced dtype, as an fp16 overflow would."""
 
     def forward(self, x: Tensor) -> Tensor:
         y = super().forward(x)
-        return y * float("nan") if torch.is_autocast_enabled("cpu") else y
+        return y * float("nan") if x.dtype != torch.float32 else y
 
 
 def test_reduced_precision_falls_back_to_fp32_on_nan() -> None:
     x = torch.rand(1, 3, 8, 8)
     with pytest.warns(RuntimeWarning, match="falling back to float32"):
-        out = upscale(NanUnderAutocast(2), x, dtype="bf16")
+        out = upscale(NanInReducedPrecision(2), x, dtype="bf16")
     torch.testing.assert_close(out, F.interpolate(x, scale_factor=2))
+
+
+def test_reduced_precision_casts_the_weights_once_and_leaves_the_model_float32() -> None:
+    model = small_net(2)
+    calls: list[torch.dtype] = []
+    model.register_forward_pre_hook(lambda _, args: calls.append(args[0].dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upscale(model, torch.rand(1, 3, 16, 16), dtype="bf16", tile=8, tile_overlap=4)
+    assert len(calls) > 1 and set(calls) == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_bf16_on_cpu_is_close_to_fp32() -> None:

@@ -18,7 +18,6 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -88,7 +87,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 class _Runner:
-    """Calls the model on one LR tile: autocast, channels_last, self-ensemble, fp32 fallback.
+    """Calls the model on one LR tile: reduced dtype, channels_last, self-ensemble, fp32 fallback.
 
     Shapes: (B, 3, h, w) float32 on any device -> [(B, 3, s*h, s*w) float32 on ``device``], one
     tensor per output level: ``model(x)`` alone, or with ``levels`` every level of
@@ -106,13 +105,31 @@ class _Runner:
         self.levels = levels
         # The module called on each tile, whose forward gives every output level.
         self.net: nn.Module = _Pyramid(model) if levels else model
+        self._reduced: tuple[torch.dtype, dict[str, Tensor]] | None = None
+
+    def _reduced_weights(self, dtype: torch.dtype) -> dict[str, Tensor]:
+        """The network's floating-point parameters and buffers in ``dtype``, cast once.
+
+        Autocast would cast every weight and bias again on every call: for msr_x4 that is 173
+        of the 371 ops of a frame (`benchmarks/inference_profile.py`), and on a GPU each is a
+        kernel launch. Casting once keeps the model itself in float32 for the fallback.
+        """
+        if self._reduced is None or self._reduced[0] != dtype:
+            tensors = {**dict(self.net.named_parameters()), **dict(self.net.named_buffers())}
+            cast = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+            self._reduced = (dtype, cast)
+        return self._reduced[1]
 
     def _forward(self, x: Tensor, dtype: torch.dtype) -> list[Tensor]:
-        autocast = (
-            torch.autocast(self.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-        )
-        with autocast:
-            out = _self_ensemble(self.net, x) if self.ensemble else self.net(x)
+        if dtype == torch.float32:
+            net: Callable[[Tensor], Any] = self.net
+        else:
+            weights = self._reduced_weights(dtype)
+
+            def net(t: Tensor) -> Any:
+                return torch.func.functional_call(self.net, weights, (t.to(dtype),))
+
+        out = _self_ensemble(net, x) if self.ensemble else net(x)
         return [y.float() for y in _outputs(out)]
 
     def __call__(self, x: Tensor) -> list[Tensor]:
@@ -262,7 +279,7 @@ def _run_tiled(
 class _Pyramid(nn.Module):
     """A pyramid network whose forward is its ``forward_pyramid``.
 
-    So `_Runner` (autocast, self-ensemble, fp32 fallback) and the memory probe, which runs
+    So `_Runner` (reduced dtype, self-ensemble, fp32 fallback) and the memory probe, which runs
     the forward of a module with meta copies of its parameters, call it like any model.
 
     Shapes: (B, C, h, w) -> [(B, C', s*h, s*w) for s in ``model.level_scales``], coarse first.
@@ -293,7 +310,7 @@ class _LiveBytes(TorchDispatchMode):
     """Tracks the bytes of tensors created inside the mode that are still alive, and their peak.
 
     Counting tensors rather than asking the allocator works on every device, and measures the
-    model (with autocast, self-ensemble and channels_last) exactly as `upscale` will run it.
+    model (in its dtype, with self-ensemble and channels_last) exactly as `upscale` will run it.
     """
 
     def __init__(self) -> None:
@@ -338,8 +355,7 @@ def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[
     costs a few milliseconds of Python, where two real CPU forwards cost seconds (most of the
     first `upscale` call's extra time, benchmarks/first_call.py). The model is called with meta
     copies of its parameters and buffers (`torch.func.functional_call`), not moved. Only fp32
-    on the CPU: autocast does not apply to meta tensors, so a bf16/fp16 run would be counted at
-    fp32 sizes; CUDA probes are fast anyway. A model with an op that has no meta kernel, or that
+    on the CPU, the sizes it counts; CUDA probes are fast anyway. A model with an op that has no meta kernel, or that
     reads a value (``.item()``), gets None and the real probe.
     """
     if runner.device.type != "cpu" or runner.dtype != torch.float32:
@@ -706,8 +722,9 @@ def upscale(
             global pooling and its receptive radius is <= ``tile_overlap / 4``.
         self_ensemble: average the 8 flips/rotations (8x the compute).
         device: where the model runs (default: where its parameters are).
-        dtype: compute dtype under autocast: ``'fp32'``, ``'bf16'``, ``'fp16'`` or a torch
-            dtype; default bf16 on CUDA (fp16 where bf16 is unsupported) and fp32 elsewhere.
+        dtype: compute dtype: ``'fp32'``, ``'bf16'``, ``'fp16'`` or a torch dtype; default bf16
+            on CUDA (fp16 where bf16 is unsupported) and fp32 elsewhere. A reduced dtype runs
+            the network with its weights cast once (the model itself is left in float32).
             A tile whose reduced-precision output is not finite is redone in fp32 (with a
             warning); NaN/inf in float32 raise `FloatingPointError`.
         progress: show a progress bar over tiles (stderr).
