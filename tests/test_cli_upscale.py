@@ -141,7 +141,7 @@ def test_bad_arguments_exit_2(
 
 def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(msrnet.models._registry, "PRETRAINED_SHA256", {})
+    monkeypatch.setattr(msrnet.models._pretrained, "PRETRAINED_SHA256", {})
     assert main(["upscale", str(images), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "no pretrained weights ship" in err

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import msrnet
-from msrnet.models._registry import PRETRAINED_SHA256
+from msrnet.models._pretrained import PRETRAINED_SHA256, pretrained_file
 from msrnet.models.msr import CONFIG_BUFFER
 
 spandrel = pytest.importorskip("spandrel")
@@ -88,8 +88,6 @@ def test_files_without_the_config_buffer_use_the_defaults(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED_SHA256))
 def test_shipped_weights_load_through_spandrel(name: str) -> None:
-    from msrnet.models._registry import pretrained_file
-
     model = msrnet.create_model(name, pretrained=True)
     scale = model.scale
     descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(name))

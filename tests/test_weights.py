@@ -113,7 +113,7 @@ def test_borrowed_models_come_back_as_they_were() -> None:
 
 
 def test_shipped_weights_carry_the_schema() -> None:
-    from msrnet.models._registry import pretrained_file
+    from msrnet.models._pretrained import pretrained_file
 
     path = pretrained_file("msr_x2.t291")
     assert path is not None

@@ -781,8 +781,8 @@ def _run_weights(args: argparse.Namespace) -> int:
             print(f"{name:<20} x{scale:<3} {path.stat().st_size / 1e6:6.1f} MB  {path}")
         return 0
 
-    # Imported only here: the registry (timm, torch) holds the sha256 each file must have.
-    from msrnet.models._registry import PRETRAINED_SHA256
+    # Imported only here (msrnet.models loads torch and timm): the sha256 each file must have.
+    from msrnet.models._pretrained import PRETRAINED_SHA256
 
     dest = Path(args.copy_to)
     if dest.exists() and not dest.is_dir():

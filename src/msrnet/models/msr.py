@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from ._registry import WEIGHTS_DIR, load_pretrained_weights, pretrained_file
+from ._pretrained import WEIGHTS_DIR, pretrained_file, read_pretrained
 
 __all__ = [
     "FeatureExtractor",
@@ -649,8 +649,8 @@ def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: An
         cfg = model.pretrained_cfg
         if not _user_weights(cfg):
             # msrnet's own files: the sha256 is checked before loading (a tag without a file
-            # gets msrnet's error).
-            load_pretrained_weights(model, cfg)
+            # gets msrnet's error). load_state_dict casts the fp16 file to the model's dtype.
+            model.load_state_dict(read_pretrained(f"{cfg['architecture']}.{cfg['tag']}"))
         else:
             # A user's weights: a `local-dir:` / `hf-hub:` folder written by `save_pretrained` or
             # timm's `save_for_hf`, or `pretrained_cfg_overlay=dict(file=...)`. timm reads them
