@@ -18,10 +18,10 @@ from msrnet.models.weights import (
     WeightsError,
     load_matching_weights,
     load_weights,
-    preserved,
     read_metadata,
     save_weights,
 )
+from msrnet.models import preserved
 
 TINY = {"stem_widths": [8, 8], "level_chans": [8], "num_blocks": 2}
 

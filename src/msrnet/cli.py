@@ -13,10 +13,13 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
 from msrnet._utils import file_identities, float_list, missing_extra
+
+if TYPE_CHECKING:  # msrnet.models imports torch, which `msrnet --help` does without
+    from msrnet.models import MultiScaleSRNet
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -52,21 +55,24 @@ def _models_help() -> str:
     return ", ".join(parts)
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    """--model, --pretrained/--no-pretrained and --weights (shared by upscale and export)."""
+def _add_model_args(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL, also: str = "") -> None:
+    """--model, --pretrained/--no-pretrained and --weights: the same flags in every command that
+    runs a model (`msrnet.models.build_model` takes the same three)."""
     p.add_argument(
         "--model",
         default=None,
         metavar="NAME",
-        help=f"a registered model, NAME or NAME.TAG: {_models_help()}; default: {DEFAULT_MODEL}, or the architecture "
-        "recorded in --weights. `msrnet weights` shows the files.",
+        help=f"a registered model, NAME or NAME.TAG: {_models_help()}{also}; default: "
+        f"{f'{default}, or ' if default else ''}the architecture recorded in --weights. "
+        "`msrnet weights` shows the files.",
     )
     _add_pretrained_arg(p)
     p.add_argument(
         "--weights",
         metavar="FILE",
         default=None,
-        help="a .safetensors/.pth state dict (e.g. best.safetensors from `msrnet train`); overrides --pretrained",
+        help="a .safetensors/.pth state dict (e.g. best.safetensors from `msrnet train`), in the "
+        "architecture --model names if the file records none; overrides --pretrained",
     )
 
 
@@ -78,29 +84,39 @@ def _random_weights_note(command: str, name: str) -> None:
     )
 
 
-def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | None
-    """The model that --model/--pretrained/--weights name, or None after saying why there is none."""
-    from msrnet.models import create_model
-    from msrnet.models.weights import load_weights
+def _cli_model(args: argparse.Namespace, command: str, default: str | None = DEFAULT_MODEL) -> MultiScaleSRNet | None:
+    """`msrnet.models.build_model` of --model/--weights/--pretrained (``default`` without
+    either), or None after saying on stderr, in one line, why there is none."""
+    import pickle
 
-    name = args.model or DEFAULT_MODEL
+    from safetensors import SafetensorError
+
+    from msrnet.models import build_model
+
+    name = args.model or (None if args.weights else default)
     try:
-        if args.weights:
-            return load_weights(args.weights, args.model, scale=4)
-        model = create_model(name, pretrained=args.pretrained)
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"msrnet {command}: error: {e}", file=sys.stderr)
+        model = build_model(name, args.weights, pretrained=args.pretrained)
+    except (
+        OSError, ValueError, RuntimeError, TypeError, LookupError, EOFError, AttributeError,
+        pickle.UnpicklingError, SafetensorError,
+    ) as e:
+        # What a user's name or file can make fail (a pickle that is no state dict raises
+        # anything); the first line, naming the file when the message does not.
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if args.weights and str(args.weights) not in message:
+            message = f"{args.weights}: {message}"
+        print(f"msrnet {command}: error: {message}", file=sys.stderr)
         # The --weights / --no-pretrained hint helps when weights are missing, not when the
         # name is wrong (the error lists the valid names then).
-        if not args.weights and args.pretrained and name.split(".", 1)[0] in MODEL_NAMES:
+        if not args.weights and args.pretrained and name and name.split(".", 1)[0] in MODEL_NAMES:
             print(
                 f"msrnet {command}: pass --weights FILE (a state dict, e.g. best.safetensors from "
                 "`msrnet train`), or --no-pretrained to run with random weights",
                 file=sys.stderr,
             )
         return None
-    if not args.pretrained:
-        _random_weights_note(command, name)
+    if not args.pretrained and not args.weights:
+        _random_weights_note(command, str(name))
     return model
 
 
@@ -210,7 +226,6 @@ def _run_upscale(args: argparse.Namespace) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
     import glob
-    import pickle
     import time
     import warnings
     from importlib.resources import files
@@ -218,7 +233,6 @@ def _upscale(args: argparse.Namespace) -> int:
 
     import torch
     from PIL import Image, ImageSequence
-    from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
     from msrnet.data.io import ANIMATED_EXTENSIONS, IMAGE_EXTENSIONS, list_images, save_image
@@ -255,12 +269,7 @@ def _upscale(args: argparse.Namespace) -> int:
         sources += found
     sources = list(dict.fromkeys(sources))
 
-    try:
-        model = _load_cli_model(args, "upscale")
-    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
-        # What a weights file that is not a state dict raises (a text file, a pickled list).
-        message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return error(f"cannot load --weights {args.weights}: {message}")
+    model = _cli_model(args, "upscale")
     if model is None:
         return 2
     model.to(device)  # once: upscale hands the model back where it found it
@@ -431,18 +440,7 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "MATLAB-exact bicubic down-scaling, output rounded to uint8, PSNR/SSIM on Y (BT.601) with "
         "`scale` pixels shaved. One row per (dataset, scale).",
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        help=f"a registered model ({', '.join(MODEL_NAMES)}; NAME.TAG for a tag), 'bicubic', or a "
-        ".safetensors/.pth weights file",
-    )
-    _add_pretrained_arg(p)
-    p.add_argument(
-        "--model-arch",
-        default=None,
-        help="architecture of a weights file (default: its safetensors metadata, else msr_x<scale>)",
-    )
+    _add_model_args(p, default=None, also="; or 'bicubic', the baseline (needs --scale)")
     p.add_argument(
         "--dataset",
         action="append",
@@ -483,14 +481,11 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     import torch
     from safetensors import SafetensorError
 
-    from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
+    from msrnet.evaluate import evaluate
 
-    def error(e: BaseException, hint: str = "") -> int:
-        # One line: the first of the message, naming the weights file when it does not.
+    def error(e: BaseException | str) -> int:
         message = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if is_file and args.model not in message and not isinstance(e, FileNotFoundError):
-            message = f"{args.model}: {message}"
-        print(f"msrnet benchmark: error: {message}{hint}", file=sys.stderr)
+        print(f"msrnet benchmark: error: {message}", file=sys.stderr)
         return 1
 
     # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
@@ -499,23 +494,25 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         ArithmeticError, MemoryError, pickle.UnpicklingError, SafetensorError,
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    is_file = Path(args.model).suffix in WEIGHT_SUFFIXES or Path(args.model).is_file()
     rows = []
-    try:
-        # The model is resolved once, for every dataset and scale.
-        if args.model == "bicubic":
-            model: Any = "bicubic"
-            name, scales = "bicubic", args.scale
-            if not scales:
-                raise ValueError("the bicubic baseline needs --scale")
-        else:
-            model, name, model_scale = load_model(args.model, None, args.pretrained, args.model_arch)
-            scales = args.scale or [model_scale]
-            if not args.pretrained and not is_file:
-                _random_weights_note("benchmark", name)
-                name += " (random)"
-    except user_errors as e:
-        return error(e, " (pass --scale)" if "scale" in str(e) else "")
+    # The model is resolved once, for every dataset and scale.
+    if args.model == "bicubic":
+        if args.weights:
+            return error("the bicubic baseline takes no --weights")
+        if not args.scale:
+            return error("the bicubic baseline needs --scale")
+        model: Any = "bicubic"
+        name, scales = "bicubic", args.scale
+    else:
+        if not args.model and not args.weights:
+            return error("name a model: --model NAME, --model bicubic or --weights FILE")
+        model = _cli_model(args, "benchmark", default=None)
+        if model is None:
+            return 1
+        name = Path(args.weights).name if args.weights else args.model
+        scales = args.scale or [model.scale]
+        if not args.pretrained and not args.weights:
+            name += " (random)"
     conditions = args.degradation or ["clean"]
     for dataset in args.dataset:
         for scale in scales:
@@ -722,7 +719,7 @@ def _run_export(args: argparse.Namespace) -> int:
         return refuse(f"-o {e}")
     except ValueError as e:
         return refuse(str(e))
-    model = _load_cli_model(args, "export")
+    model = _cli_model(args, "export")
     if model is None:
         return 2
     try:
