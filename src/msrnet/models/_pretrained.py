@@ -22,9 +22,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 # '<arch>.<tag>' -> sha256 of the shipped safetensors file. An entry is added with each file.
 PRETRAINED_SHA256: dict[str, str] = {
-    "msr_x2.t291": "c9c01706dc02b32e075ace0ba9d026874831533f5fb27898bc0029d5fed29bdb",
-    "msr_x4.t291": "fa4bea8d3e16fa10b58ed58e0756bb167b3aea68262ac676e810fc20c5f4d22f",
-    "msr_x8.t291": "e17baeaba8a911300d6e008268cf240fb98f6a73c453a7783c41106dc917f252",
+    "msr_x2.t291": "c7fdcb2d67038bf25db790c3df82a4bb48cd2256f55c265c37bb8219c668aa0a",
+    "msr_x4.t291": "0e125ae048064065ce84c7510e2a4fa87c72a4d8de1d4a8ed1a7da02fa857acf",
+    "msr_x8.t291": "be5db13bf37ec72b828de99ef1b144e67d9ea3d5a08f86d7c9f07c382779cfb0",
     "msr_small_x2.t291": "b6920e7fa5359802591763e08d2ecb79737946b4bc5c7b3207cfa63b388b874a",
     "msr_small_x4.t291": "6633f94454c869b15deb82ecbe977e5663aad40164b0d71980af70fe6635cef5",
     "msr_small_x8.t291": "1e8ffa7ac47bd6c90ad53b6681e5e3d937e7644463d8b10f84423a71e0bd3923",

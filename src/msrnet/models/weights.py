@@ -210,9 +210,6 @@ def _check_fits(
     model: nn.Module, shapes: Mapping[str, tuple[int, ...]], arch: str, kwargs: Mapping[str, Any], path: Path
 ) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    # Files saved before msrnet models carried their config buffer lack it; the model's own
-    # config stands for it when they load (MultiScaleSRNet._load_from_state_dict).
-    expected = {k: v for k, v in expected.items() if k in shapes or k.rpartition(".")[2] != CONFIG_BUFFER}
     if expected == dict(shapes):
         return
     what = f"{arch}" + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
@@ -222,6 +219,11 @@ def _check_fits(
     if wrong:
         k = wrong[0]
         detail = f"{k} is {shapes[k]} in the file, {expected[k]} in the model"
+    elif CONFIG_BUFFER in missing:
+        detail = (
+            f"the file lacks the {CONFIG_BUFFER} buffer, the network settings every msrnet model "
+            "saves with its weights (level scales, activation, ...)"
+        )
     elif missing:
         detail = f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
     else:
@@ -298,6 +300,9 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     (stem, the blocks of the shared levels), as EDSR warm-starts x4 from x2, and the rest keeps
     its initialization.
 
+    The config buffer is the model's own settings, so it is neither copied from the file nor
+    counted among the tensors left as they were.
+
     Returns:
         How many tensors were loaded, and the names of the model's tensors left as they were.
 
@@ -308,12 +313,9 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     if path.suffix != ".safetensors":
         raise WeightsError(f"init weights must be a .safetensors file, got {path}")
     shapes, _ = _safetensors_header(_existing(path))
-    own = model.state_dict()
     # The config buffer describes the model's own structure, so it is never copied from another.
-    names = [
-        k for k, shape in shapes.items()
-        if k in own and tuple(own[k].shape) == shape and k.rpartition(".")[2] != CONFIG_BUFFER
-    ]
+    own = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[2] != CONFIG_BUFFER}
+    names = [k for k, shape in shapes.items() if k in own and tuple(own[k].shape) == shape]
     # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
     if not any(len(shapes[k]) > 1 for k in names):
         raise WeightsError(f"no weight of {path} fits {type(model).__name__}: wrong architecture?")
