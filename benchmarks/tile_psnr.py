@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from msrnet.models.weights import load_weights
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
-from msrnet.models import create_model
+from msrnet.models import build_model
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
-    model = load_weights(args.weights, arch=args.model) if args.weights else create_model(args.model)
+    model = build_model(args.model, args.weights)
     image_path = args.image or str(files("msrnet") / "assets" / "astronaut.png")
     with Image.open(image_path) as img:
         lr = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255

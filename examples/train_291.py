@@ -8,7 +8,7 @@ quarter of the learning rate (``--finetune-lr``). After each scale the EMA weigh
 with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
-``src/msrnet/models/_registry.py``.
+``src/msrnet/models/_pretrained.py``.
 
 Length: ``--max-steps`` per scale, or ``--time-budget S`` seconds of training split over the
 scales 30% / 35% / 35% (x2 / x4 / x8, renormalised over the scales chosen). x2 learns the trunk

@@ -16,7 +16,7 @@ own LR images are. Validation is Y-PSNR on the first ``--val-images`` DIV2K vali
         --batch-size 2 --patch-size 24 --train-images 8 --val-images 1
 
 Outputs (``--output-dir``, default ``runs/div2k_x<scale>``): ``best.safetensors`` (fp16 EMA
-weights, loadable with ``msrnet benchmark --model runs/div2k_x4/best.safetensors``),
+weights, loadable with ``msrnet benchmark --weights runs/div2k_x4/best.safetensors``),
 ``checkpoint.pt``, ``log.jsonl``, ``config.json``. See docs/training.md.
 """
 from __future__ import annotations

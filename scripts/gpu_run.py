@@ -19,7 +19,7 @@ e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 and msr_smal
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and
 ``<arch>.t291.safetensors`` for each model whose weights are new or beat the packaged ones on
 both Set5 and Set14 (at most 8 files: 6 weights, results, log). Copy those into ``src/msrnet/weights/`` and their sha256 into
-``PRETRAINED_SHA256`` (``src/msrnet/models/_registry.py``).
+``PRETRAINED_SHA256`` (``src/msrnet/models/_pretrained.py``).
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"

@@ -45,7 +45,7 @@ import msrnet
 from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.degradations import BENCHMARK_CONDITIONS
 from msrnet.data.io import read_image
-from msrnet.models.weights import load_weights
+from msrnet.models import build_model
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.ops import imresize
@@ -336,10 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out_dir / f"{figure}.png"
         if figure == "crops":
             model = None
-            if args.weights:
-                model = load_weights(args.weights, arch=args.model).eval()
-            elif args.pretrained:
-                model = msrnet.create_model(args.model, pretrained=True).eval()
+            if args.weights or args.pretrained:
+                model = build_model(args.model, args.weights, pretrained=args.pretrained)
             scale = int(model.scale if model is not None else msrnet.create_model(args.model).scale)
             make_crops(out, scale, [(args.label or args.model, model)] if model is not None else [])
         elif figure == "real":

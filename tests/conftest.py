@@ -33,17 +33,22 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def use_tiny_models(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """``use_tiny_models(**widths)``: registered names build narrow networks wherever the CLI
-    builds a model, so command-line tests stay fast; keywords a caller passes still win."""
+    """``use_tiny_models(**widths)``: registered names build narrow networks in every command
+    (they build models with `msrnet.models.build_model`), so command-line tests stay fast;
+    keywords a caller passes still win, and weights files load as they are."""
     import msrnet.models
 
-    create_model = msrnet.models.create_model
+    build_model = msrnet.models.build_model
 
     def use(**tiny: Any) -> None:
-        def create(name: str, pretrained: bool = False, **kwargs: Any) -> torch.nn.Module:
-            return create_model(name, pretrained=pretrained, **{**tiny, **kwargs})
+        def build(
+            model: str | None = None, weights: str | Path | None = None, *, pretrained: bool = False, **kwargs: Any
+        ) -> torch.nn.Module:
+            if weights is None:
+                kwargs = {**tiny, **kwargs}
+            return build_model(model, weights, pretrained=pretrained, **kwargs)
 
-        monkeypatch.setattr(msrnet.models, "create_model", create)
+        monkeypatch.setattr(msrnet.models, "build_model", build)
 
     return use
 

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 import msrnet.models
 from msrnet.cli import main
 from msrnet.inference import upscale
-from msrnet.models import create_model
+from msrnet.models import build_model
 
 TINY = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
 
@@ -72,7 +72,7 @@ def test_one_file_to_another_format_keeps_icc(tmp_path: Path) -> None:
 
 def test_weights_file_is_used(images: Path, tmp_path: Path) -> None:
     torch.manual_seed(3)
-    model = msrnet.models.create_model("msr_x2")
+    model = msrnet.models.create_model("msr_x2", **TINY)
     weights = tmp_path / "w.safetensors"
     # The architecture's arguments travel in the metadata, as `msrnet train` writes them.
     save_file(model.state_dict(), str(weights), metadata={"model_kwargs": json.dumps(TINY)})
@@ -141,7 +141,7 @@ def test_bad_arguments_exit_2(
 
 def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(msrnet.models._registry, "PRETRAINED_SHA256", {})
+    monkeypatch.setattr(msrnet.models._pretrained, "PRETRAINED_SHA256", {})
     assert main(["upscale", str(images), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "no pretrained weights ship" in err
@@ -152,7 +152,7 @@ def test_missing_pretrained_weights_say_what_to_do(images: Path, tmp_path: Path,
 def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(msrnet.models, "create_model", create_model)  # the real model and its weights
+    monkeypatch.setattr(msrnet.models, "build_model", build_model)  # the real model and its weights
     assert main(["upscale", "--demo"]) == 0
     captured = capsys.readouterr()
     # The default: the weights for photos (docs/real-photos.md).

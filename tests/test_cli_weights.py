@@ -8,7 +8,7 @@ import pytest
 import msrnet
 from msrnet._utils import sha256sum
 from msrnet.cli import main
-from msrnet.models._registry import PRETRAINED_SHA256, pretrained_file
+from msrnet.models._pretrained import PRETRAINED_SHA256, pretrained_file
 
 
 def test_lists_every_shipped_file_with_its_path(capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,9 +53,9 @@ def test_unknown_name_and_file_destination_are_errors(tmp_path: Path, capsys: py
 def test_a_corrupted_shipped_file_is_not_copied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from msrnet.models import _registry
+    from msrnet.models import _pretrained
 
-    monkeypatch.setitem(_registry.PRETRAINED_SHA256, "msr_small_x8.t291", "0" * 64)
+    monkeypatch.setitem(_pretrained.PRETRAINED_SHA256, "msr_small_x8.t291", "0" * 64)
     assert main(["weights", "msr_small_x8.t291", "--copy-to", str(tmp_path / "out")]) == 1
     assert "does not match its recorded sha256" in capsys.readouterr().err
     assert not list((tmp_path / "out").iterdir())

@@ -67,7 +67,7 @@ def run_node(*args: str, block: str = "") -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_every_shipped_file_loads_and_upscales_as_in_comfyui() -> None:
     pytest.importorskip("spandrel")
-    from msrnet.models._registry import PRETRAINED_SHA256, WEIGHTS_DIR, pretrained_file
+    from msrnet.models._pretrained import PRETRAINED_SHA256, WEIGHTS_DIR, pretrained_file
 
     files = [str(pretrained_file(name)) for name in PRETRAINED_SHA256]
     assert sorted(Path(f).name for f in files) == sorted(p.name for p in WEIGHTS_DIR.glob("*.safetensors"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -294,23 +295,44 @@ def test_non_finite_model_output_is_an_error(tiny_set: Path, capsys: pytest.Capt
 
 
 def test_cli_benchmark_random_weights_are_said(
-    tiny_set: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_set: Path, use_tiny_models: Callable[..., None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tiny = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
-    monkeypatch.setattr(
-        msrnet.evaluate, "create_model", lambda name, pretrained=False: msrnet.create_model(name, **tiny)
-    )
+    use_tiny_models(stem_widths=(8, 8), num_blocks=2, se_ratio=0)
     assert main(["benchmark", "--model", "msr_x2", "--no-pretrained", "--dataset", str(tiny_set)]) == 0
     captured = capsys.readouterr()
     assert "msr_x2 has random weights" in captured.err
     assert "msr_x2 (random)" in captured.out
 
 
+def test_cli_benchmark_takes_the_model_flags_of_upscale(
+    tiny_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = {"stem_widths": [8, 8], "num_blocks": 2, "level_chans": [8]}
+    model = msrnet.create_model("msr_x2", **tiny).eval()
+    expected = evaluate(model, tiny_set, progress=False)["psnr"]
+    # No arch metadata: --model names the architecture, else the config buffer's scale does.
+    weights = tmp_path / "w.safetensors"
+    save_file(model.state_dict(), str(weights), metadata={"model_kwargs": json.dumps(tiny)})
+    argv = ["benchmark", "--dataset", str(tiny_set), "--json", "--weights", str(weights)]
+    for extra in ([], ["--model", "msr_x2"]):
+        assert main([*argv, *extra]) == 0
+        row = json.loads(capsys.readouterr().out)[0]
+        assert row["model"] == "w.safetensors" and row["scale"] == 2
+        assert row["psnr"] == pytest.approx(expected, abs=1e-9)
+
+    assert main(["benchmark", "--dataset", str(tiny_set), "--model", str(weights)]) == 1
+    assert "pass it as weights (--weights FILE)" in capsys.readouterr().err
+    assert main(["benchmark", "--dataset", str(tiny_set)]) == 1
+    assert "name a model: --model NAME, --model bicubic or --weights FILE" in capsys.readouterr().err
+    assert main(["benchmark", "--dataset", str(tiny_set), "--model", "bicubic", "--weights", str(weights)]) == 1
+    assert "takes no --weights" in capsys.readouterr().err
+
+
 def test_cli_benchmark_bad_weights_file_is_one_line(tiny_set: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     weights = tmp_path / "w.pth"
     weights.write_text("not weights")
-    assert main(["benchmark", "--model", str(weights), "--dataset", str(tiny_set), "--scale", "2"]) == 1
+    assert main(["benchmark", "--weights", str(weights), "--dataset", str(tiny_set), "--scale", "2"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"msrnet benchmark: error: {weights}: ") and err.count("\n") == 1
 

@@ -91,7 +91,7 @@ def test_export_cli(tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # Weights ship for msr_x2: an emptied registry stands for a model without them.
-    monkeypatch.setattr(msrnet.models._registry, "PRETRAINED_SHA256", {})
+    monkeypatch.setattr(msrnet.models._pretrained, "PRETRAINED_SHA256", {})
     assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(tmp_path / "m.bin")]) == 2
     assert "cannot tell the export format" in capsys.readouterr().err
     assert main(["export", "--model", "msr_x2", "-o", str(tmp_path / "m.pt2")]) == 2

@@ -89,11 +89,14 @@ def test_pretrained_cfg_overlay_file_loads_a_users_weights(tmp_path) -> None:
     _same_outputs(model, restored, 4)
 
 
-def test_weights_without_the_config_buffer_still_load_strictly(tmp_path) -> None:
+def test_weights_without_the_config_buffer_fail_a_strict_load_naming_it(tmp_path) -> None:
     model = msrnet.create_model("msr_x8", **TINY).eval()
     state = {k: v for k, v in model.state_dict().items() if k != CONFIG_BUFFER}
     restored = msrnet.create_model("msr_x8", **TINY)
-    restored.load_state_dict(state)  # strict
+    with pytest.raises(RuntimeError, match=f"Missing key.*{CONFIG_BUFFER}"):
+        restored.load_state_dict(state)
+    # A non-strict load (a partial warm start) keeps the model's own settings.
+    restored.load_state_dict(state, strict=False)
     _same_outputs(model, restored, 8)
     assert decode_config(restored.state_dict()[CONFIG_BUFFER])["level_scales"] == [2, 4, 8]
 
@@ -117,18 +120,27 @@ def test_config_buffer_survives_half_precision(tmp_path) -> None:
 
 
 def test_weights_module_handles_the_config_buffer(tmp_path) -> None:
-    from msrnet.models.weights import load_matching_weights, load_weights
+    from msrnet.models.weights import WeightsError, load_matching_weights, load_weights
 
     model = msrnet.create_model("msr_x4", **TINY).eval()
-    old = tmp_path / "old.safetensors"  # saved before models carried the buffer
-    save_file({k: v for k, v in model.state_dict().items() if k != CONFIG_BUFFER}, str(old))
-    _same_outputs(model, load_weights(old, "msr_x4", model_kwargs=TINY), 4)
+    save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+    _same_outputs(model, load_weights(tmp_path / "w.safetensors", "msr_x4", model_kwargs=TINY), 4)
+    bare = tmp_path / "bare.safetensors"  # a state dict without the buffer
+    save_file({k: v for k, v in model.state_dict().items() if k != CONFIG_BUFFER}, str(bare))
+    with pytest.raises(WeightsError, match=f"bare.safetensors: does not fit msr_x4.*lacks the {CONFIG_BUFFER} buffer"):
+        load_weights(bare, "msr_x4", model_kwargs=TINY)
+    # Without arch metadata the buffer's scale names the architecture; without either, the
+    # caller must.
+    with pytest.raises(WeightsError, match=f"cannot tell the architecture.*no {CONFIG_BUFFER} buffer"):
+        load_weights(bare, model_kwargs=TINY)
+    _same_outputs(model, load_weights(tmp_path / "w.safetensors", model_kwargs=TINY), 4)
 
-    # Warm-starting copies tensors, never another network's settings.
+    # Warm-starting copies tensors, never another network's settings; the buffer is the model's
+    # own, so it is not among the tensors left at their initialization either.
     silu = msrnet.create_model("msr_x4", act_layer="silu", **TINY)
     save_file(silu.state_dict(), str(tmp_path / "silu.safetensors"))
     loaded, left = load_matching_weights(model, tmp_path / "silu.safetensors")
-    assert left == [CONFIG_BUFFER] and loaded == len(model.state_dict()) - 1
+    assert left == [] and loaded == len(model.state_dict()) - 1
     assert decode_config(getattr(model, CONFIG_BUFFER))["act_layer"] == "relu"
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import msrnet
 from msrnet import FeatureExtractor, MultiScaleSRNet, PyramidResidualBlock
-from msrnet.models import _registry, default_blocks_per_level, default_level_scales
+from msrnet.models import _pretrained, default_blocks_per_level, default_level_scales
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -231,7 +231,7 @@ def test_small_variants_are_the_same_structure_within_the_cost_budget(scale: int
 
 
 def test_pretrained_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_registry, "PRETRAINED_SHA256", {})
+    monkeypatch.setattr(_pretrained, "PRETRAINED_SHA256", {})
     with pytest.raises(RuntimeError, match="no pretrained weights ship for 'msr_x4.t291'"):
         msrnet.create_model("msr_x4", pretrained=True)
 
@@ -303,26 +303,27 @@ def _weights_file(tmp_path, model: torch.nn.Module):
 
 def test_packaged_weights_load_after_sha256_check(tmp_path, monkeypatch) -> None:
     from msrnet._utils import sha256sum
-    from msrnet.models import _registry
 
     kwargs = dict(SMALL, level_chans=(8,))
     source = msrnet.create_model("msr_x2", **kwargs)
     path = _weights_file(tmp_path, source)
-    monkeypatch.setitem(_registry.PRETRAINED_SHA256, "msr_x2.t291", sha256sum(path))
-    cfg = {"architecture": "msr_x2", "tag": "t291", "file": str(path)}
+    monkeypatch.setattr(_pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(_pretrained.PRETRAINED_SHA256, "msr_x2.t291", sha256sum(path))
 
     target = msrnet.create_model("msr_x2", **kwargs)
-    _registry.load_pretrained_weights(target, cfg)
+    target.load_state_dict(_pretrained.read_pretrained("msr_x2.t291"))
     for (name, expected), actual in zip(source.state_dict().items(), target.state_dict().values()):
         assert actual.dtype == torch.float32, name
         torch.testing.assert_close(actual, expected.half().float())
 
     path.write_bytes(path.read_bytes()[:-1] + b"\0")  # one byte changed
     with pytest.raises(RuntimeError, match="corrupted: sha256"):
-        _registry.load_pretrained_weights(target, cfg)
+        _pretrained.read_pretrained("msr_x2.t291")
     path.unlink()
     with pytest.raises(RuntimeError, match="missing"):
-        _registry.load_pretrained_weights(target, cfg)
+        _pretrained.read_pretrained("msr_x2.t291")
+    with pytest.raises(RuntimeError, match="no pretrained weights ship for 'msr_x3.t291'"):
+        _pretrained.read_pretrained("msr_x3.t291")
 
 
 def test_the_level_layout_is_readable_off_the_model() -> None:

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import msrnet
-from msrnet.models._registry import PRETRAINED_SHA256
+from msrnet.models._pretrained import PRETRAINED_SHA256, pretrained_file
 from msrnet.models.msr import CONFIG_BUFFER
 
 spandrel = pytest.importorskip("spandrel")
@@ -78,18 +78,19 @@ def test_pth_checkpoints_and_half_precision(tmp_path) -> None:
     assert msr_spandrel.model_kwargs_from_state_dict(descriptor.model.state_dict())["scale"] == 4
 
 
-def test_files_without_the_config_buffer_use_the_defaults(tmp_path) -> None:
+def test_files_without_the_config_buffer_are_refused_naming_it(tmp_path) -> None:
     model = msrnet.create_model("msr_x8", stem_widths=(8, 8), num_blocks=4).eval()
     state = {k: v for k, v in model.state_dict().items() if k != CONFIG_BUFFER}
     save_file(state, str(tmp_path / "old.safetensors"))
-    descriptor = spandrel.ModelLoader().load_from_file(tmp_path / "old.safetensors")
-    _check(descriptor, model, 8)
+    # Still detected as msrnet's (its keys are), so the error says what is missing.
+    with pytest.raises(ValueError, match=f"lacks the {CONFIG_BUFFER} buffer"):
+        spandrel.ModelLoader().load_from_file(tmp_path / "old.safetensors")
+    with pytest.raises(ValueError, match=f"lacks the {CONFIG_BUFFER} buffer"):
+        msr_spandrel.model_kwargs_from_state_dict(state)
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED_SHA256))
 def test_shipped_weights_load_through_spandrel(name: str) -> None:
-    from msrnet.models._registry import pretrained_file
-
     model = msrnet.create_model(name, pretrained=True)
     scale = model.scale
     descriptor = spandrel.ModelLoader().load_from_file(pretrained_file(name))

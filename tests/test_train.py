@@ -175,6 +175,15 @@ def test_truncated_or_tampered_checkpoint_is_refused(data: Path, tmp_path: Path)
     assert load_checkpoint(ckpt)["step"] == 2
 
 
+@pytest.mark.parametrize("fmt", [1, 3, None])
+def test_checkpoint_of_another_format_is_refused(tmp_path: Path, fmt: int | None) -> None:
+    from msrnet.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+
+    save_checkpoint({"format": fmt, "step": 1}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=f"checkpoint format {fmt}, expected {CHECKPOINT_FORMAT}"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
 def test_cli_train_smoke(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     common = [
@@ -245,7 +254,8 @@ def test_init_weights_warm_starts_a_larger_scale(tmp_path: Path) -> None:
     assert "levels.0.compress.0.weight" in left
     assert all(not n.startswith(("stem.", "levels.0.blocks.")) for n in left)
     assert any(n.startswith("levels.1.") for n in left)
-    assert loaded == len(x4.state_dict()) - len(left)
+    # The config buffer is the model's own settings: neither loaded nor left.
+    assert loaded + len(left) == len(x4.state_dict()) - 1 and "msrnet_config" not in left
 
     narrow = create_model("msr_x4", stem_widths=[4, 4], level_chans=[4, 4], num_blocks=2)
     with pytest.raises(ValueError, match="no weight"):
@@ -488,11 +498,12 @@ def test_torn_log_line_and_stale_temp_files_do_not_block_resume(data: Path, tmp_
     with open(out / "log.jsonl", "a") as f:
         f.write('{"event": "train", "step": 5, "lo')  # killed mid-line
     (out / ".checkpoint.pt.99999.tmp").write_bytes(b"x" * 1000)  # killed mid-checkpoint
-    (out / "checkpoint.pt.tmp").write_bytes(b"x" * 1000)
+    (out / "checkpoint.pt.tmp").write_bytes(b"x" * 1000)  # not a name msrnet writes: left alone
     with pytest.warns(UserWarning, match="unreadable log line"):
         train(_config(data, out, max_steps=6, schedule_steps=8, ckpt_every=2, log_every=1, resume=str(out)))
     assert [r["step"] for r in _log(out) if r["event"] == "train"] == [1, 2, 3, 4, 5, 6]
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp"))
+    assert (out / "checkpoint.pt.tmp").read_bytes() == b"x" * 1000
 
 
 def test_failed_checkpoint_write_leaves_the_previous_one_and_no_temp_file(

@@ -352,7 +352,7 @@ def test_fuzz_load_weights(tmp_path: Path) -> None:
             Path("junk.pth").write_bytes(raw)
             for path in ("w.safetensors", "junk.safetensors", "junk.pth"):
                 try:
-                    load_weights(path, scale=2)
+                    load_weights(path)
                 except WeightsError:
                     pass
 

@@ -83,7 +83,7 @@ def test_cli_upscales_every_frame_and_copies_audio(tmp_path: Path, capsys: pytes
 
 def test_frames_are_the_models_output(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "clip.mp4", frames=3)
-    model = msrnet.models.create_model("msr_x2").eval()
+    model = msrnet.models.create_model("msr_x2", **TINY).eval()
     upscale_video(model, src, tmp_path / "out.mkv", codec="ffv1", tile=None, progress=False)  # lossless
     with av.open(str(src)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
@@ -168,7 +168,7 @@ def test_frames_over_the_pixel_limit_are_not_decoded(tmp_path: Path) -> None:
     try:
         Image.MAX_IMAGE_PIXELS = 64 * 48 // 2 - 1
         with pytest.raises(VideoError, match="MAX_IMAGE_PIXELS"):
-            upscale_video(msrnet.models.create_model("msr_x2"), src, tmp_path / "out.mp4", progress=False)
+            upscale_video(msrnet.models.create_model("msr_x2", **TINY), src, tmp_path / "out.mp4", progress=False)
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 

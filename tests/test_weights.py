@@ -18,10 +18,10 @@ from msrnet.models.weights import (
     WeightsError,
     load_matching_weights,
     load_weights,
-    preserved,
     read_metadata,
     save_weights,
 )
+from msrnet.models import preserved
 
 TINY = {"stem_widths": [8, 8], "level_chans": [8], "num_blocks": 2}
 
@@ -113,7 +113,7 @@ def test_borrowed_models_come_back_as_they_were() -> None:
 
 
 def test_shipped_weights_carry_the_schema() -> None:
-    from msrnet.models._registry import pretrained_file
+    from msrnet.models._pretrained import pretrained_file
 
     path = pretrained_file("msr_x2.t291")
     assert path is not None
@@ -121,3 +121,18 @@ def test_shipped_weights_carry_the_schema() -> None:
         raw = f.metadata()
     meta = read_metadata(path)
     assert meta.arch == raw["arch"] == "msr_x2" and meta.scale == 2 and json.loads(raw["model_kwargs"]) == {}
+
+
+def test_every_shipped_file_carries_the_config_buffer_and_its_metadata() -> None:
+    from msrnet.models._pretrained import PRETRAINED_SHA256, pretrained_file
+    from msrnet.models.msr import CONFIG_BUFFER, decode_config
+
+    for name in PRETRAINED_SHA256:
+        path = pretrained_file(name)
+        assert path is not None
+        with safe_open(str(path), framework="pt") as f:
+            assert CONFIG_BUFFER in f.keys(), name
+            config = decode_config(f.get_tensor(CONFIG_BUFFER))
+        meta = read_metadata(path)
+        assert meta.arch == name.split(".")[0] and config["level_scales"][-1] == meta.scale, name
+        assert {"step", "psnr"} <= set(meta.extra), name

@@ -36,9 +36,13 @@ class _CommandError(Exception):
     arguments the command refuses (as argparse's own errors), 1 for work that failed.
     """
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, hint: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.hint = hint  # a second line: what to do about it
+
+if TYPE_CHECKING:  # msrnet.models imports torch, which `msrnet --help` does without
+    from msrnet.models import MultiScaleSRNet
 
 
 # --- upscale ---------------------------------------------------------------------------------
@@ -74,21 +78,24 @@ def _models_help() -> str:
     return ", ".join(parts)
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    """--model, --pretrained/--no-pretrained and --weights (shared by upscale and export)."""
+def _add_model_args(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL, also: str = "") -> None:
+    """--model, --pretrained/--no-pretrained and --weights: the same flags in every command that
+    runs a model (`msrnet.models.build_model` takes the same three)."""
     p.add_argument(
         "--model",
         default=None,
         metavar="NAME",
-        help=f"a registered model, NAME or NAME.TAG: {_models_help()}; default: {DEFAULT_MODEL}, or the architecture "
-        "recorded in --weights. `msrnet weights` shows the files.",
+        help=f"a registered model, NAME or NAME.TAG: {_models_help()}{also}; default: "
+        f"{f'{default}, or ' if default else ''}the architecture recorded in --weights. "
+        "`msrnet weights` shows the files.",
     )
     _add_pretrained_arg(p)
     p.add_argument(
         "--weights",
         metavar="FILE",
         default=None,
-        help="a .safetensors/.pth state dict (e.g. best.safetensors from `msrnet train`); overrides --pretrained",
+        help="a .safetensors/.pth state dict (e.g. best.safetensors from `msrnet train`), in the "
+        "architecture --model names if the file records none; overrides --pretrained",
     )
 
 
@@ -100,29 +107,44 @@ def _random_weights_note(command: str, name: str) -> None:
     )
 
 
-def _load_cli_model(args: argparse.Namespace, command: str):  # -> nn.Module | None
-    """The model that --model/--pretrained/--weights name, or None after saying why there is none."""
-    from msrnet.models import create_model
-    from msrnet.models.weights import load_weights
+def _cli_model(
+    args: argparse.Namespace, command: str, default: str | None = DEFAULT_MODEL, code: int = 2
+) -> MultiScaleSRNet:
+    """`msrnet.models.build_model` of --model/--weights/--pretrained (``default`` without either).
 
-    name = args.model or DEFAULT_MODEL
+    Raises:
+        _CommandError: exit status ``code``, the reason in one line (naming the file), and a
+            hint where the shipped weights of a known model are missing.
+    """
+    import pickle
+
+    from safetensors import SafetensorError
+
+    from msrnet.models import build_model
+
+    name = args.model or (None if args.weights else default)
     try:
-        if args.weights:
-            return load_weights(args.weights, args.model, scale=4)
-        model = create_model(name, pretrained=args.pretrained)
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"msrnet {command}: error: {e}", file=sys.stderr)
+        model = build_model(name, args.weights, pretrained=args.pretrained)
+    except (
+        OSError, ValueError, RuntimeError, TypeError, LookupError, EOFError, AttributeError,
+        pickle.UnpicklingError, SafetensorError,
+    ) as e:
+        # What a user's name or file can make fail (a pickle that is no state dict raises
+        # anything); the first line, naming the file when the message does not.
+        message = first_line(e)
+        if args.weights and str(args.weights) not in message:
+            message = f"{args.weights}: {message}"
         # The --weights / --no-pretrained hint helps when weights are missing, not when the
         # name is wrong (the error lists the valid names then).
-        if not args.weights and args.pretrained and name.split(".", 1)[0] in MODEL_NAMES:
-            print(
-                f"msrnet {command}: pass --weights FILE (a state dict, e.g. best.safetensors from "
-                "`msrnet train`), or --no-pretrained to run with random weights",
-                file=sys.stderr,
+        hint = None
+        if not args.weights and args.pretrained and name and name.split(".", 1)[0] in MODEL_NAMES:
+            hint = (
+                "pass --weights FILE (a state dict, e.g. best.safetensors from `msrnet train`), or "
+                "--no-pretrained to run with random weights"
             )
-        return None
-    if not args.pretrained:
-        _random_weights_note(command, name)
+        raise _CommandError(message, code, hint) from None
+    if not args.pretrained and not args.weights:
+        _random_weights_note(command, str(name))
     return model
 
 
@@ -234,11 +256,9 @@ def _upscale(args: argparse.Namespace) -> int:
     Arguments the command refuses raise `_CommandError` before any image is read; an image that
     fails is skipped, listed at the end, and makes the exit status 1.
     """
-    import pickle
     import time
 
     from PIL import Image
-    from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
     from msrnet.inference import resolve_dtype
@@ -251,13 +271,7 @@ def _upscale(args: argparse.Namespace) -> int:
     device = _upscale_device(args.device)
     sources, failures = _find_images(args)
 
-    try:
-        model = _load_cli_model(args, "upscale")
-    except (pickle.UnpicklingError, SafetensorError, LookupError, EOFError, TypeError, AttributeError) as e:
-        # What a weights file that is not a state dict raises (a text file, a pickled list).
-        raise _CommandError(f"cannot load --weights {args.weights}: {first_line(e)}", 2)
-    if model is None:
-        return 2
+    model = _cli_model(args, "upscale")
     model.to(device)  # once: upscale hands the model back where it found it
     scale: int = model.scale
     level_scales = list(getattr(model, "level_scales", [scale]))
@@ -596,18 +610,7 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "MATLAB-exact bicubic down-scaling, output rounded to uint8, PSNR/SSIM on Y (BT.601) with "
         "`scale` pixels shaved. One row per (dataset, scale).",
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        help=f"a registered model ({', '.join(MODEL_NAMES)}; NAME.TAG for a tag), 'bicubic', or a "
-        ".safetensors/.pth weights file",
-    )
-    _add_pretrained_arg(p)
-    p.add_argument(
-        "--model-arch",
-        default=None,
-        help="architecture of a weights file (default: its safetensors metadata, else msr_x<scale>)",
-    )
+    _add_model_args(p, default=None, also="; or 'bicubic', the baseline (needs --scale)")
     p.add_argument(
         "--dataset",
         action="append",
@@ -641,21 +644,13 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_benchmark)
 
 
-def _naming_the_file(e: BaseException, model: str, is_file: bool) -> str:
-    """The first line of ``e``, led by the weights file ``model`` when it is one the line does not name."""
-    message = first_line(e)
-    if is_file and model not in message and not isinstance(e, FileNotFoundError):
-        message = f"{model}: {message}"
-    return message
-
-
 def _run_benchmark(args: argparse.Namespace) -> int:
     import pickle
 
     import torch
     from safetensors import SafetensorError
 
-    from msrnet.evaluate import WEIGHT_SUFFIXES, evaluate, load_model
+    from msrnet.evaluate import evaluate
 
     # What a user's files or arguments can make fail; anything else is a bug and keeps its traceback.
     user_errors = (
@@ -663,24 +658,23 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         ArithmeticError, MemoryError, pickle.UnpicklingError, SafetensorError,
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    is_file = Path(args.model).suffix in WEIGHT_SUFFIXES or Path(args.model).is_file()
     rows = []
-    try:
-        # The model is resolved once, for every dataset and scale.
-        if args.model == "bicubic":
-            model: Any = "bicubic"
-            name, scales = "bicubic", args.scale
-            if not scales:
-                raise ValueError("the bicubic baseline needs --scale")
-        else:
-            model, name, model_scale = load_model(args.model, None, args.pretrained, args.model_arch)
-            scales = args.scale or [model_scale]
-            if not args.pretrained and not is_file:
-                _random_weights_note("benchmark", name)
-                name += " (random)"
-    except user_errors as e:
-        hint = " (pass --scale)" if "scale" in str(e) else ""
-        raise _CommandError(_naming_the_file(e, args.model, is_file) + hint, 1)
+    # The model is resolved once, for every dataset and scale.
+    if args.model == "bicubic":
+        if args.weights:
+            raise _CommandError("the bicubic baseline takes no --weights", 1)
+        if not args.scale:
+            raise _CommandError("the bicubic baseline needs --scale", 1)
+        model: Any = "bicubic"
+        name, scales = "bicubic", args.scale
+    else:
+        if not args.model and not args.weights:
+            raise _CommandError("name a model: --model NAME, --model bicubic or --weights FILE", 1)
+        model = _cli_model(args, "benchmark", default=None, code=1)
+        name = Path(args.weights).name if args.weights else args.model
+        scales = args.scale or [model.scale]
+        if not args.pretrained and not args.weights:
+            name += " (random)"
     conditions = args.degradation or ["clean"]
     for dataset in args.dataset:
         for scale in scales:
@@ -697,7 +691,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                         save_dir=save_dir, degradation=degradation, seed=args.seed,
                     )
                 except user_errors as e:
-                    raise _CommandError(_naming_the_file(e, args.model, is_file), 1)
+                    raise _CommandError(first_line(e), 1) from None
                 rows.append({**row, "model": name})
                 for skip in row["skipped"]:
                     print(f"msrnet benchmark: skipped {row['dataset']}/{skip['name']}: {skip['reason']}", file=sys.stderr)
@@ -878,9 +872,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise _CommandError(f"-o {e}", 2)
     except ValueError as e:
         raise _CommandError(str(e), 2)
-    model = _load_cli_model(args, "export")
-    if model is None:
-        return 2
+    model = _cli_model(args, "export", code=2)
     try:
         path = export_model(model, args.output, format, opset_version=args.opset)
         print(f"exported {model.pretrained_cfg['architecture']} as {format} -> {path}")
@@ -930,8 +922,8 @@ def _run_weights(args: argparse.Namespace) -> int:
             print(f"{name:<20} x{scale:<3} {path.stat().st_size / 1e6:6.1f} MB  {path}")
         return 0
 
-    # Imported only here: the registry (timm, torch) holds the sha256 each file must have.
-    from msrnet.models._registry import PRETRAINED_SHA256
+    # Imported only here (msrnet.models loads torch and timm): the sha256 each file must have.
+    from msrnet.models._pretrained import PRETRAINED_SHA256
 
     dest = Path(args.copy_to)
     if dest.exists() and not dest.is_dir():
@@ -978,6 +970,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except _CommandError as e:
         message, code = str(e), e.code
+        if e.hint:
+            message += f"\nmsrnet {args.command}: {e.hint}"
     except ImportError as e:
         # An optional extra that is not installed (onnx, video, spandrel, docs) is one line that
         # says what to install, not a traceback; any other import error is a bug and keeps it.

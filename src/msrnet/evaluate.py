@@ -25,12 +25,12 @@ from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.io import tensor_to_uint8, write_image
 from msrnet.metrics import _SSIM_WINDOW
-from msrnet.models import create_model
-from msrnet.models.weights import WEIGHT_SUFFIXES, load_weights, preserved
+from msrnet.models import build_model, preserved
+from msrnet.models.weights import WEIGHT_SUFFIXES
 from msrnet.ops.ensemble import self_ensemble as _self_ensemble
 from msrnet.ops.imresize import imresize
 
-__all__ = ["bicubic_upscale", "evaluate", "load_model"]
+__all__ = ["bicubic_upscale", "evaluate"]
 
 SRFunction = Callable[[Tensor], Tensor]
 
@@ -50,23 +50,14 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
     return imresize(levels, scale).to(lr.dtype) / 255.0
 
 
-def load_model(
+def _resolve_model(
     model: str | Path | nn.Module | SRFunction,
-    scale: int | None = None,
-    pretrained: bool = False,
-    arch: str | None = None,
+    scale: int | None,
+    pretrained: bool,
+    arch: str | None,
 ) -> tuple[SRFunction, str, int]:
-    """Resolve what ``evaluate`` accepts as a model into ``(fn, name, scale)``.
-
-    Args:
-        model: ``"bicubic"``; a path to a weights file (see
-            :func:`~msrnet.models.weights.load_weights`);
-            a registered model name (``"msr_x4"``, optionally with a pretrained
-            tag); an ``nn.Module``; or any callable mapping ``(B, 3, h, w)`` to
-            ``(B, 3, h * scale, w * scale)``.
-        scale: the super-resolution factor; taken from ``model.scale`` if omitted.
-        pretrained: load the packaged weights of a registered name.
-        arch: the architecture of a weights file.
+    """What ``evaluate`` accepts as a model, as ``(fn, name, scale)``; names and files are
+    built by `~msrnet.models.build_model`.
 
     Raises:
         ValueError: the scale is unknown or disagrees with the model's.
@@ -79,9 +70,9 @@ def load_model(
             return (lambda lr: bicubic_upscale(lr, scale)), "bicubic", scale
         path = Path(model)
         if path.suffix in WEIGHT_SUFFIXES or path.is_file():
-            model, name = load_weights(path, arch, scale=scale), path.name
+            model, name = build_model(arch, path), path.name
         else:
-            model = create_model(name, pretrained=pretrained)
+            model = build_model(name, pretrained=pretrained)
     else:
         name = (
             type(model).__name__
@@ -116,15 +107,17 @@ def evaluate(
 
     Each LR image runs through the model whole (benchmark images are small); a
     module runs on ``device`` in eval mode, and is handed back in the mode, on the device
-    and in the memory format it came in (`~msrnet.models.weights.preserved`). An image that
+    and in the memory format it came in (`~msrnet.models.preserved`). An image that
     cannot be read, or is too small to score at ``scale``, is skipped and listed with the
     reason. The output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
 
     Args:
-        model: see :func:`load_model` (``"bicubic"``, a weights path, a registered
-            name, a module or a callable).
+        model: ``"bicubic"``; a registered model name (``"msr_x4"``, optionally with a
+            pretrained tag); a path to a weights file; an ``nn.Module``; or any callable
+            mapping ``(B, 3, h, w)`` to ``(B, 3, h * scale, w * scale)``. Names and files are
+            built by `~msrnet.models.build_model`.
         dataset_dir: a folder of HR images (read by
             :class:`~msrnet.data.BenchmarkDataset`), or a dataset yielding the same
             ``{"lr", "hr", "name"}`` items, e.g. :class:`~msrnet.data.PairedDataset`.
@@ -133,8 +126,8 @@ def evaluate(
         self_ensemble: average the outputs over the 8 flips/rotations.
         save_dir: if given, each SR image is written there as ``<name>.png``.
         pretrained: load the packaged weights of a registered model name.
-        arch: the architecture of a weights file (see
-            :func:`~msrnet.models.weights.load_weights`).
+        arch: the architecture of a weights file without ``arch`` metadata (see
+            `~msrnet.models.build_model`).
         progress: show a progress bar on stderr.
         degradation: a fixed condition applied to each LR image of a folder
             (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`, e.g. ``"jpeg75"``); None for
@@ -152,7 +145,7 @@ def evaluate(
             the input's.
         FloatingPointError: the model's output has NaN/inf values.
     """
-    fn, name, scale = load_model(model, scale, pretrained, arch)
+    fn, name, scale = _resolve_model(model, scale, pretrained, arch)
     device = torch.device(device)
     # A caller's module is borrowed: moved and put in eval mode here, handed back as it was.
     borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from timm.models import save_for_hf
 from torch import nn
 
 from msrnet._utils import atomic_write, atomic_write_text
-from msrnet.models._registry import pretrained_file
+from msrnet.models._pretrained import PRETRAINED_SHA256, read_pretrained
 
 __all__ = ["KNOWN_RESULTS", "save_pretrained", "model_card"]
 
@@ -34,11 +33,14 @@ _TRAINING_DATA = {"t291": "the 291 images (T91 + BSD200), bicubic (MATLAB imresi
 
 
 def _is_shipped(model: nn.Module, name: str) -> bool:
-    """The model holds exactly the shipped weights of ``name`` (``'<arch>.<tag>'``), as stored."""
-    path = pretrained_file(name)
-    if path is None or not path.is_file():
+    """The model holds exactly the shipped weights of ``name`` (``'<arch>.<tag>'``), as stored.
+
+    Raises:
+        RuntimeError: the shipped file is missing or corrupted (its sha256 is checked).
+    """
+    if name not in PRETRAINED_SHA256:
         return False
-    shipped = load_file(str(path))
+    shipped = read_pretrained(name)
     own = model.state_dict()
     return all(
         k in own and own[k].shape == v.shape and torch.equal(own[k].detach().cpu().to(v.dtype), v)

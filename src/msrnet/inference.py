@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
-from msrnet.models.weights import preserved
+from msrnet.models import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
 __all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]

@@ -8,8 +8,7 @@ adds msrnet to ``spandrel.MAIN_REGISTRY`` and `MSRNetArch` reads every setting b
   refinement convs, squeeze-excitation width;
 - from the ``msrnet_config`` buffer (`msrnet.models.msr.CONFIG_BUFFER`), for the settings that
   leave no tensor behind: level scales (hence the scale), projection kernel, activation and
-  image interpolation. Files saved before the buffer existed get the defaults of those
-  settings, with the level scales read from the transposed-conv kernels.
+  image interpolation. Every msrnet state dict holds it; one without it is refused.
 
     from msrnet.integrations import spandrel as msr_spandrel
     import spandrel
@@ -135,18 +134,14 @@ def _model_kwargs(state_dict: StateDict) -> dict[str, Any]:
         # SEModule rounds channels * ratio to a multiple of 8; rd / channels rounds back to rd.
         se_ratio = fc1.shape[0] / channels if fc1 is not None else 0.0
 
-    if CONFIG_BUFFER in state_dict:
-        config = _stored_config(state_dict[CONFIG_BUFFER])
-    else:
-        # Weights from before the buffer: default settings, so each projection kernel equals
-        # its level's scale and each skip kernel the step between levels.
-        first = _tensor(state_dict, "levels.0.blocks.0.up_proj.weight", 4).shape[-1]
-        steps = [_tensor(state_dict, f"levels.{i}.skip.weight", 4).shape[-1] for i in range(1, num_levels)]
-        level_scales = [first]
-        for step in steps:
-            level_scales.append(level_scales[-1] * step)
-        config = {"level_scales": level_scales, "projection_kernel": None, "act_layer": "relu",
-                  "image_upsample": "bicubic"}
+    if CONFIG_BUFFER not in state_dict:
+        # The level scales, activation and interpolation leave no tensor: without the buffer
+        # the network cannot be rebuilt for sure.
+        raise ValueError(
+            f"not an msrnet state dict: it lacks the {CONFIG_BUFFER} buffer, the network settings "
+            "every msrnet model saves with its weights"
+        )
+    config = _stored_config(state_dict[CONFIG_BUFFER])
     if len(config["level_scales"]) != num_levels:
         raise ValueError(f"{CONFIG_BUFFER} names {config['level_scales']} levels, the tensors hold {num_levels}")
     return {
@@ -174,8 +169,6 @@ def _check_shapes(kwargs: dict[str, Any], state_dict: StateDict) -> None:
             expected = {k: tuple(v.shape) for k, v in MultiScaleSRNet(**kwargs).state_dict().items()}
     except (TypeError, ValueError) as e:
         raise ValueError(f"not a buildable msrnet network: {e}") from None
-    if CONFIG_BUFFER not in state_dict:  # files from before the buffer: the model's own stands in
-        expected.pop(CONFIG_BUFFER, None)
     found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     if found == expected:
         return

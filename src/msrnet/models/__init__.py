@@ -1,4 +1,6 @@
 """msrnet model family and registry. Importing it registers the models with timm."""
+from ._builder import build_model
+from ._helpers import preserved
 from ._registry import create_model, list_models
 from .msr import (
     FeatureExtractor,
@@ -8,9 +10,10 @@ from .msr import (
     default_blocks_per_level,
     default_level_scales,
 )
-from .weights import WeightsError, load_weights, preserved, read_metadata, save_weights
+from .weights import WeightsError, load_weights, read_metadata, save_weights
 
 __all__ = [
+    "build_model",
     "create_model",
     "list_models",
     "FeatureExtractor",

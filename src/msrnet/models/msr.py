@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from ._registry import WEIGHTS_DIR, load_pretrained_weights, pretrained_file
+from ._pretrained import WEIGHTS_DIR, pretrained_file, read_pretrained
 
 __all__ = [
     "FeatureExtractor",
@@ -540,23 +540,19 @@ class MultiScaleSRNet(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
+        # A state dict without the buffer is reported missing by torch (when the load is strict).
         key = prefix + CONFIG_BUFFER
         own = getattr(self, CONFIG_BUFFER)
-        if key not in state_dict:
-            # Files saved before the config buffer existed (the shipped t291 weights among them)
-            # describe the same network in their tensors; the model's own config stands for them.
-            # `load_state_dict` hands this method a copy, so adding the key changes no caller's dict.
+        theirs = state_dict.get(key)
+        if theirs is not None and (theirs.shape != own.shape or not bool((theirs.float() == own.float()).all())):
+            # Like a size mismatch (which torch reports whether or not the load is strict):
+            # these weights belong to a differently built network. `load_state_dict` hands this
+            # method a copy, so replacing the entry changes no caller's dict.
+            error_msgs.append(
+                f"{key}: the weights were saved from a network with {decode_config(theirs)}, "
+                f"this one has {decode_config(own)}"
+            )
             state_dict[key] = own.clone()
-        else:
-            theirs = state_dict[key]
-            if theirs.shape != own.shape or not bool((theirs.float() == own.float()).all()):
-                # Like a size mismatch (which torch reports whether or not the load is strict):
-                # these weights belong to a differently built network.
-                error_msgs.append(
-                    f"{key}: the weights were saved from a network with {decode_config(theirs)}, "
-                    f"this one has {decode_config(own)}"
-                )
-                state_dict[key] = own.clone()
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
@@ -649,8 +645,8 @@ def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: An
         cfg = model.pretrained_cfg
         if not _user_weights(cfg):
             # msrnet's own files: the sha256 is checked before loading (a tag without a file
-            # gets msrnet's error).
-            load_pretrained_weights(model, cfg)
+            # gets msrnet's error). load_state_dict casts the fp16 file to the model's dtype.
+            model.load_state_dict(read_pretrained(f"{cfg['architecture']}.{cfg['tag']}"))
         else:
             # A user's weights: a `local-dir:` / `hf-hub:` folder written by `save_pretrained` or
             # timm's `save_for_hf`, or `pretrained_cfg_overlay=dict(file=...)`. timm reads them

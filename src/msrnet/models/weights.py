@@ -8,21 +8,19 @@ rebuild the model::
     model_kwargs  JSON of the constructor arguments given beyond the architecture's defaults
     ...           whatever else the writer records (the trainer: "step", "psnr")
 
-`load_weights` also reads ``.pth`` / ``.pt`` state dicts (no metadata: the caller names the
-architecture). Every check happens before the model is allocated: the architecture that the
-metadata (or the caller) names is built on the meta device, which costs no memory, and its
-tensor names and shapes must equal those in the file. So metadata can never make msrnet allocate
-more than the file itself holds, and a file that is not a state dict fails with a
-`WeightsError` that names it.
-
-`preserved` is the one policy for functions that borrow a caller's model (`evaluate`,
-`upscale`): they may move it and switch it to eval mode, and hand it back as they found it.
+Every msrnet state dict holds the ``msrnet_config`` buffer (`msr.CONFIG_BUFFER`), the
+network's settings that leave no tensor behind; a file without it is refused, with a message
+that names it. `load_weights` also reads ``.pth`` / ``.pt`` state dicts (no metadata: the caller
+names the architecture, or the buffer's scale names ``msr_x<scale>``). Every check happens
+before the model is allocated: the architecture that the metadata (or the caller) names is
+built on the meta device, which costs no memory, and its tensor names and shapes must equal
+those in the file. So metadata can never make msrnet allocate more than the file itself holds,
+and a file that is not a state dict fails with a `WeightsError` that names it.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from torch import Tensor, nn
 from msrnet._utils import atomic_write, first_line
 
 from ._registry import create_model
-from .msr import CONFIG_BUFFER, MultiScaleSRNet
+from .msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -46,7 +44,6 @@ __all__ = [
     "read_weights",
     "read_metadata",
     "load_matching_weights",
-    "preserved",
 ]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
@@ -208,9 +205,6 @@ def _check_fits(
     model: nn.Module, shapes: Mapping[str, tuple[int, ...]], arch: str, kwargs: Mapping[str, Any], path: Path
 ) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    # Files saved before msrnet models carried their config buffer lack it; the model's own
-    # config stands for it when they load (MultiScaleSRNet._load_from_state_dict).
-    expected = {k: v for k, v in expected.items() if k in shapes or k.rpartition(".")[2] != CONFIG_BUFFER}
     if expected == dict(shapes):
         return
     what = f"{arch}" + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
@@ -220,6 +214,11 @@ def _check_fits(
     if wrong:
         k = wrong[0]
         detail = f"{k} is {shapes[k]} in the file, {expected[k]} in the model"
+    elif CONFIG_BUFFER in missing:
+        detail = (
+            f"the file lacks the {CONFIG_BUFFER} buffer, the network settings every msrnet model "
+            "saves with its weights (level scales, activation, ...)"
+        )
     elif missing:
         detail = f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
     else:
@@ -227,11 +226,35 @@ def _check_fits(
     raise WeightsError(f"{path}: does not fit {what}: {detail}")
 
 
+def _stored_scale(path: Path, shapes: Mapping[str, tuple[int, ...]], state: Mapping[str, Tensor] | None) -> int:
+    """The scale the file's config buffer records (its last level scale), read alone.
+
+    Raises:
+        WeightsError: the file has no config buffer, or not one msrnet writes.
+    """
+    name_it = f"cannot tell the architecture of {path}: name it (--model NAME, arch=...)"
+    shape = shapes.get(CONFIG_BUFFER)
+    # A buffer of a few hundred JSON bytes; a larger one is not msrnet's and is not read.
+    if shape is None or len(shape) != 1 or shape[0] > 4096:
+        raise WeightsError(f"{name_it}; it has no arch metadata and no {CONFIG_BUFFER} buffer")
+    try:
+        if state is not None:
+            buffer = state[CONFIG_BUFFER]
+        else:
+            with safe_open(str(path), framework="pt") as f:
+                buffer = f.get_tensor(CONFIG_BUFFER)
+        scale = decode_config(buffer)["level_scales"][-1]
+    except Exception as e:  # garbage bytes, JSON of another shape: the file is not msrnet's
+        raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer is unreadable ({_first_line(e)})") from None
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer records scale {scale!r}")
+    return scale
+
+
 def load_weights(
     path: str | Path,
     arch: str | None = None,
     *,
-    scale: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
 ) -> MultiScaleSRNet:
     """Build the model a weights file was saved from and load it (float32, CPU, eval mode).
@@ -240,14 +263,13 @@ def load_weights(
         path: a ``.safetensors`` file (see the module's metadata schema), or a ``.pth`` / ``.pt``
             state dict (possibly under a ``"state_dict"`` or ``"model"`` key).
         arch: the registered architecture; default the file's ``arch`` metadata, else
-            ``msr_x{scale}``.
-        scale: names the default architecture of files without metadata.
+            ``msr_x<scale>`` with the scale its config buffer records.
         model_kwargs: constructor arguments; default the file's ``model_kwargs`` metadata.
 
     Raises:
         FileNotFoundError: no such file.
-        WeightsError: not a weights file, malformed metadata, or its tensors do not fit the
-            architecture (checked before any tensor is allocated).
+        WeightsError: not a weights file, malformed metadata, no config buffer, or its
+            tensors do not fit the architecture (checked before any tensor is allocated).
     """
     path = _existing(path)
     if path.suffix == ".safetensors":
@@ -256,9 +278,7 @@ def load_weights(
     else:
         state, metadata = _torch_state_dict(path), WeightsMetadata()
         shapes = {k: tuple(v.shape) for k, v in state.items()}
-    arch = arch or metadata.arch or (f"msr_x{scale}" if scale is not None else None)
-    if arch is None:
-        raise WeightsError(f"cannot tell the architecture of {path}: name it (--model, arch=...)")
+    arch = arch or metadata.arch or f"msr_x{_stored_scale(path, shapes, state)}"
     kwargs = dict(metadata.model_kwargs if model_kwargs is None else model_kwargs)
     _check_fits(_meta_model(arch, kwargs, path), shapes, arch, kwargs, path)
     if state is None:
@@ -275,6 +295,9 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     (stem, the blocks of the shared levels), as EDSR warm-starts x4 from x2, and the rest keeps
     its initialization.
 
+    The config buffer is the model's own settings, so it is neither copied from the file nor
+    counted among the tensors left as they were.
+
     Returns:
         How many tensors were loaded, and the names of the model's tensors left as they were.
 
@@ -285,42 +308,12 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     if path.suffix != ".safetensors":
         raise WeightsError(f"init weights must be a .safetensors file, got {path}")
     shapes, _ = _safetensors_header(_existing(path))
-    own = model.state_dict()
     # The config buffer describes the model's own structure, so it is never copied from another.
-    names = [
-        k for k, shape in shapes.items()
-        if k in own and tuple(own[k].shape) == shape and k.rpartition(".")[2] != CONFIG_BUFFER
-    ]
+    own = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[2] != CONFIG_BUFFER}
+    names = [k for k, shape in shapes.items() if k in own and tuple(own[k].shape) == shape]
     # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
     if not any(len(shapes[k]) > 1 for k in names):
         raise WeightsError(f"no weight of {path} fits {type(model).__name__}: wrong architecture?")
     with safe_open(str(path), framework="pt") as f:
         model.load_state_dict({k: f.get_tensor(k) for k in names}, strict=False)
     return len(names), sorted(set(own) - set(names))
-
-
-def _memory_format(model: nn.Module) -> torch.memory_format:
-    for p in model.parameters():
-        if p.ndim == 4:
-            channels_last = p.is_contiguous(memory_format=torch.channels_last)
-            return torch.channels_last if channels_last and not p.is_contiguous() else torch.contiguous_format
-    return torch.contiguous_format
-
-
-@contextlib.contextmanager
-def preserved(model: nn.Module) -> Iterator[nn.Module]:
-    """Borrow ``model``: on exit its training mode, device and memory format are as on entry.
-
-    Functions that run a caller's model (`~msrnet.evaluate.evaluate`, `~msrnet.upscale`) move it
-    and switch it to eval mode inside this block; `~msrnet.export.export_model` works on a copy.
-    """
-    was_training = model.training
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else None
-    memory_format = _memory_format(model)
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-        if device is not None:
-            model.to(device).to(memory_format=memory_format)

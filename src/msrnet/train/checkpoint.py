@@ -22,8 +22,7 @@ from msrnet._utils import atomic_write
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 2  # version of the payload's keys; 1 also held unused Python/numpy RNG states
-_READABLE_FORMATS = (1, 2)
+CHECKPOINT_FORMAT = 2  # version of the payload's keys; a checkpoint of another is refused
 _MAGIC = b"MSRNETCK"
 
 
@@ -72,7 +71,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is corrupted or was modified: sha256 mismatch; refusing to resume from it"
         )
     state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
-    if not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(f"{path} has checkpoint format {found}, expected {CHECKPOINT_FORMAT}")
     return state

@@ -55,8 +55,6 @@ def prepare_output_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -
             warnings.warn(f"removed {stale}, left by an interrupted write", stacklevel=3)
         if overwrite and name != CONFIG_NAME:
             (out_dir / name).unlink(missing_ok=True)
-    legacy = out_dir / (CHECKPOINT_NAME + ".tmp")  # the name earlier versions wrote through
-    legacy.unlink(missing_ok=True)
     atomic_write_text(out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
 
 

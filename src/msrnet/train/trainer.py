@@ -49,7 +49,7 @@ from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet.evaluate import evaluate
 from msrnet.models import MultiScaleSRNet, create_model
-from msrnet.models.msr import CONFIG_BUFFER, PyramidResidualBlock
+from msrnet.models.msr import PyramidResidualBlock
 from msrnet.models.weights import load_matching_weights, save_weights
 
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
@@ -118,7 +118,7 @@ class TrainState:
                 raise CheckpointError("the checkpoint holds no EMA weights but ema_decay > 0")
             self.ema.load_state_dict(state["ema"])
         self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.train_seconds = float(state["train_seconds"])
 
     def rng_state(self) -> dict[str, Any]:
         """This process's random streams: the patch sampler's and torch's."""
@@ -294,7 +294,7 @@ def _resume_state(config: TrainConfig) -> _Resume | None:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path)
-    diff = config_diff(state.get("config", {}), config)
+    diff = config_diff(state["config"], config)
     refused = [k for k in diff if k not in RESUMABLE_FIELDS]
     if refused:
         details = ", ".join(f"{k} ({diff[k][0]!r} -> {diff[k][1]!r})" for k in refused)
@@ -382,7 +382,6 @@ def _train(
     model = _build_model(config)
     if config.init_weights:
         loaded, left = load_matching_weights(model, config.init_weights)
-        left = [name for name in left if name != CONFIG_BUFFER]  # the model's own settings
         if main and left:
             print(
                 f"msrnet train: {loaded} tensors from {config.init_weights}; "
