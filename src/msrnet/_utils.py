@@ -97,17 +97,27 @@ def sha256sum(path: str | Path) -> str:
 
 
 @contextmanager
-def _atomic_temp(path: str | Path) -> Iterator[tuple[BinaryIO, Path]]:
-    """The one atomic writer behind `atomic_write` and `atomic_path`: (open file, its name)."""
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """Open a new temporary file beside ``path`` for writing; rename it onto ``path`` on success.
+
+    Readers see the old file or the complete new one, never a partial one: a failed write (an
+    encoder error, a full disk, an interrupt) removes the temporary file and leaves whatever was
+    at ``path`` untouched. The rename replaces a symlink at ``path`` itself rather than writing
+    through it to its target. The temporary file is created exclusively (never an existing file
+    or link) with the process umask, and is fsynced before the rename.
+
+    Writers that take a file name get it as ``f.name`` (the temporary path, whose suffix is
+    ``path``'s, so that writers which look at a name still see the format).
+
+    Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
+    """
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         raise IsADirectoryError(f"{path} is a folder")
-    # The suffix stays last, so that writers which look at a name still see the format.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        with open(fd, "wb") as f:
-            yield f, tmp
+        with open(tmp, "xb") as f:
+            yield f
             f.flush()
         # fsync by name: a writer given the name may have replaced the file rather than filled it.
         synced = os.open(tmp, os.O_RDONLY)
@@ -119,40 +129,6 @@ def _atomic_temp(path: str | Path) -> Iterator[tuple[BinaryIO, Path]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
-    """Open a new temporary file beside ``path`` for writing; rename it onto ``path`` on success.
-
-    Readers see the old file or the complete new one, never a partial one: a failed write (an
-    encoder error, a full disk, an interrupt) removes the temporary file and leaves whatever was
-    at ``path`` untouched. The rename replaces a symlink at ``path`` itself rather than writing
-    through it to its target. The temporary file is created with ``O_EXCL`` (never an existing
-    file or link) and the process umask, and is fsynced before the rename.
-
-    Usage: ``with atomic_write("out.png") as f: image.save(f, format="PNG")``.
-    """
-    with _atomic_temp(path) as (f, _):
-        yield f
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """`atomic_write` for writers that take a file name: yields the new temporary path beside ``path``.
-
-    The writer fills the yielded path (the file exists, empty, created with ``O_EXCL``); on
-    success it is fsynced and renamed onto ``path``, on failure removed. A symlink at ``path``
-    is replaced, never written through.
-    """
-    with _atomic_temp(path) as (_, tmp):
-        yield tmp
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """`atomic_write` of UTF-8 text."""
-    with atomic_write(path) as f:
-        f.write(text.encode())
 
 
 def remove_temp_files(folder: Path, name: str) -> list[Path]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from msrnet._utils import atomic_path, missing_extra
+from msrnet._utils import atomic_write, missing_extra
 
 __all__ = ["ExportFormat", "check_output_path", "export_model", "format_from_path", "verify_export"]
 
@@ -123,14 +123,14 @@ def export_model(
     if format == "exported-program":
         with torch.no_grad():
             program = torch.export.export(model, example, dynamic_shapes=dynamic_shapes)
-        with atomic_path(path) as tmp:
-            torch.export.save(program, tmp)
+        with atomic_write(path) as f:
+            torch.export.save(program, f.name)
     else:
-        with atomic_path(path) as tmp, _onnx_extra():
+        with atomic_write(path) as f, _onnx_extra():
             torch.onnx.export(
                 model,
                 example,
-                tmp,
+                f.name,
                 dynamo=True,
                 dynamic_shapes=dynamic_shapes,
                 input_names=["lr"],

@@ -17,7 +17,7 @@ import torch
 from timm.models import save_for_hf
 from torch import nn
 
-from msrnet._utils import atomic_write, atomic_write_text
+from msrnet._utils import atomic_write
 from msrnet.models._pretrained import PRETRAINED_SHA256, read_pretrained
 
 __all__ = ["KNOWN_RESULTS", "save_pretrained", "model_card"]
@@ -170,6 +170,7 @@ def save_pretrained(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     card = model_card(name, int(getattr(model, "scale")), license=license, training_data=training_data, results=results)
-    atomic_write_text(folder / "README.md", card)
+    with atomic_write(folder / "README.md") as f:
+        f.write(card.encode())
     return folder
 

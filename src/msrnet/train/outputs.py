@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
-from msrnet._utils import atomic_write_text, remove_temp_files
+from msrnet._utils import atomic_write, remove_temp_files
 
 from .checkpoint import CHECKPOINT_NAME
 
@@ -55,7 +55,8 @@ def prepare_output_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -
             warnings.warn(f"removed {stale}, left by an interrupted write", stacklevel=3)
         if overwrite and name != CONFIG_NAME:
             (out_dir / name).unlink(missing_ok=True)
-    atomic_write_text(out_dir / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    with atomic_write(out_dir / CONFIG_NAME) as f:
+        f.write((json.dumps(config, indent=2) + "\n").encode())
 
 
 class RunLog:
@@ -84,7 +85,8 @@ class RunLog:
                     continue
                 if isinstance(record, dict) and record.get("step", 0) <= resume_step:
                     kept.append(line)
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
+        with atomic_write(path) as f:
+            f.write(("".join(line + "\n" for line in kept)).encode())
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
         self._file = os.fdopen(fd, "a")
 
