@@ -10,8 +10,8 @@ features to its level's resolution and passes a residual on; each level concaten
 compresses its blocks' up-projected maps (plus the previous level's features), predicts a
 residual image and adds it to the up-sampled image of the level before.
 
-Every block reads the LR-space features left by the block before (no weight sharing, no
-repeated inputs: both were defects of the seed code), up-projects them to its level's scale
+Every block has its own weights and reads the LR-space features left by the block before
+(docs/architecture.md compares it with the seed), up-projects them to its level's scale
 and passes on the back-projection residual ``r - down(up(r))``, refined and re-weighted by
 squeeze-and-excitation. Levels run coarse to fine (LapSRN), so one pass gives the whole
 pyramid; feature widths shrink as resolution grows so every level costs about the same.
