@@ -14,6 +14,7 @@ __all__ = [
     "TrainConfig",
     "RESUMABLE_FIELDS",
     "LOSS_NAMES",
+    "DEGRADATION_PRESETS",
     "config_changes",
     "config_diff",
     "config_from_dict",
@@ -25,6 +26,10 @@ __all__ = [
 # The per-pixel losses of `msrnet.train.losses.LOSSES`, named here so that a config's loss spec
 # is checked without importing torch.
 LOSS_NAMES = ("l1", "charbonnier", "mse", "dssim")
+# The presets of `msrnet.data.degradations.PRESETS`, named here for the same reason: a config
+# names one of them or a .json file, and whether that file holds a valid pipeline is left to
+# `msrnet.train.train`, which has torch.
+DEGRADATION_PRESETS = ("bicubic", "web", "real")
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
@@ -172,6 +177,12 @@ class TrainConfig:
             json.dumps(self.model_kwargs, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"model_kwargs must hold JSON values only: {e}") from None
+        if self.degradation not in DEGRADATION_PRESETS and Path(self.degradation).suffix.lower() != ".json":
+            # The words of `msrnet.data.degradations.load_degradation`, which reads the file.
+            raise ValueError(
+                f"unknown degradation {self.degradation!r}: use a preset ({', '.join(DEGRADATION_PRESETS)}) "
+                f"or a .json file of DegradationConfig fields"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (tuples become lists), as ``config.json`` stores it."""
@@ -221,7 +232,8 @@ _RULES: dict[str, _Rule] = {
     "grad_clip": _Rule(_non_negative, "a number >= 0 (0 disables clipping)"),
     "ema_decay": _Rule(_unit, "a number in [0, 1) (0 disables the EMA)"),
     "min_scale": _Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    # Which preset or file, and whether the file holds a valid pipeline, `train` checks (with torch).
+    # A preset or a .json name (`__post_init__`); whether the file holds a valid pipeline,
+    # `train` checks (with torch).
     "degradation": _NON_EMPTY,
     "val_every": _POSITIVE_INT,
     "ckpt_every": _POSITIVE_INT,

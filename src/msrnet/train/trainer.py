@@ -324,6 +324,16 @@ def compile_blocks(model: nn.Module) -> int:
     return len(blocks)
 
 
+def _check_degradation_file(config: TrainConfig) -> None:
+    """The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
+    exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
+
+    Raises:
+        ValueError: no such file, or not a valid `~msrnet.data.degradations.DegradationConfig`.
+    """
+    load_degradation(config.degradation)
+
+
 def _build_model(config: TrainConfig) -> nn.Module:
     try:
         return create_model(config.model, **config.model_kwargs)
@@ -349,9 +359,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         CheckpointError: the checkpoint to resume is damaged or was written with other settings.
         FileNotFoundError: no (readable) training images, or no checkpoint to resume.
     """
-    # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`).
+    # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`);
+    # what needs torch or the file system is checked next, before any work.
     schedule_steps = config.schedule_steps or config.max_steps
-    load_degradation(config.degradation)  # a preset name or a file: checked before any work
+    _check_degradation_file(config)
     resumed = _resume_state(config)
     check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
     rank, world, device, created_group = _setup_distributed(config.device)
