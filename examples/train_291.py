@@ -56,10 +56,11 @@ from typing import Any
 
 import torch
 
-from msrnet._utils import float_list, sha256sum
+from msrnet._utils import sha256sum
 from msrnet.evaluate import evaluate
 from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
+from msrnet.train.config import float_list
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}

@@ -1,6 +1,7 @@
 """`TrainConfig`: everything a training run depends on (torch-free, so the CLI reads it fast)."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -20,6 +21,7 @@ __all__ = [
     "config_from_dict",
     "field_defaults",
     "field_help",
+    "float_list",
     "parse_loss",
 ]
 
@@ -51,6 +53,19 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
             raise ValueError(f"bad loss weight {weight!r} in {spec!r}: expected a number >= 0")
         terms.append((value, name))
     return terms
+
+
+def float_list(value: str) -> tuple[float, ...]:
+    """``"0.5,1"`` -> ``(0.5, 1.0)``: the argparse type of the list fields of `TrainConfig`
+    (``betas``, ``level_weights``) in ``msrnet train`` and the example recipes.
+
+    Raises:
+        argparse.ArgumentTypeError: a part that is not a number.
+    """
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 @dataclass
