@@ -494,7 +494,8 @@ def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.
 
 
 def _validation_items(config: TrainConfig, scale: int) -> tuple[Sample, ...] | None:
-    """The first ``val_images`` images of ``val_dir`` as (LR, HR) pairs, or None without validation."""
+    """The first ``val_images`` samples of ``val_dir`` (LR by the protocol's bicubic), or None
+    without validation."""
     if not config.val_dir:
         return None
     val_set = BenchmarkDataset(config.val_dir, scale)
@@ -543,6 +544,8 @@ def _start_run_folder(
 
 
 def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any]:
+    """Step until ``max_steps`` or the time budget; log, validate and checkpoint on their
+    periods and at the end. Returns `train`'s summary."""
     config, device, world = run.config, run.device, run.world
     budget = config.time_budget
 
