@@ -8,7 +8,8 @@ quarter of the learning rate (``--finetune-lr``). After each scale the EMA weigh
 with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
-``src/msrnet/models/_pretrained.py``.
+``src/msrnet/models/_pretrained.py``. Where a scale starts and when its weights replace the
+shipped file are the rules of `msrnet.train.shipping`, which ``scripts/gpu_run.py`` follows too.
 
 Length: ``--max-steps`` per scale, or ``--time-budget S`` seconds of training split over the
 scales 30% / 35% / 35% (x2 / x4 / x8, renormalised over the scales chosen). x2 learns the trunk
@@ -49,23 +50,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from msrnet._utils import float_list, sha256sum
-from msrnet.evaluate import evaluate
 from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
+from msrnet.train.config import float_list
+from msrnet.train.shipping import compare_with_shipped, ship, warm_start
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
-DATASETS = ("Set5", "Set14")
-# The degraded inputs a degradation-aware run is scored on, besides the clean protocol.
-DEGRADED = ("jpeg75", "jpeg50", "noise10", "noise5-jpeg75")
 
 
 def split_budget(total: float, scales: list[int]) -> list[float]:
@@ -79,19 +76,6 @@ def _level_weights(weights: tuple[float, ...] | None, scale: int) -> tuple[float
     if weights is None:
         return None
     return weights[-len(default_level_scales(scale)):]
-
-
-def _score(
-    weights: Path, data_dir: Path, scale: int, device: str, conditions: tuple[str | None, ...] = (None,)
-) -> dict[str, dict[str, Any]]:
-    """Scores keyed ``"<set>"`` (clean) or ``"<set>/<condition>"``."""
-    return {
-        name if condition is None else f"{name}/{condition}": evaluate(
-            weights, data_dir / name, scale, device=device, progress=False, degradation=condition
-        )
-        for name in DATASETS
-        for condition in conditions
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,36 +167,29 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
         arch = f"msr_small_x{scale}" if args.small else f"msr_x{scale}"
-        shipped = args.package_dir / f"{arch}.{args.tag}.safetensors"
-        # A new tag starts from the clean weights of the same architecture.
-        start = shipped if shipped.is_file() else args.package_dir / f"{arch}.t291.safetensors"
-        explicit = index == 0 and args.init is not None
-        finetune = not explicit and start.is_file()
-        init = str(start) if finetune else chained
-        summary = train(config(scale, max_steps, budget, init, finetune))
+        # --init is the first scale's explicit choice; later scales chain from the one before.
+        start = warm_start(arch, args.tag, args.package_dir, init=args.init if index == 0 else None, chained=chained)
+        summary = train(config(scale, max_steps, budget, start.weights, start.finetune))
         weights = Path(summary["weights"])
-        conditions: tuple[str | None, ...] = (None,) if args.degradation == "bicubic" else (None, *DEGRADED)
-        scores = _score(weights, args.data_dir, scale, device, conditions)
-        # Shipped weights are the bar whatever the run started from (an explicit --init too).
-        before = _score(shipped, args.data_dir, scale, device, conditions) if shipped.is_file() else None
-        better = before is None or all(scores[d]["psnr"] > before[d]["psnr"] for d in scores)
-        for name in scores:
-            row: dict[str, Any] = scores[name] | {
+        verdict = compare_with_shipped(
+            weights, arch, args.tag, args.package_dir, args.data_dir, scale, device=device, degradation=args.degradation
+        )
+        for name, score in verdict.scores.items():
+            row: dict[str, Any] = score | {
                 "model": arch,
                 "steps": summary["step"],
                 "seconds": summary["seconds"],
-                "init": init,
+                "init": start.weights,
                 "train_degradation": args.degradation,
             }
-            if before is not None:
-                row |= {"shipped_psnr": before[name]["psnr"], "replace": better}
+            if verdict.shipped is not None:
+                row |= {"shipped_psnr": verdict.shipped[name]["psnr"], "replace": verdict.replace}
             results.append(row)
             print(json.dumps(row), file=sys.stderr)
         (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        if args.package and better:
-            target = args.package_dir / f"{arch}.{args.tag}.safetensors"
-            shutil.copyfile(weights, target)
-            print(f'    "{arch}.{args.tag}": "{sha256sum(target)}",', flush=True)
+        if args.package and verdict.replace:
+            digest = ship(weights, arch, args.tag, args.package_dir)
+            print(f'    "{arch}.{args.tag}": "{digest}",', flush=True)
         elif args.package:
             print(f"{arch}: the shipped weights score higher on Set5 or Set14; kept", file=sys.stderr)
         chained = str(weights)

@@ -18,8 +18,9 @@ e. inference time of a 1280x720 output at x4, fp32 and bf16: msr_x4 and msr_smal
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and
 ``<arch>.t291.safetensors`` for each model whose weights are new or beat the packaged ones on
-both Set5 and Set14 (at most 8 files: 6 weights, results, log). Copy those into ``src/msrnet/weights/`` and their sha256 into
-``PRETRAINED_SHA256`` (``src/msrnet/models/_pretrained.py``).
+both Set5 and Set14 (at most 8 files: 6 weights, results, log; the rules are
+`msrnet.train.shipping`'s). Copy those into ``src/msrnet/weights/`` and their sha256, which
+``log.txt`` names, into ``PRETRAINED_SHA256`` (``src/msrnet/models/_pretrained.py``).
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"
@@ -49,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from msrnet.train.shipping import CLEAN_TAG, ship, warm_start
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
@@ -256,9 +259,10 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
             argv += ["--device", args.device]
         if choice["compile"]:
             argv.append("--compile")
-        shipped = (args.package_dir / f"{arch}.t291.safetensors").is_file()
-        if chained[small] and not shipped:
-            argv += ["--init", str(chained[small])]
+        # train_291.py fine-tunes shipped weights by itself; --init would override them.
+        start = warm_start(arch, CLEAN_TAG, args.package_dir, chained=chained[small])
+        if start.weights is not None and not start.finetune:
+            argv += ["--init", start.weights]
         if budget is None:
             run.log(f"{arch}: {args.steps} steps of training")
         else:
@@ -280,8 +284,10 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
             continue
         rows += new
         weights = runs / f"x{scale}" / "best.safetensors"
+        # train_291.py judged the weights (`msrnet.train.shipping.compare_with_shipped`).
         if all(r.get("replace", True) for r in new):
-            shutil.copyfile(weights, run.out / f"{arch}.t291.safetensors")
+            digest = ship(weights, arch, CLEAN_TAG, run.out)
+            run.log(f"{arch}: new weights, sha256 {digest}")
         chained[small] = str(weights)
         for r in new:
             run.log(f"{arch} {r['dataset']}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")

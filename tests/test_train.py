@@ -708,6 +708,8 @@ def test_cli_config_file_values_are_checked_by_name_on_one_line(
         ({"progress": "yes"}, "progress must be true or false"),
         ({"resume": ""}, "resume must be a non-empty string"),
         ({"val_dir": 3}, "val_dir must be a string or null, got 3"),
+        ({"degradation": "jpeg"}, "unknown degradation 'jpeg': use a preset (bicubic, web, real)"),
+        ({"degradation": "mine.yaml"}, "unknown degradation 'mine.yaml'"),
     ],
 )
 def test_train_config_checks_every_field(data: Path, tmp_path: Path, overrides: dict, message: str) -> None:
@@ -729,6 +731,24 @@ def test_loss_names_the_config_checks_are_the_losses() -> None:
     from msrnet.train.losses import LOSSES
 
     assert tuple(LOSSES) == LOSS_NAMES
+
+
+def test_degradation_presets_the_config_checks_are_the_librarys() -> None:
+    from msrnet.data.degradations import PRESETS
+    from msrnet.train.config import DEGRADATION_PRESETS
+
+    assert tuple(PRESETS) == DEGRADATION_PRESETS
+
+
+def test_a_degradation_file_is_read_before_anything_is_written(data: Path, tmp_path: Path) -> None:
+    # A .json name passes the torch-free config; the trainer reads the file before any work.
+    config = _config(data, tmp_path / "run", degradation=str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="unknown degradation .*missing.json"):
+        train(config)
+    (tmp_path / "bad.json").write_text('{"clean_prob": 2}')
+    with pytest.raises(ValueError, match="clean_prob"):
+        train(replace(config, degradation=str(tmp_path / "bad.json")))
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_291_checks_its_settings_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,6 @@
 """Small helpers shared across msrnet's modules."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import contextlib
 import os
@@ -54,14 +53,6 @@ def missing_extra(error: BaseException) -> str | None:
 def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message (torch.load's run to a paragraph), else its type's name."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def float_list(value: str) -> tuple[float, ...]:
-    """argparse type for ``"0.5,1"`` -> ``(0.5, 1.0)`` (tuple options of `TrainConfig` and the examples)."""
-    try:
-        return tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def file_identities(paths: Iterable[Path]) -> dict[object, Path]:

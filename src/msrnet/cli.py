@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from msrnet import __version__
-from msrnet._utils import file_identities, first_line, float_list, missing_extra, same_file
+from msrnet._utils import file_identities, first_line, missing_extra, same_file
 
 if TYPE_CHECKING:  # torch and PIL are imported inside the commands, so that --help is instant
     import torch
@@ -732,7 +732,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     """``msrnet train``: one option per `TrainConfig` field, generated from the dataclass."""
     from dataclasses import fields
 
-    from msrnet.train.config import TrainConfig, field_defaults, field_help
+    from msrnet.train.config import TrainConfig, field_defaults, field_help, float_list
 
     p = subparsers.add_parser(
         "train",

@@ -245,7 +245,7 @@ def _stored_scale(path: Path, shapes: Mapping[str, tuple[int, ...]], state: Mapp
                 buffer = f.get_tensor(CONFIG_BUFFER)
         scale = decode_config(buffer)["level_scales"][-1]
     except Exception as e:  # garbage bytes, JSON of another shape: the file is not msrnet's
-        raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer is unreadable ({_first_line(e)})") from None
+        raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer is unreadable ({first_line(e)})") from None
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer records scale {scale!r}")
     return scale

@@ -3,7 +3,7 @@
 One module per concern:
 
 - `msrnet.train.config`: `TrainConfig` (torch-free: the CLI builds ``msrnet train`` from it);
-- `msrnet.train.trainer`: `TrainState`, `train_step`, `validate`, `save` and `train`;
+- `msrnet.train.trainer`: `TrainState` and `RunContext`, `train_step`, `validate`, `save` and `train`;
 - `msrnet.train.losses`: `pyramid_loss` and the per-pixel `LOSSES`;
 - `msrnet.train.checkpoint`: the checkpoint file format;
 - `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``.
@@ -19,6 +19,7 @@ _LAZY = {
     "TrainConfig": "config",
     "RESUMABLE_FIELDS": "config",
     "TrainState": "trainer",
+    "RunContext": "trainer",
     "train": "trainer",
     "train_step": "trainer",
     "validate": "trainer",
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from .config import RESUMABLE_FIELDS, TrainConfig
     from .losses import LOSSES, pyramid_loss
-    from .trainer import TrainState, train, train_step, validate
+    from .trainer import RunContext, TrainState, train, train_step, validate
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """`TrainConfig`: everything a training run depends on (torch-free, so the CLI reads it fast)."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -14,17 +15,23 @@ __all__ = [
     "TrainConfig",
     "RESUMABLE_FIELDS",
     "LOSS_NAMES",
+    "DEGRADATION_PRESETS",
     "config_changes",
     "config_diff",
     "config_from_dict",
     "field_defaults",
     "field_help",
+    "float_list",
     "parse_loss",
 ]
 
 # The per-pixel losses of `msrnet.train.losses.LOSSES`, named here so that a config's loss spec
 # is checked without importing torch.
 LOSS_NAMES = ("l1", "charbonnier", "mse", "dssim")
+# The presets of `msrnet.data.degradations.PRESETS`, named here for the same reason: a config
+# names one of them or a .json file, and whether that file holds a valid pipeline is left to
+# `msrnet.train.train`, which has torch.
+DEGRADATION_PRESETS = ("bicubic", "web", "real")
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
@@ -46,6 +53,19 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
             raise ValueError(f"bad loss weight {weight!r} in {spec!r}: expected a number >= 0")
         terms.append((value, name))
     return terms
+
+
+def float_list(value: str) -> tuple[float, ...]:
+    """``"0.5,1"`` -> ``(0.5, 1.0)``: the argparse type of the list fields of `TrainConfig`
+    (``betas``, ``level_weights``) in ``msrnet train`` and the example recipes.
+
+    Raises:
+        argparse.ArgumentTypeError: a part that is not a number.
+    """
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 @dataclass
@@ -172,6 +192,12 @@ class TrainConfig:
             json.dumps(self.model_kwargs, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"model_kwargs must hold JSON values only: {e}") from None
+        if self.degradation not in DEGRADATION_PRESETS and Path(self.degradation).suffix.lower() != ".json":
+            # The words of `msrnet.data.degradations.load_degradation`, which reads the file.
+            raise ValueError(
+                f"unknown degradation {self.degradation!r}: use a preset ({', '.join(DEGRADATION_PRESETS)}) "
+                f"or a .json file of DegradationConfig fields"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (tuples become lists), as ``config.json`` stores it."""
@@ -221,7 +247,8 @@ _RULES: dict[str, _Rule] = {
     "grad_clip": _Rule(_non_negative, "a number >= 0 (0 disables clipping)"),
     "ema_decay": _Rule(_unit, "a number in [0, 1) (0 disables the EMA)"),
     "min_scale": _Rule(lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    # Which preset or file, and whether the file holds a valid pipeline, `train` checks (with torch).
+    # A preset or a .json name (`__post_init__`); whether the file holds a valid pipeline,
+    # `train` checks (with torch).
     "degradation": _NON_EMPTY,
     "val_every": _POSITIVE_INT,
     "ckpt_every": _POSITIVE_INT,

@@ -1,4 +1,5 @@
-"""The run: `TrainState` (what a checkpoint holds), `train_step`, `validate`, `save` and `train`.
+"""The run: `TrainState` (what a checkpoint holds), `RunContext` (what stays fixed),
+`train_step`, `validate`, `save` and `train`.
 
 One step: a batch of (LR, HR) patches is cut on the training device
 (`~msrnet.data.InMemoryPatchSampler`), the model predicts every level of its pyramid
@@ -57,7 +58,7 @@ from .config import RESUMABLE_FIELDS, TrainConfig, config_diff
 from .losses import pyramid_loss
 from .outputs import LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, prepare_output_dir
 
-__all__ = ["TrainState", "train", "train_step", "validate", "save", "compile_blocks", "BUDGET_TICKS"]
+__all__ = ["TrainState", "RunContext", "train", "train_step", "validate", "save", "compile_blocks", "BUDGET_TICKS"]
 
 # With a time budget the schedule's position is the share of the budget spent, in these units.
 BUDGET_TICKS = 10_000
@@ -136,9 +137,24 @@ class TrainState:
         self.sampler.load_state_dict(state["sampler"])
 
 
-@dataclass
-class _Run:
-    """What stays fixed during a run: where it runs, where it writes, what it validates on."""
+@dataclass(frozen=True)
+class RunContext:
+    """What stays fixed during a run, beside `TrainState`, which holds what changes.
+
+    `train` builds it once; `train_step`, `validate` and `save` read it.
+
+    Attributes:
+        config: the run's settings.
+        rank, world: this process's rank and the number of processes (1 without torchrun).
+        device: this process's device.
+        out_dir: the run folder (``config.output_dir``).
+        arch: the architecture, ``config.model`` without its tag; exported weights name it.
+        scale: the model's super-resolution factor.
+        net: what a step calls: the model routed to ``forward_pyramid``, under DDP when
+            ``world > 1``.
+        log: the run's ``log.jsonl``.
+        val_items: the validation images, or None without validation.
+    """
 
     config: TrainConfig
     rank: int
@@ -149,10 +165,11 @@ class _Run:
     scale: int
     net: nn.Module
     log: RunLog
-    val_items: list[Sample] | None
+    val_items: tuple[Sample, ...] | None
 
     @property
     def main(self) -> bool:
+        """Whether this process writes the run folder (rank 0)."""
         return self.rank == 0
 
 
@@ -167,7 +184,7 @@ class _Pyramid(nn.Module):
         return cast(MultiScaleSRNet, self.model).forward_pyramid(x)
 
 
-def train_step(state: TrainState, run: _Run, lr: Tensor, hr: Tensor) -> Tensor:
+def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Tensor:
     """One optimizer step on a batch ``lr`` ``(B, 3, p, p)``, ``hr`` ``(B, 3, s*p, s*p)``.
 
     Returns:
@@ -189,7 +206,7 @@ def train_step(state: TrainState, run: _Run, lr: Tensor, hr: Tensor) -> Tensor:
     return loss.detach()
 
 
-def validate(state: TrainState, run: _Run) -> float:
+def validate(state: TrainState, run: RunContext) -> float:
     """Y-PSNR / SSIM of the scored weights; every process scores its share of the images.
 
     Sharing the work keeps the other ranks from idling in a collective (and hitting its timeout)
@@ -216,7 +233,7 @@ def validate(state: TrainState, run: _Run) -> float:
     return psnr
 
 
-def _export(state: TrainState, run: _Run, psnr: float | None) -> None:
+def _export(state: TrainState, run: RunContext, psnr: float | None) -> None:
     extra: dict[str, Any] = {"step": state.step}
     if psnr is not None:
         extra["psnr"] = f"{psnr:.4f}"
@@ -225,7 +242,7 @@ def _export(state: TrainState, run: _Run, psnr: float | None) -> None:
     )
 
 
-def save(state: TrainState, run: _Run) -> None:
+def save(state: TrainState, run: RunContext) -> None:
     """Write the checkpoint (rank 0, with every process's data stream); without validation,
     also the latest weights as ``best.safetensors``."""
     rng = state.rng_state()
@@ -324,6 +341,16 @@ def compile_blocks(model: nn.Module) -> int:
     return len(blocks)
 
 
+def _check_degradation_file(config: TrainConfig) -> None:
+    """The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
+    exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
+
+    Raises:
+        ValueError: no such file, or not a valid `~msrnet.data.degradations.DegradationConfig`.
+    """
+    load_degradation(config.degradation)
+
+
 def _build_model(config: TrainConfig) -> nn.Module:
     try:
         return create_model(config.model, **config.model_kwargs)
@@ -349,14 +376,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         CheckpointError: the checkpoint to resume is damaged or was written with other settings.
         FileNotFoundError: no (readable) training images, or no checkpoint to resume.
     """
-    # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`).
-    schedule_steps = config.schedule_steps or config.max_steps
-    load_degradation(config.degradation)  # a preset name or a file: checked before any work
+    # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`);
+    # what needs torch or the file system is checked next, before any work.
+    _check_degradation_file(config)
     resumed = _resume_state(config)
     check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
     rank, world, device, created_group = _setup_distributed(config.device)
     try:
-        return _train(config, schedule_steps, rank, world, device, resumed)
+        return _train(config, rank, world, device, resumed)
     finally:
         if created_group:
             dist.destroy_process_group()
@@ -364,17 +391,34 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def _train(
     config: TrainConfig,
-    schedule_steps: int,
     rank: int,
     world: int,
     device: torch.device,
     resumed: _Resume | None,
 ) -> dict[str, Any]:
+    """Build the run, restore the checkpoint it resumes, start its folder, and train."""
     run_start = time.perf_counter()
+    state = _build_state(config, rank, device)
+    scale = cast(int, state.model.scale)
+    net = _build_net(state.model, config, world, device)
+    val_items = _validation_items(config, scale)
+    if resumed is not None:
+        _restore(state, resumed, config, rank, world)
+    # Every check has passed: only now is the run folder touched.
+    log = _start_run_folder(state, config, resumed, rank == 0, world)
+    arch = config.model.split(".", 1)[0]
+    run = RunContext(config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items)
+    try:
+        return _loop(state, run, run_start)
+    finally:
+        log.close()
+
+
+def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainState:
+    """The model (one init on every rank, warm-started from ``init_weights``), this rank's
+    patch stream, AdamW, the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
     main = rank == 0
-    out_dir = Path(config.output_dir)
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes
 
     # Same init everywhere (DDP also broadcasts rank 0's); the data streams differ per rank.
@@ -408,17 +452,16 @@ def _train(
         seed=rank_seed,
         degradation=config.degradation,
     )
-    val_items = None
-    if config.val_dir:
-        val_set = BenchmarkDataset(config.val_dir, scale)
-        val_items = [val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set)))]
 
     # No weight decay on biases and other 1-D parameters; the fused kernel on CUDA.
     optimizer = torch.optim.AdamW(
-        param_groups_weight_decay(model, config.weight_decay), lr=config.lr, betas=config.betas, fused=cuda
+        param_groups_weight_decay(model, config.weight_decay),
+        lr=config.lr,
+        betas=config.betas,
+        fused=device.type == "cuda",
     )
-    budget = config.time_budget
-    if budget is None:
+    if config.time_budget is None:
+        schedule_steps = config.schedule_steps or config.max_steps
         schedule_length, warmup = schedule_steps, min(config.warmup_steps, schedule_steps // 10)
     else:
         schedule_length, warmup = BUDGET_TICKS, BUDGET_TICKS // 20
@@ -432,31 +475,58 @@ def _train(
         t_in_epochs=False,
     )
     ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=True, warmup_power=3 / 4) if config.ema_decay > 0 else None
-    state = TrainState(model, ema, optimizer, scheduler, sampler)
-    if config.compile:  # after the EMA's deep copy, so that only the trained model compiles
+    return TrainState(model, ema, optimizer, scheduler, sampler)
+
+
+def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.device) -> nn.Module:
+    """What a step calls: ``model`` (its blocks compiled with ``config.compile``) routed to
+    ``forward_pyramid``, under DDP when there are several processes.
+
+    Called after the EMA's deep copy, so that only the trained model compiles.
+    """
+    if config.compile:
         compile_blocks(model)
     net: nn.Module = _Pyramid(model)
     if world > 1:
-        net = DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net
 
-    if resumed is not None:
-        checkpoint = resumed.checkpoint
-        state.load_state_dict(checkpoint)
-        if len(checkpoint["rng"]) == world:
-            state.load_rng_state(checkpoint["rng"][rank])
-        else:
-            warnings.warn(
-                f"checkpoint was written by {len(checkpoint['rng'])} processes, now {world}: "
-                f"data streams are reseeded, so the run will not repeat exactly",
-                stacklevel=2,
-            )
-            sampler.generator.manual_seed(_seed_for(config.seed + state.step, rank))
-        if state.step >= config.max_steps:
-            warnings.warn(
-                f"checkpoint is at step {state.step} >= max_steps {config.max_steps}: nothing to do",
-                stacklevel=2,
-            )
-    # Every check has passed: only now is the run folder touched.
+
+def _validation_items(config: TrainConfig, scale: int) -> tuple[Sample, ...] | None:
+    """The first ``val_images`` samples of ``val_dir`` (LR by the protocol's bicubic), or None
+    without validation."""
+    if not config.val_dir:
+        return None
+    val_set = BenchmarkDataset(config.val_dir, scale)
+    return tuple(val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set))))
+
+
+def _restore(state: TrainState, resumed: _Resume, config: TrainConfig, rank: int, world: int) -> None:
+    """Load the checkpoint into ``state``, and this rank's data stream where the process count
+    is the checkpoint's (else reseed it: the run then does not repeat exactly)."""
+    checkpoint = resumed.checkpoint
+    state.load_state_dict(checkpoint)
+    if len(checkpoint["rng"]) == world:
+        state.load_rng_state(checkpoint["rng"][rank])
+    else:
+        warnings.warn(
+            f"checkpoint was written by {len(checkpoint['rng'])} processes, now {world}: "
+            f"data streams are reseeded, so the run will not repeat exactly",
+            stacklevel=4,
+        )
+        state.sampler.generator.manual_seed(_seed_for(config.seed + state.step, rank))
+    if state.step >= config.max_steps:
+        warnings.warn(
+            f"checkpoint is at step {state.step} >= max_steps {config.max_steps}: nothing to do",
+            stacklevel=4,
+        )
+
+
+def _start_run_folder(
+    state: TrainState, config: TrainConfig, resumed: _Resume | None, main: bool, world: int
+) -> RunLog:
+    """Write ``config.json`` (rank 0) and open ``log.jsonl``; a resumed run logs what it changed."""
+    out_dir = Path(config.output_dir)
     if main:
         prepare_output_dir(out_dir, config.to_dict(), config.overwrite and resumed is None)
     if world > 1:
@@ -469,16 +539,14 @@ def _train(
         if main and changed:
             details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in resumed.changed.items())
             print(f"msrnet train: resuming {resumed.path} at step {state.step} with {details}", file=sys.stderr)
-    arch = config.model.split(".", 1)[0]
-    run = _Run(config, rank, world, device, out_dir, arch, scale, net, log, val_items)
-    try:
-        return _loop(state, run, budget, run_start)
-    finally:
-        log.close()
+    return log
 
 
-def _loop(state: TrainState, run: _Run, budget: float | None, run_start: float) -> dict[str, Any]:
+def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any]:
+    """Step until ``max_steps`` or the time budget; log, validate and checkpoint on their
+    periods and at the end. Returns `train`'s summary."""
     config, device, world = run.config, run.device, run.world
+    budget = config.time_budget
 
     def schedule_position() -> int:
         if budget is None:

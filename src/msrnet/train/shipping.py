@@ -1,0 +1,160 @@
+"""Shipping trained weights in the package: where a run starts, when its weights replace the
+shipped file, and the copy.
+
+`examples/train_291.py` (the recipe of the shipped weights) and `scripts/gpu_run.py` (which runs
+that recipe on a GPU, one architecture at a time) follow the same rules, kept here:
+
+- A run of an architecture fine-tunes its shipped file for the tag (``<arch>.<tag>.safetensors``)
+  or, for a tag with no file yet, the clean ``t291`` file of the same architecture. Weights the
+  caller names explicitly come first; with nothing shipped, the run starts from the weights it
+  chains from (a smaller scale's trunk) or from scratch (`warm_start`).
+- New weights replace the shipped file only if none ships, or if they score higher on every set
+  and condition they are scored on: Set5 and Set14 with the benchmark protocol and, for weights
+  trained on degraded inputs (the ``real`` tag), on every degraded benchmark condition too
+  (`compare_with_shipped`). The shipped file is the bar whatever the run started from.
+- `ship` copies them into the weights folder and returns the sha256 that ``PRETRAINED_SHA256``
+  (``msrnet.models``) lists.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msrnet._utils import atomic_write, sha256sum
+from msrnet.evaluate import evaluate
+
+__all__ = [
+    "CLEAN_TAG",
+    "SHIPPING_SETS",
+    "DEGRADED_CONDITIONS",
+    "WarmStart",
+    "Verdict",
+    "shipped_file",
+    "warm_start",
+    "compare_with_shipped",
+    "ship",
+]
+
+# The tag of weights trained on the benchmark protocol's clean LR (on the 291 images).
+CLEAN_TAG = "t291"
+# The benchmark sets new weights are scored on, with the field's protocol.
+SHIPPING_SETS = ("Set5", "Set14")
+# The degraded inputs (`msrnet.data.degradations.BENCHMARK_CONDITIONS`) that weights trained on
+# degraded LR are also scored on, each of which they must improve to be shipped.
+DEGRADED_CONDITIONS = ("jpeg75", "jpeg50", "noise10", "noise5-jpeg75")
+
+def shipped_file(arch: str, tag: str, package_dir: str | Path) -> Path:
+    """The file ``package_dir`` ships for ``arch`` and ``tag``: ``<arch>.<tag>.safetensors``
+    (which may not exist)."""
+    return Path(package_dir) / f"{arch}.{tag}.safetensors"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a run starts.
+
+    Attributes:
+        weights: the weights file to start from (a `TrainConfig`'s ``init_weights``), or
+            None for a random init.
+        finetune: whether they are shipped weights, which a run fine-tunes (at a lower
+            learning rate in `examples/train_291.py`) rather than warm-starts from.
+    """
+
+    weights: str | None
+    finetune: bool
+
+
+def warm_start(
+    arch: str, tag: str, package_dir: str | Path, *, init: str | None = None, chained: str | None = None
+) -> WarmStart:
+    """Where a run of ``arch`` whose weights ship as ``tag`` starts.
+
+    Args:
+        arch: a registered architecture, e.g. ``msr_x4``.
+        tag: the tag its weights ship under (`CLEAN_TAG`; ``real`` for degradation-aware ones).
+        package_dir: the weights folder (``src/msrnet/weights`` in a checkout).
+        init: weights the caller chose: the run starts from them, whatever ships.
+        chained: weights to start from when nothing ships, e.g. the smaller scale's, whose
+            trunk a larger scale shares.
+
+    Returns:
+        ``init``; else the shipped ``<arch>.<tag>`` file, or for a new tag the shipped clean
+        ``<arch>.t291`` file (``finetune`` True); else ``chained`` (None: from scratch).
+    """
+    if init is not None:
+        return WarmStart(init, finetune=False)
+    for candidate in (shipped_file(arch, tag, package_dir), shipped_file(arch, CLEAN_TAG, package_dir)):
+        if candidate.is_file():
+            return WarmStart(str(candidate), finetune=True)
+    return WarmStart(chained, finetune=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """New weights scored against the shipped file.
+
+    Attributes:
+        scores: the new weights' `~msrnet.evaluate.evaluate` rows, keyed ``"<set>"`` (the
+            benchmark protocol) or ``"<set>/<condition>"`` (a degraded input).
+        shipped: the shipped file's rows under the same keys; None when none ships.
+        replace: whether the new weights replace the shipped file: none ships, or every one of
+            ``scores`` has a higher PSNR than the shipped file's.
+    """
+
+    scores: dict[str, dict[str, Any]]
+    shipped: dict[str, dict[str, Any]] | None
+    replace: bool
+
+
+def _scores(weights: Path, data_dir: Path, scale: int, device: str, degradation: str) -> dict[str, dict[str, Any]]:
+    conditions = (None,) if degradation == "bicubic" else (None, *DEGRADED_CONDITIONS)
+    return {
+        name if condition is None else f"{name}/{condition}": evaluate(
+            weights, data_dir / name, scale, device=device, progress=False, degradation=condition
+        )
+        for name in SHIPPING_SETS
+        for condition in conditions
+    }
+
+
+def compare_with_shipped(
+    weights: str | Path,
+    arch: str,
+    tag: str,
+    package_dir: str | Path,
+    data_dir: str | Path,
+    scale: int,
+    *,
+    device: str = "cpu",
+    degradation: str = "bicubic",
+) -> Verdict:
+    """Score ``weights`` and the shipped ``<arch>.<tag>`` file alike, and say whether to ship.
+
+    Args:
+        weights: the new weights (a run's ``best.safetensors``).
+        arch, tag, package_dir: the shipped file to beat (`shipped_file`).
+        data_dir: the folder holding `SHIPPING_SETS` (``Set5/``, ``Set14/``).
+        scale: the super-resolution factor of ``arch``.
+        device: where to score.
+        degradation: what the new weights were trained on (a `TrainConfig`'s
+            ``degradation``); anything but ``bicubic`` adds `DEGRADED_CONDITIONS` to the scores.
+    """
+    data_dir = Path(data_dir)
+    scores = _scores(Path(weights), data_dir, scale, device, degradation)
+    target = shipped_file(arch, tag, package_dir)
+    shipped = _scores(target, data_dir, scale, device, degradation) if target.is_file() else None
+    replace = shipped is None or all(scores[key]["psnr"] > shipped[key]["psnr"] for key in scores)
+    return Verdict(scores, shipped, replace)
+
+
+def ship(weights: str | Path, arch: str, tag: str, package_dir: str | Path) -> str:
+    """Copy ``weights`` into ``package_dir`` as ``<arch>.<tag>.safetensors``; returns its sha256.
+
+    The copy replaces the shipped file in one rename, so a reader never finds half a file.
+    """
+    target = shipped_file(arch, tag, package_dir)
+    with open(weights, "rb") as source, atomic_write(target) as f:
+        shutil.copyfileobj(source, f)
+    return sha256sum(target)
