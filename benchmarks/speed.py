@@ -1,8 +1,10 @@
 """Inference speed of msr_x2/x4/x8 against peer SR networks, in one process, on the same input.
 
 For every scale, each network up-scales the same random batch to a 1080p output (input 960x540
-at x2, 480x270 at x4, 240x135 at x8), in fp32 and bf16 autocast, channels_last, eager and
-``torch.compile``-d (``mode='max-autotune'`` on CUDA, which adds CUDA graphs). Reported per run:
+at x2, 480x270 at x4, 240x135 at x8), in fp32 and bf16, channels_last, eager and
+``torch.compile``-d (``--compile-mode``, default ``max-autotune`` on CUDA, which adds CUDA graphs).
+A reduced dtype runs as `msrnet.upscale` runs it: the weights cast once, the input cast, no
+autocast (which would cast every weight again on every call). Reported per run:
 latency (median), output megapixels per second, GFLOP per frame (2 x the multiply-adds of convs
 and matmuls, counted with ``torch.utils.flop_counter.FlopCounterMode``), achieved TFLOP/s and,
 on CUDA, its share of the H100's dense bf16 peak, and the ratio of each peer's latency to msr's
@@ -17,6 +19,8 @@ defined below exactly as BasicSR's ``EDSR`` (32 blocks x 256 channels, residual 
     python benchmarks/speed.py                       # full sizes; meant for a GPU
     python benchmarks/speed.py --quick               # 128x128 outputs, a few iterations: CPU
     python benchmarks/speed.py --scales 4 --batch 8 --dtypes bf16 --models msr edsr
+    python benchmarks/speed.py --scales 4 --models msr edsr_baseline --compile msr edsr_baseline \
+        --compile-mode reduce-overhead
 
 Prints a table on stderr and JSON on stdout. Needs ``pip install "msrnet[spandrel]"`` (spandrel).
 """
@@ -29,7 +33,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -145,27 +148,31 @@ def measure(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     device = x.device
-    run_model: Callable[[Tensor], Tensor] = model
+    # The weights in ``dtype`` once, as msrnet.upscale holds them; the caller's model stays fp32.
+    typed = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    run_model: Callable[[Tensor], Tensor] = typed
     if compiled:
-        mode = "max-autotune" if device.type == "cuda" else None
-        run_model = torch.compile(model, mode=mode, dynamic=False)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        mode = args.compile_mode if device.type == "cuda" else None
+        run_model = torch.compile(typed, mode=mode, dynamic=False)
 
     def fn() -> Tensor:
-        with torch.inference_mode(), autocast:
-            return run_model(x)
+        with torch.inference_mode():
+            # The input's cast and the output's return to fp32 are part of a reduced-dtype call.
+            return run_model(x.to(dtype)).float()
 
     t0 = time.perf_counter()
     out = fn()  # the first call compiles
     first_call = time.perf_counter() - t0
+    # Read before more calls: CUDA graph replays reuse an output's memory.
+    out_pixels = out.shape[0] * out.shape[-2] * out.shape[-1]
+    out_size = f"{out.shape[-1]}x{out.shape[-2]}"
     times = time_forward(fn, device, args.warmup, args.iters)
     latency = statistics.median(times)
-    out_pixels = out.shape[0] * out.shape[-2] * out.shape[-1]
     return {
         "model": name,
         "scale": scale,
         "input": f"{x.shape[-1]}x{x.shape[-2]}",
-        "output": f"{out.shape[-1]}x{out.shape[-2]}",
+        "output": out_size,
         "batch": x.shape[0],
         "dtype": str(dtype).removeprefix("torch."),
         "compiled": compiled,
@@ -182,8 +189,12 @@ def main() -> None:
     parser.add_argument("--size", default=None, help="output size WxH (default 1920x1080; --quick: 128x128)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--compile", choices=["none", "msr", "all"], default=None,
-                        help="which models also run torch.compile-d (default: all on CUDA, msr on CPU)")
+    parser.add_argument("--compile", nargs="+", default=None, metavar="MODEL",
+                        help="which models also run torch.compile-d: none, all, or model names "
+                        "(default: all on CUDA, msr on CPU)")
+    parser.add_argument("--compile-mode", default="max-autotune",
+                        help="torch.compile's mode on CUDA (max-autotune also tunes every "
+                        "convolution, which takes minutes; reduce-overhead adds CUDA graphs only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--warmup", type=int, default=None, help="default 10 (--quick: 1)")
     parser.add_argument("--iters", type=int, default=None, help="default 30 (--quick: 3)")
@@ -197,13 +208,15 @@ def main() -> None:
     width, height = map(int, args.size.split("x")) if args.size else (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 10)
     args.iters = args.iters if args.iters is not None else (3 if args.quick else 30)
-    compile_which = args.compile or ("all" if device.type == "cuda" else "msr")
+    compile_which = set(args.compile or (["all"] if device.type == "cuda" else ["msr"]))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     available = builders()
     names = args.models or list(available)
     unknown = set(names) - set(available)
     if unknown:
         parser.error(f"unknown or unavailable models: {sorted(unknown)}")
+    if compile_which - set(available) - {"none", "all"}:
+        parser.error(f"--compile: unknown models {sorted(compile_which - set(available) - {'none', 'all'})}")
 
     torch.manual_seed(0)
     results: list[dict[str, Any]] = []
@@ -216,7 +229,7 @@ def main() -> None:
             flops = count_flops(model, x)
             params = sum(p.numel() for p in model.parameters())
             compile_options = [False]
-            if compile_which == "all" or (compile_which == "msr" and name == "msr"):
+            if "all" in compile_which or name in compile_which:
                 compile_options.append(True)
             for dtype_name in args.dtypes:
                 for compiled in compile_options:

@@ -58,7 +58,7 @@ import torch
 
 from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
-from msrnet.train.config import float_list
+from msrnet.train.config import COMPILE_MODES, float_list
 from msrnet.train.shipping import compare_with_shipped, ship, warm_start
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                   help="torch.compile the whole forward in this mode, e.g. reduce-overhead (CUDA "
+                   "graphs; implies --compile; default: the regional compile of the blocks)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier runs in --output-dir")
     p.add_argument("--package", action="store_true",
                    help="copy weights that beat the shipped ones into src/msrnet/weights/")
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             val_every=10**9 if timed else max(1, max_steps // 4),
             ckpt_every=10**9 if timed else max(1, max_steps // 4),
             device=device,
-            compile=args.compile,
+            compile=args.compile or args.compile_mode is not None,
+            compile_mode=args.compile_mode,
             overwrite=args.overwrite,
             progress=not timed,
         )

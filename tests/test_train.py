@@ -365,6 +365,22 @@ def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Pa
     model.load_state_dict(load_file(compiled["weights"]))
 
 
+def test_compile_mode_compiles_the_whole_forward_in_that_mode(data: Path, tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    settings = {"max_steps": 3, "log_every": 1, "ema_decay": 0.0}
+    eager = train(_config(data, tmp_path / "eager", **settings))
+    # On the CPU reduce-overhead has no CUDA graphs to capture: the path, not the speed-up.
+    compiled = train(_config(data, tmp_path / "whole", compile=True, compile_mode="reduce-overhead", **settings))
+    assert counters["stats"]["unique_graphs"] >= 1
+    assert compiled["step"] == 3
+    losses = [[r["loss"] for r in _log(tmp_path / run) if r["event"] == "train"] for run in ("eager", "whole")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+    create_model("msr_x4", **TINY).load_state_dict(load_file(compiled["weights"]))
+
+
 @pytest.mark.cuda
 def test_cuda_training_bf16_channels_last_fused(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "cuda"
@@ -704,6 +720,7 @@ def test_cli_config_file_values_are_checked_by_name_on_one_line(
         ({"model_kwargs": [1]}, "model_kwargs must be a JSON object, got [1]"),
         ({"model_kwargs": {"x": object()}}, "model_kwargs must hold JSON values only"),
         ({"compile": 1}, "compile must be true or false, got 1"),
+        ({"compile_mode": "fast"}, "compile_mode must be one of default, reduce-overhead"),
         ({"overwrite": None}, "overwrite must be true or false, got None"),
         ({"progress": "yes"}, "progress must be true or false"),
         ({"resume": ""}, "resume must be a non-empty string"),

@@ -16,6 +16,7 @@ __all__ = [
     "RESUMABLE_FIELDS",
     "LOSS_NAMES",
     "DEGRADATION_PRESETS",
+    "COMPILE_MODES",
     "config_changes",
     "config_diff",
     "config_from_dict",
@@ -116,6 +117,10 @@ class TrainConfig:
         device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available).
         amp: bf16 autocast (CUDA only).
         compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`).
+        compile_mode: with ``compile``, None compiles the residual blocks (regional); a
+            ``torch.compile`` mode (`COMPILE_MODES`, e.g. ``reduce-overhead``, which replays CUDA
+            graphs) compiles the whole pyramid forward with that mode instead, since a graph
+            that spans every block is what removes the launches between them.
         seed: seeds the model init and, with the process rank, the data streams.
         resume: a checkpoint file, or a folder holding ``checkpoint.pt``, to continue from.
             Only the run's length (``max_steps``, ``time_budget``) and its bookkeeping (the
@@ -158,6 +163,7 @@ class TrainConfig:
     device: str | None = None
     amp: bool = True
     compile: bool = False
+    compile_mode: str | None = None
     seed: int = 0
     resume: str | None = None
     overwrite: bool = False
@@ -221,6 +227,9 @@ def _unit(value: Any) -> bool:  # [0, 1)
     return bool(0 <= value < 1)
 
 
+# The modes `torch.compile` accepts, for ``compile_mode``.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 # Ranges, checked after the types (None, where a field allows it, always passes).
 _POSITIVE_INT = _Rule(_positive, "an integer >= 1")
 _NON_EMPTY = _Rule(bool, "a non-empty string")
@@ -256,6 +265,7 @@ _RULES: dict[str, _Rule] = {
     # A torch device string ("cuda", "cuda:1", "cpu"); whether it exists is known only at run time.
     "device": _Rule(lambda v: re.fullmatch(r"[a-z][a-z0-9_]*(:\d+)?", v) is not None,
                     "a device such as 'cuda', 'cuda:1' or 'cpu'"),
+    "compile_mode": _Rule(lambda v: v in COMPILE_MODES, "one of " + ", ".join(COMPILE_MODES)),
     "seed": _Rule(_non_negative, "an integer >= 0"),
     "resume": _NON_EMPTY,
 }

@@ -12,6 +12,10 @@ that recipe on a GPU, one architecture at a time) follow the same rules, kept he
   and condition they are scored on: Set5 and Set14 with the benchmark protocol and, for weights
   trained on degraded inputs (the ``real`` tag), on every degraded benchmark condition too
   (`compare_with_shipped`). The shipped file is the bar whatever the run started from.
+- Full-size weights for degraded inputs (``real``) ship only if they also beat the small
+  variant's shipped file of the same scale and tag (``msr_small_x4.real`` for ``msr_x4.real``)
+  on every (set, degraded condition) score: a full-size file that a 14 times cheaper one beats
+  where it is meant to be used has no reason to ship (`compare_with_small`).
 - `ship` copies them into the weights folder and returns the sha256 that ``PRETRAINED_SHA256``
   (``msrnet.models``) lists.
 """
@@ -34,6 +38,9 @@ __all__ = [
     "shipped_file",
     "warm_start",
     "compare_with_shipped",
+    "small_variant",
+    "beats_on_every_degraded_condition",
+    "compare_with_small",
     "ship",
 ]
 
@@ -147,6 +154,64 @@ def compare_with_shipped(
     shipped = _scores(target, data_dir, scale, device, degradation) if target.is_file() else None
     replace = shipped is None or all(scores[key]["psnr"] > shipped[key]["psnr"] for key in scores)
     return Verdict(scores, shipped, replace)
+
+
+def small_variant(arch: str) -> str:
+    """The small variant of a full-size architecture: ``msr_x4`` -> ``msr_small_x4``."""
+    if not arch.startswith("msr_x"):
+        raise ValueError(f"{arch!r} is not a full-size msr architecture (msr_x<scale>)")
+    return "msr_small_" + arch.removeprefix("msr_")
+
+
+def _degraded_keys() -> list[str]:
+    """``"<set>/<condition>"`` for every shipping set and degraded condition."""
+    return [f"{name}/{condition}" for name in SHIPPING_SETS for condition in DEGRADED_CONDITIONS]
+
+
+def beats_on_every_degraded_condition(
+    scores: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]]
+) -> bool:
+    """Whether ``scores`` has a higher PSNR than ``other`` on every (set, degraded condition):
+    each ``"<set>/<condition>"`` of `SHIPPING_SETS` x `DEGRADED_CONDITIONS`. A key missing from
+    ``scores`` fails (it was not shown to improve); one missing from ``other`` raises KeyError."""
+    return all(key in scores and scores[key]["psnr"] > other[key]["psnr"] for key in _degraded_keys())
+
+
+def compare_with_small(
+    scores: dict[str, dict[str, Any]],
+    arch: str,
+    tag: str,
+    package_dir: str | Path,
+    data_dir: str | Path,
+    scale: int,
+    *,
+    device: str = "cpu",
+) -> Verdict:
+    """Full-size weights for degraded inputs against the small variant's shipped file.
+
+    Args:
+        scores: the new weights' rows, keyed as `Verdict.scores` (a `compare_with_shipped` of
+            a run with a degradation has them all).
+        arch: the full-size architecture, e.g. ``msr_x4``.
+        tag: the tag both ship under (``real``).
+        package_dir, data_dir, scale, device: as for `compare_with_shipped`.
+
+    Returns:
+        A `Verdict` whose ``shipped`` holds the small file's degraded scores (None when it does
+        not ship, which sets no bar) and whose ``replace`` says whether the new weights may ship:
+        `beats_on_every_degraded_condition`.
+    """
+    target = shipped_file(small_variant(arch), tag, package_dir)
+    if not target.is_file():
+        return Verdict(scores, None, replace=True)
+    small = {
+        f"{name}/{condition}": evaluate(
+            target, Path(data_dir) / name, scale, device=device, progress=False, degradation=condition
+        )
+        for name in SHIPPING_SETS
+        for condition in DEGRADED_CONDITIONS
+    }
+    return Verdict(scores, small, beats_on_every_degraded_condition(scores, small))
 
 
 def ship(weights: str | Path, arch: str, tag: str, package_dir: str | Path) -> str:

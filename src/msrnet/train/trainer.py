@@ -192,6 +192,10 @@ def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Te
     """
     config = run.config
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda" and config.amp)
+    if config.compile and config.compile_mode is not None:
+        # Each step is a new iteration for CUDA graph trees (whose replays reuse the last one's
+        # output memory); without CUDA graphs this only counts.
+        torch.compiler.cudagraph_mark_step_begin()
     with autocast:
         outputs = run.net(lr.contiguous(memory_format=torch.channels_last))
     loss = pyramid_loss(outputs, hr, config.loss, config.level_weights)
@@ -479,16 +483,22 @@ def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainS
 
 
 def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.device) -> nn.Module:
-    """What a step calls: ``model`` (its blocks compiled with ``config.compile``) routed to
-    ``forward_pyramid``, under DDP when there are several processes.
+    """What a step calls: ``model`` (its blocks compiled with ``config.compile``, or the whole
+    forward with ``config.compile_mode``) routed to ``forward_pyramid``, under DDP when there
+    are several processes.
 
     Called after the EMA's deep copy, so that only the trained model compiles.
     """
-    if config.compile:
+    if config.compile and config.compile_mode is None:
         compile_blocks(model)
     net: nn.Module = _Pyramid(model)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile and config.compile_mode is not None:
+        # The whole forward in one graph: CUDA graphs (reduce-overhead) then replay every
+        # block's kernels with one launch. The wrapper holds no parameters of its own, so
+        # checkpoints and exported weights keep their names.
+        net = cast(nn.Module, torch.compile(net, mode=config.compile_mode, dynamic=False))
     return net
 
 
