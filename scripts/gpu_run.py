@@ -544,12 +544,12 @@ def main(argv: list[str] | None = None) -> int:
     # LR patch 64 (256 HR pixels at x4) only memory allowing: each size's sweep stops at its
     # first out-of-memory.
     args.patch_sizes = [12, 16] if args.rehearse else [48, 64]
-    # The first H100 run measured 22, 20 and 19 steps/s at batch 16, 32 and 64: host-bound, so
-    # samples/s grew with the batch. The sweep starts where it stopped.
+    # The step is bound by launches and host overhead at small batches (docs/benchmarks.md:
+    # steps/s barely fall from batch 16 to 64), so the sweep starts at 64.
     args.batch_sizes = [2, 4] if args.rehearse else [64, 128, 256]
     args.speed_steps = 2 if args.rehearse else 15
     # None: the regional compile of the blocks; reduce-overhead: the whole forward with CUDA
-    # graphs, which removes the launches that bound the first run's step.
+    # graphs, which removes the launches that bound the step.
     args.compile_modes = [None, "reduce-overhead"]
     # Per compile mode: the first run's regional compile did not finish in 60 s.
     args.compile_timeout = args.compile_timeout or (40.0 if args.rehearse else 90.0)
