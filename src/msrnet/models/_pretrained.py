@@ -29,7 +29,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_small_x4.t291": "6633f94454c869b15deb82ecbe977e5663aad40164b0d71980af70fe6635cef5",
     "msr_small_x8.t291": "1e8ffa7ac47bd6c90ad53b6681e5e3d937e7644463d8b10f84423a71e0bd3923",
     "msr_small_x2.real": "16e57f2b7b1bceed5c5b8fc299fb0fac9230effcb61230c66b66bd6ee44ca7cd",
-    "msr_small_x4.real": "06cb5c55c2cb759c37dc80ebb0a5b5dd916303ec4f12a8121ecbdf4030ff0992",
+    "msr_small_x4.real": "8010e13786f14718c5ac7869e32654f54fa80b8db6d62dbc209d1ca941a06a45",
     "msr_small_x8.real": "e48feedb492de1e99a474e9904f851bcbce60d33cdee42db83877b80190bd185",
 }
 
