@@ -115,8 +115,16 @@ class Verdict:
     replace: bool
 
 
-def _scores(weights: Path, data_dir: Path, scale: int, device: str, degradation: str) -> dict[str, dict[str, Any]]:
-    conditions = (None,) if degradation == "bicubic" else (None, *DEGRADED_CONDITIONS)
+def _conditions(degradation: str) -> tuple[str | None, ...]:
+    """What weights trained on ``degradation`` are scored on: the protocol (None), plus every
+    degraded condition for weights trained on degraded inputs."""
+    return (None,) if degradation == "bicubic" else (None, *DEGRADED_CONDITIONS)
+
+
+def _scores(
+    weights: Path, data_dir: Path, scale: int, device: str, conditions: tuple[str | None, ...]
+) -> dict[str, dict[str, Any]]:
+    """`evaluate` rows of ``weights`` on every shipping set and condition, keyed as `Verdict`'s."""
     return {
         name if condition is None else f"{name}/{condition}": evaluate(
             weights, data_dir / name, scale, device=device, progress=False, degradation=condition
@@ -149,9 +157,10 @@ def compare_with_shipped(
             ``degradation``); anything but ``bicubic`` adds `DEGRADED_CONDITIONS` to the scores.
     """
     data_dir = Path(data_dir)
-    scores = _scores(Path(weights), data_dir, scale, device, degradation)
+    conditions = _conditions(degradation)
+    scores = _scores(Path(weights), data_dir, scale, device, conditions)
     target = shipped_file(arch, tag, package_dir)
-    shipped = _scores(target, data_dir, scale, device, degradation) if target.is_file() else None
+    shipped = _scores(target, data_dir, scale, device, conditions) if target.is_file() else None
     replace = shipped is None or all(scores[key]["psnr"] > shipped[key]["psnr"] for key in scores)
     return Verdict(scores, shipped, replace)
 
@@ -204,13 +213,7 @@ def compare_with_small(
     target = shipped_file(small_variant(arch), tag, package_dir)
     if not target.is_file():
         return Verdict(scores, None, replace=True)
-    small = {
-        f"{name}/{condition}": evaluate(
-            target, Path(data_dir) / name, scale, device=device, progress=False, degradation=condition
-        )
-        for name in SHIPPING_SETS
-        for condition in DEGRADED_CONDITIONS
-    }
+    small = _scores(target, Path(data_dir), scale, device, DEGRADED_CONDITIONS)
     return Verdict(scores, small, beats_on_every_degraded_condition(scores, small))
 
 
