@@ -63,6 +63,10 @@ from msrnet.train.shipping import compare_with_shipped, ship, warm_start
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
+# Peak learning rate from scratch or from a smaller scale's trunk; trained weights of the same
+# model (a shipped file) are fine-tuned at a fraction of it.
+LR = 1e-3
+FINETUNE_LR_FRACTION = 0.25
 
 
 def split_budget(total: float, scales: list[int]) -> list[float]:
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of training for all scales together, split 30/35/35")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--patch-size", type=int, default=48, help="LR patch side")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak lr from scratch or a warm start")
+    p.add_argument("--lr", type=float, default=LR, help="peak lr from scratch or a warm start")
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="peak lr when fine-tuning shipped weights (default: a quarter of --lr)")
     p.add_argument("--loss", default="charbonnier")
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             time_budget=budget,
             batch_size=args.batch_size,
             patch_size=args.patch_size,
-            lr=(args.finetune_lr or args.lr / 4) if finetune else args.lr,
+            lr=(args.finetune_lr or args.lr * FINETUNE_LR_FRACTION) if finetune else args.lr,
             warmup_steps=max(1, max_steps // 20),
             loss=args.loss,
             level_weights=_level_weights(args.level_weights, scale),

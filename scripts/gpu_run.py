@@ -21,8 +21,9 @@ c. msr_x8, msr_x4, msr_x2, then msr_small_x8/x4/x2 (``--no-small`` leaves them o
 d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``);
 f. (run before e, which comes last) msr_x4.real, then msr_x2.real and msr_x8.real
    (``--skip real`` leaves them out): each
-   fine-tuned from its ``.t291`` weights (``train_291.py --degradation web --tag real`` starts
-   from the shipped ``.t291`` file while no ``.real`` one ships) and scored on Set5 and Set14,
+   fine-tuned from the best weights at hand (a shipped ``.real`` file; else step c's ``.t291``
+   weights where they beat the shipped ones, at the fine-tune rate; else the shipped ``.t291``
+   file) with ``train_291.py --degradation web --tag real``, and scored on Set5 and Set14,
    clean and under every degraded benchmark condition (JPEG and noise after bicubic). The
    default degradation is ``web`` rather than the ``real`` preset: those conditions are what
    ``web`` trains for, and the shipped msr_small_x*.real files, the bar here, were trained on
@@ -38,7 +39,8 @@ e. inference time of a 1280x720 output at x4, fp32 and bf16 (the weights cast on
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and, for each model
 whose weights are new or beat the packaged ones (`msrnet.train.shipping`'s rules),
 ``<arch>.t291.safetensors`` or ``<arch>.real.safetensors``, while the 8 files a device call
-brings back allow (`MAX_OUT_FILES`; the log names what did not fit). Copy those into
+brings back allow (`MAX_OUT_FILES`; the small variants' files leave places for step f's, and
+the log names what did not fit). Copy those into
 ``src/msrnet/weights/`` and their sha256, which ``log.txt`` names, into ``PRETRAINED_SHA256``
 (``src/msrnet/models/_pretrained.py``).
 
@@ -71,7 +73,7 @@ from typing import Any
 
 import torch
 
-from msrnet.train.shipping import CLEAN_TAG, compare_with_small, ship, warm_start
+from msrnet.train.shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
@@ -295,11 +297,12 @@ def _budget(run: Run, args: argparse.Namespace, overhead: float, item: float, qu
     return spare * item / sum(queued)
 
 
-def _ship_to_out(run: Run, weights: Path, arch: str, tag: str) -> None:
+def _ship_to_out(run: Run, weights: Path, arch: str, tag: str, keep_free: int = 0) -> None:
     """Copy ``weights`` into --out as ``<arch>.<tag>.safetensors`` while a device call can still
-    bring it back (`MAX_OUT_FILES`); log its sha256, or that there was no room."""
+    bring it back (`MAX_OUT_FILES`, less ``keep_free`` places held for later models); log its
+    sha256, or that there was no room."""
     present = [p for p in run.out.iterdir() if p.is_file() and p.name not in ("results.json.tmp", "subprocess.stderr")]
-    if len(present) >= MAX_OUT_FILES:
+    if len(present) + keep_free >= MAX_OUT_FILES:
         run.log(f"{arch}.{tag}: no room in --out ({MAX_OUT_FILES} files); the weights stay at {weights}")
         return
     digest = ship(weights, arch, tag, run.out)
@@ -308,7 +311,6 @@ def _ship_to_out(run: Run, weights: Path, arch: str, tag: str) -> None:
 
 def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
     """c, d. Each scale in its own process; its budget is its share of the time then left."""
-    train_291 = _load(ROOT / "examples" / "train_291.py")
     queue = _training_queue(args)
     later = [_share(False, scale, real=True) for scale in _real_queue(args)]  # step f's
     overhead = SCALE_OVERHEAD_S[args.kind]
@@ -371,7 +373,10 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
         weights = runs / f"x{scale}" / "best.safetensors"
         # train_291.py judged the weights (`msrnet.train.shipping.compare_with_shipped`).
         if all(r.get("replace", True) for r in new):
-            _ship_to_out(run, weights, arch, CLEAN_TAG)
+            args.fresh_t291[arch] = str(weights)
+            # The small files are the last wish of the issue: step f's full-size .real ones,
+            # still to come, keep their places in what a device call brings back.
+            _ship_to_out(run, weights, arch, CLEAN_TAG, keep_free=len(_real_queue(args)) if small else 0)
         chained[small] = str(weights)
         for r in new:
             run.log(f"{arch} {r['dataset']}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
@@ -388,6 +393,7 @@ def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> No
     on ``--real-degradation`` LR patches, scored on the degraded conditions, and copied into
     --out only if it beats both the shipped file of its own and the small variant's
     (`msrnet.train.shipping.compare_with_small`)."""
+    train_291 = _load(ROOT / "examples" / "train_291.py")
     queue = _real_queue(args)
     overhead = getattr(args, "overhead", SCALE_OVERHEAD_S[args.kind])
     rows: list[dict[str, Any]] = []
@@ -415,12 +421,12 @@ def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> No
         if args.device:
             argv += ["--device", args.device]
         argv += _compile_argv(choice)
-        # train_291.py starts a --tag real run from the shipped .real file, else the shipped
-        # .t291 one; with neither (a rehearsal), from this run's t291 weights of step c.
-        t291 = args.work_dir / "runs" / f"x{scale}" / "best.safetensors"
-        start = warm_start(arch, REAL_TAG, args.package_dir, chained=str(t291) if t291.is_file() else None)
+        # A shipped .real file is fine-tuned further; else step c's t291 weights where they beat
+        # the shipped .t291 file (or none ships), at the fine-tune rate; else the shipped .t291.
+        fresh = None if shipped_file(arch, REAL_TAG, args.package_dir).is_file() else args.fresh_t291.get(arch)
+        start = warm_start(arch, REAL_TAG, args.package_dir, init=fresh)
         if start.weights is not None and not start.finetune:
-            argv += ["--init", start.weights]
+            argv += ["--init", start.weights, "--lr", str(train_291.LR * train_291.FINETUNE_LR_FRACTION)]
         run.log(f"{arch}.{REAL_TAG}: " + (f"{args.steps} steps" if budget is None else f"{budget:.0f} s")
                 + f" of training on {args.real_degradation} LR, from {start.weights or 'scratch'}")
         started = time.monotonic()
@@ -564,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         args.package_dir = args.work_dir / "package"
         args.package_dir.mkdir(parents=True)
     args.package_dir = args.package_dir or PACKAGE_WEIGHTS
+    args.fresh_t291 = {}  # step c's weights that beat the shipped .t291 file (or none ships), per arch
 
     run = Run(args.out, args.deadline)
     run.results["mode"] = "rehearsal" if args.rehearse else "gpu"

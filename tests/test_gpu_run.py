@@ -202,7 +202,8 @@ class _SlowClock:
 
 
 def _fake_training(module: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, deadline: float | None,
-                   seconds_per_command: float) -> tuple[list[list[str]], list[float], object]:
+                   seconds_per_command: float, skip: tuple[str, ...] = ("real",)
+                   ) -> tuple[list[list[str]], list[float], object]:
     """train_scales with each training process replaced by one that takes ``seconds_per_command``
     (plus its time budget) and writes the results train_291.py would."""
     import argparse
@@ -231,7 +232,7 @@ def _fake_training(module: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     args = argparse.Namespace(scales=[2, 4, 8], small=True, kind="cpu", data_dir=tmp_path, patch_size=16,
                               package_dir=tmp_path / "package", model_kwargs={}, device="cpu", min_budget=2.0,
                               work_dir=tmp_path / "runs", steps=3 if deadline is None else None,
-                              skip=["real"])  # fmt: skip
+                              skip=list(skip), fresh_t291={})  # fmt: skip
     module["train_scales"](run, args, {"batch_size": 4, "compile": False})
     return calls, timeouts, run
 
@@ -248,6 +249,20 @@ def test_step_counts_train_every_model_however_slow_the_machine(
     assert all(argv[argv.index("--max-steps") + 1] == "3" for argv in calls)
     assert timeouts == [module["HANG_GUARD_S"]] * 6  # a guard against a hang, not a deadline
     assert len(run.results["steps"]["quality"]) == 12
+
+
+def test_the_small_files_leave_room_for_the_full_size_real_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
+    full = [f"msr_x{s}.t291.safetensors" for s in (2, 4, 8)]
+    small = [f"msr_small_x{s}.t291.safetensors" for s in (2, 4, 8)]
+    for skip, expected in ((("real",), full + small), ((), full)):
+        folder = tmp_path / "-".join(skip or ["all"])
+        (folder / "out").mkdir(parents=True)
+        _, _, run = _fake_training(module, monkeypatch, folder, None, seconds_per_command=1.0, skip=skip)
+        files = sorted(p.name for p in (folder / "out").iterdir())
+        assert files == sorted(["log.txt", "results.json", *expected])
+        # Step f's three models still have their places in what a device call brings back.
+        assert len(files) + (0 if skip else 3) == module["MAX_OUT_FILES"]
 
 
 def test_a_deadline_shares_out_what_is_left_and_skips_what_no_longer_fits(
@@ -307,7 +322,7 @@ def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_co
     monkeypatch.setattr(shipping, "evaluate", evaluate)
     args = argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
                               package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0,
-                              work_dir=tmp_path / "runs", real_degradation="web")  # fmt: skip
+                              work_dir=tmp_path / "runs", real_degradation="web", fresh_t291={})  # fmt: skip
     module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
     argv = calls[0]
     assert argv[argv.index("--degradation") + 1] == "web" and argv[argv.index("--tag") + 1] == "real"
@@ -316,6 +331,36 @@ def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_co
     assert sum("small_psnr" in r for r in rows) == 8  # the degraded conditions only
     shipped = (tmp_path / "out" / "msr_x4.real.safetensors").is_file()
     assert shipped is (small_psnr < 30.0)
+
+
+@pytest.mark.parametrize("shipped", [(), ("t291",), ("t291", "real")])
+def test_real_training_starts_from_the_best_weights_at_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped: tuple[str, ...]
+) -> None:
+    """Step c's t291 weights beat the shipped file (or none ships): step f starts from them at
+    the fine-tune rate, unless a .real file ships, which train_291.py fine-tunes by itself."""
+    import argparse
+
+    module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
+    (tmp_path / "out").mkdir()
+    run = module["Run"](tmp_path / "out", deadline=None)
+    package = tmp_path / "package"
+    package.mkdir()
+    for tag in shipped:
+        (package / f"msr_x4.{tag}.safetensors").write_bytes(b"shipped")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (calls.append(argv), (1, ""))[1])
+    fresh = str(tmp_path / "runs" / "runs" / "x4" / "best.safetensors")
+    args = argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
+                              package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0,
+                              work_dir=tmp_path / "runs", real_degradation="web",
+                              fresh_t291={"msr_x4": fresh})  # fmt: skip
+    module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
+    argv = calls[0]
+    if "real" in shipped:
+        assert "--init" not in argv and "--lr" not in argv
+    else:
+        assert argv[argv.index("--init") + 1] == fresh and float(argv[argv.index("--lr") + 1]) == 2.5e-4
 
 
 def test_the_small_file_sets_no_bar_where_none_ships(tmp_path: Path) -> None:
