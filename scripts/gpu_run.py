@@ -374,8 +374,8 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
         # train_291.py judged the weights (`msrnet.train.shipping.compare_with_shipped`).
         if all(r.get("replace", True) for r in new):
             args.fresh_t291[arch] = str(weights)
-            # The small files are the last wish of the issue: step f's full-size .real ones,
-            # still to come, keep their places in what a device call brings back.
+            # Step f's full-size .real files, still to come, outrank the small .t291 ones: they
+            # keep their places in what a device call brings back.
             _ship_to_out(run, weights, arch, CLEAN_TAG, keep_free=len(_real_queue(args)) if small else 0)
         chained[small] = str(weights)
         for r in new:
