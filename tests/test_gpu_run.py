@@ -251,7 +251,9 @@ def test_step_counts_train_every_model_however_slow_the_machine(
     assert len(run.results["steps"]["quality"]) == 12
 
 
-def test_the_small_files_leave_room_for_the_full_size_real_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_small_files_leave_room_for_the_full_size_real_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     full = [f"msr_x{s}.t291.safetensors" for s in (2, 4, 8)]
     small = [f"msr_small_x{s}.t291.safetensors" for s in (2, 4, 8)]
