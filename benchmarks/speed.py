@@ -215,8 +215,9 @@ def main() -> None:
     unknown = set(names) - set(available)
     if unknown:
         parser.error(f"unknown or unavailable models: {sorted(unknown)}")
-    if compile_which - set(available) - {"none", "all"}:
-        parser.error(f"--compile: unknown models {sorted(compile_which - set(available) - {'none', 'all'})}")
+    unknown_compiled = compile_which - set(available) - {"none", "all"}
+    if unknown_compiled:
+        parser.error(f"--compile: unknown models {sorted(unknown_compiled)}")
 
     torch.manual_seed(0)
     results: list[dict[str, Any]] = []
