@@ -10,6 +10,16 @@ dense bf16 peak (989 TFLOP/s).
     python benchmarks/train_speed.py --device cuda --batch-size 64 --steps 50 --compile
     python benchmarks/train_speed.py --device cuda --batch-size 64 --steps 50 --compile-mode reduce-overhead
 
+``--cpu-modes`` measures the four CPU modes side by side in one run, one JSON row each, for every
+``--model`` given: ``fp32-eager``, ``bf16-eager``, ``fp32-compiled``, ``bf16-compiled`` (bf16:
+autocast; compiled: inductor, the regional compile of the blocks), each with its seconds per
+step, HR pixels per second, compile seconds (the first step's extra time) and ``vs_fp32_eager``.
+On a CPU without native bf16 (`msrnet.device.cpu_has_native_bf16`) the bf16 rows are still run,
+emulated, to show what they would cost; the last line is the JSON list of all rows:
+
+    OMP_NUM_THREADS=1 python benchmarks/train_speed.py --device cpu --cpu-modes \
+        --model msr_small_x4 --batch-size 16 --patch-size 24 --json
+
 ``hr_pixels_per_s`` (samples/s times the HR patch's pixels) compares patch sizes: a step on
 larger patches trains on more pixels for less overhead per pixel.
 
@@ -22,12 +32,15 @@ Also reported: the patch sampler's own time per batch and its share of a step, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
@@ -36,8 +49,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msrnet import create_model
 from msrnet.data import InMemoryPatchSampler
+from msrnet.device import cpu_has_native_bf16
 from msrnet.train import TrainConfig, train
+from msrnet.train import trainer as trainer_module
 from msrnet.train.config import COMPILE_MODES
+
+CPU_MODES = ("fp32-eager", "bf16-eager", "fp32-compiled", "bf16-compiled")
 
 H100_BF16_DENSE_TFLOPS = 989.0
 
@@ -81,6 +98,7 @@ def measure(
     model_kwargs: dict[str, Any] | None = None,
     degradation: str = "bicubic",
     compile_mode: str | None = None,
+    amp: bool = True,
 ) -> dict[str, Any]:
     """Train ``2 * steps`` steps on generated images; throughput of the second half.
 
@@ -113,6 +131,7 @@ def measure(
             compile_mode=compile_mode if compile else None,
             progress=False,
             degradation=degradation,
+            amp=amp,
         )
         summary = train(config)
         log = [
@@ -142,8 +161,10 @@ def measure(
         "timed_steps": steps,
         "compile": compile,
         "compile_mode": compile_mode if compile else None,
-        "amp_bf16": dev.type == "cuda",
-        "first_step_s": summary["seconds"]["startup"],
+        "amp_bf16": summary["amp_bf16"],
+        "first_step_s": summary["seconds"]["first_step"],
+        # What the first step costs beyond a timed one: compilation (and autotuning).
+        "compile_s": round(summary["seconds"]["first_step"] - batch_size / log[-1]["samples_per_s"], 2),
         # Patch making (crop, augment, MATLAB-bicubic LR) is part of every step.
         "patch_ms_per_step": round(sample_seconds * 1000, 3),
         "patch_share_of_step": round(sample_seconds / step_seconds, 4),
@@ -163,11 +184,40 @@ def measure(
     }
 
 
+@contextlib.contextmanager
+def _bf16_granted(forced: bool) -> Iterator[None]:
+    """With ``forced``, the trainer runs bf16 autocast even where the CPU only emulates it."""
+    if not forced:
+        yield
+        return
+    with mock.patch.object(trainer_module, "amp_enabled", lambda config, device: (config.amp, "forced")):
+        yield
+
+
+def cpu_modes(models: list[str], batch_size: int, patch_size: int, steps: int) -> list[dict[str, Any]]:
+    """One row per (model, mode of `CPU_MODES`), measured one after the other in this process."""
+    rows = []
+    for model in models:
+        base = None
+        for mode in CPU_MODES:
+            bf16, compiled = mode.startswith("bf16"), mode.endswith("compiled")
+            with _bf16_granted(bf16 and not cpu_has_native_bf16()):
+                row = measure(model, batch_size, patch_size, steps, "cpu", compiled, amp=bf16)
+            row |= {"mode": mode, "native_bf16": cpu_has_native_bf16()}
+            if base is None:
+                base = row["hr_pixels_per_s"]
+            row["vs_fp32_eager"] = round(row["hr_pixels_per_s"] / base, 3)
+            row["s_per_step"] = round(1 / row["steps_per_s"], 4)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="msr_x4")
+    parser.add_argument("--model", default=["msr_x4"], nargs="+", help="one or more (with --cpu-modes)")
     parser.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=48, help="LR patch side")
@@ -179,13 +229,23 @@ def main() -> None:
                         "default: the regional compile of the blocks)")
     parser.add_argument("--loss", default="charbonnier")
     parser.add_argument("--degradation", default="bicubic", help="bicubic, web, real or a JSON file")
+    parser.add_argument("--cpu-modes", action="store_true", help=f"measure {', '.join(CPU_MODES)} side by side")
+    parser.add_argument("--no-amp", action="store_true", help="fp32 even where bf16 autocast is available")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
+    if args.cpu_modes:
+        if args.device not in (None, "cpu"):
+            parser.error("--cpu-modes measures the CPU: drop --device or pass --device cpu")
+        print(json.dumps(cpu_modes(args.model, args.batch_size, args.patch_size, args.steps)))
+        return
+    if len(args.model) != 1:
+        parser.error("several --model values need --cpu-modes")
     result = measure(
-        args.model, args.batch_size, args.patch_size, args.steps, args.device,
+        args.model[0], args.batch_size, args.patch_size, args.steps, args.device,
         args.compile or args.compile_mode is not None, args.loss, args.model_kwargs, args.degradation,
-        args.compile_mode,
+        args.compile_mode, not args.no_amp,
     )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

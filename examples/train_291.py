@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level-weights", type=float_list, default=None, metavar="X,Y,..",
                    help="loss weight of each pyramid level of the largest scale, coarse first "
                    "(default: equal); a smaller scale takes the last ones (as msrnet train's option)")
-    p.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
+    variant = p.add_mutually_exclusive_group()
+    variant.add_argument("--small", action="store_true", help="train msr_small_x* instead of msr_x*")
+    variant.add_argument("--medium", action="store_true", help="train msr_medium_x* instead of msr_x*")
     p.add_argument("--model-kwargs", type=json.loads, default={}, help="non-default architecture (JSON)")
     p.add_argument("--init", default=None, help="weights the first scale starts from")
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
@@ -133,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         list(split_budget(args.time_budget, scales)) if timed else [None] * len(scales)
     )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    prefix = "msr_small_x" if args.small else "msr_medium_x" if args.medium else "msr_x"
+
+    def arch_of(scale: int) -> str:
+        return f"{prefix}{scale}"
 
     def config(scale: int, max_steps: int, budget: float | None, init: str | None, finetune: bool) -> TrainConfig:
         return TrainConfig(
             train_dir=str(args.data_dir / "train291"),
             val_dir=str(args.data_dir / "Set5"),
             output_dir=str(args.output_dir / f"x{scale}"),
-            model=f"msr_small_x{scale}" if args.small else f"msr_x{scale}",
+            model=arch_of(scale),
             model_kwargs=args.model_kwargs,
             init_weights=init,
             max_steps=max_steps,
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     chained = args.init  # the weights the next scale would warm-start from
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for index, (scale, max_steps, budget) in enumerate(zip(scales, steps, budgets)):
-        arch = f"msr_small_x{scale}" if args.small else f"msr_x{scale}"
+        arch = arch_of(scale)
         # --init is the first scale's explicit choice; later scales chain from the one before.
         start = warm_start(arch, args.tag, args.package_dir, init=args.init if index == 0 else None, chained=chained)
         summary = train(config(scale, max_steps, budget, start.weights, start.finetune))

@@ -59,7 +59,10 @@ def _add_pretrained_arg(p: argparse.ArgumentParser) -> None:
 
 # The registered models, for --help without importing torch or timm (which takes seconds);
 # tests/test_cli_hints.py checks that this is exactly `msrnet.list_models()`.
-MODEL_NAMES = ("msr_x2", "msr_x4", "msr_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8")
+MODEL_NAMES = (
+    "msr_x2", "msr_x4", "msr_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8",
+    "msr_medium_x2", "msr_medium_x4", "msr_medium_x8",
+)
 # What `upscale` and `export` run without --model: the weights trained for JPEG and noisy inputs,
 # since photos are what people upscale (docs/real-photos.md has the numbers behind the choice).
 DEFAULT_MODEL = "msr_small_x4.real"
@@ -152,6 +155,11 @@ def _cli_model(
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
 # (docs/inference.md#the-first-call), a hundred times more on a GPU.
 SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
+# `--compile auto` compiles a job of at least this much work (same units) on a CPU with native
+# bf16, where the compiled network runs about twice as fast as the eager one and inductor's
+# one-time compile (tens of seconds) is then paid back (docs/inference.md#speed). Where bf16 is
+# emulated (AVX2) compiling gained 1.1x and auto leaves it off.
+COMPILE_WORK = 1e12
 
 
 def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -192,7 +200,17 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile-overlap", type=non_negative, default=32, help="LR pixels neighbouring tiles share")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
-        "--dtype", choices=("fp32", "bf16", "fp16"), default=None, help="compute dtype (default: bf16 on CUDA, else fp32)"
+        "--dtype",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="compute dtype; auto: bf16 on CUDA and on a CPU with native bf16 (AMX / AVX-512 BF16), else fp32",
+    )
+    p.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="torch.compile the network once for the whole job; auto: on a CPU with native bf16 "
+        "for jobs large enough to pay the one-time compile back",
     )
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument(
@@ -282,7 +300,9 @@ def _upscale(args: argparse.Namespace) -> int:
             raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
         return _run_video(args, model, device)
 
-    run = _UpscaleRun(args, model, device, resolve_dtype(args.dtype, device), scale, level_scales, level)
+    dtype = resolve_dtype(args.dtype, device)
+    compiled = _compile_pays(args, model, device, dtype, sources)
+    run = _UpscaleRun(args, model, device, dtype, scale, level_scales, level, compiled)
     targets, where = _targets(args, sources, scale)
     _refuse_overwrites(sources, [path for dst in targets for path in _output_paths(run, dst)])
 
@@ -328,6 +348,7 @@ class _UpscaleRun:
     scale: int  # the model's
     level_scales: list[int]  # of the model's pyramid, coarse first
     level: int  # the level written: the model's scale, or the one --outscale picks
+    compile: bool = False  # a torch.compile copy of the network serves every image
 
 
 def _upscale_device(name: str | None) -> torch.device:
@@ -449,7 +470,12 @@ def _what_runs(run: _UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
     if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
         arch = f"{arch}.{pretrained_cfg['tag']}"
     factor = f"x{args.outscale:g}" if args.outscale is not None else f"x{run.scale}"
-    return f"{factor} with {arch} ({weights}) on {run.device} ({str(run.dtype).removeprefix('torch.')})"
+    dtype = str(run.dtype).removeprefix("torch.")
+    if args.dtype == "auto":
+        from msrnet.device import bf16_reason
+
+        dtype = f"{dtype}, auto: {bf16_reason(run.device)}"
+    return f"{factor} with {arch} ({weights}) on {run.device} ({dtype}{', compiled' if run.compile else ''})"
 
 
 def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -487,6 +513,7 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
                 dtype=run.dtype,
                 progress=not animated,
                 levels=args.pyramid or run.level != run.scale,
+                compile=run.compile,
             )
             for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
         ]
@@ -502,6 +529,30 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
         # path, and a symlink planted at path is replaced, not written through.
         save_image(images, path, duration=durations, loop=loop)
     return in_size, images[0].size
+
+
+def _compile_pays(
+    args: argparse.Namespace, model: nn.Module, device: torch.device, dtype: torch.dtype, sources: list[Path]
+) -> bool:
+    """Whether ``--compile`` (``auto``: a CPU with native bf16 and a job of `COMPILE_WORK`) compiles."""
+    if args.compile != "auto":
+        return bool(args.compile == "on")
+    import torch
+    from PIL import Image
+
+    from msrnet.device import cpu_has_native_bf16
+
+    if device.type != "cpu" or dtype != torch.bfloat16 or not cpu_has_native_bf16():
+        return False
+    pixels = 0
+    for src in sources:
+        try:
+            with Image.open(src) as img:  # the header only
+                pixels += img.size[0] * img.size[1] * getattr(img, "n_frames", 1)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # reported when the image itself is upscaled
+    n_params = sum(p.numel() for p in model.parameters())
+    return n_params * pixels * (8 if args.self_ensemble else 1) >= COMPILE_WORK
 
 
 def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int) -> None:

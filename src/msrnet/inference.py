@@ -13,12 +13,13 @@ untiled differ slightly there; docs/inference.md gives the measured PSNR.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from msrnet.device import default_dtype
 from msrnet.models import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
@@ -67,14 +69,13 @@ _PIL_16BIT = ("I;16", "I;16L", "I;16B", "I")
 
 # --- dtypes and devices ------------------------------------------------------------------------
 def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """The compute dtype: given, or bf16 on CUDA (fp16 where bf16 is unsupported), else fp32."""
-    if dtype is None:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+    """The compute dtype: given, or (None, ``"auto"``) `msrnet.device.default_dtype`: bf16 on
+    CUDA (fp16 where bf16 is unsupported) and on a CPU with native bf16, else fp32."""
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
     if isinstance(dtype, str):
         if dtype.lower() not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
+            raise ValueError(f"unknown dtype {dtype!r}; use auto or one of {', '.join(_DTYPES)}")
         dtype = _DTYPES[dtype.lower()]
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
@@ -84,6 +85,33 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torc
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+# Compiled copies of models, one per (model, dtype, levels, device), kept while the model lives:
+# a folder or a video compiles once, not once per image. The key's last part is the weights'
+# identity and version, so a model trained or loaded since gets a fresh copy.
+_COMPILED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _compiled_copy(model: nn.Module, net: nn.Module, dtype: torch.dtype, device: torch.device, levels: bool) -> nn.Module:
+    """``torch.compile`` of a copy of ``net`` (``model`` or its pyramid wrapper) cast to ``dtype``.
+
+    A copy in ``dtype`` rather than autocast (which would cast every weight on every call) or
+    ``functional_call`` over cast weights; the model itself stays as it is. Shapes are
+    specialised on first sight and made dynamic if a second tile shape comes (torch.compile's
+    default), so a folder of one image size compiles once.
+    """
+    # Parameter objects and their version counters: in-place updates (an optimizer step,
+    # load_state_dict) bump the counter; the layout changes `upscale` makes and undoes do not.
+    version = tuple((id(p), p._version) for p in model.parameters())
+    key = (dtype, levels, device, version)
+    hit = _COMPILED.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    copied = copy.deepcopy(net).to(device=device, dtype=dtype).eval()
+    compiled = cast(nn.Module, torch.compile(copied))
+    _COMPILED[model] = (key, compiled)
+    return compiled
 
 
 class _Runner:
@@ -96,13 +124,14 @@ class _Runner:
 
     def __init__(
         self, model: nn.Module, device: torch.device, dtype: torch.dtype, ensemble: bool,
-        levels: bool = False,
+        levels: bool = False, compile: bool = False,
     ):
         self.model = model
         self.device = device
         self.dtype = dtype
         self.ensemble = ensemble
         self.levels = levels
+        self.compile = compile
         # The module called on each tile, whose forward gives every output level.
         self.net: nn.Module = _Pyramid(model) if levels else model
         self._reduced: tuple[torch.dtype, dict[str, Tensor]] | None = None
@@ -121,13 +150,16 @@ class _Runner:
         return self._reduced[1]
 
     def _forward(self, x: Tensor, dtype: torch.dtype) -> list[Tensor]:
-        if dtype == torch.float32:
-            net: Callable[[Tensor], Any] = self.net
+        net: Callable[[Tensor], Any]
+        if self.compile and dtype == self.dtype:
+            # The fp32 fallback of a broken reduced dtype runs eager: it is the rare path.
+            compiled = _compiled_copy(self.model, self.net, dtype, self.device, self.levels)
+            net = lambda t: compiled(t.to(dtype))  # noqa: E731
+        elif dtype == torch.float32:
+            net = self.net
         else:
             weights = self._reduced_weights(dtype)
-
-            def net(t: Tensor) -> Any:
-                return torch.func.functional_call(self.net, weights, (t.to(dtype),))
+            net = lambda t: torch.func.functional_call(self.net, weights, (t.to(dtype),))  # noqa: E731
 
         out = _self_ensemble(net, x) if self.ensemble else net(x)
         return [y.float() for y in _outputs(out)]
@@ -656,6 +688,7 @@ def upscale(
     dtype: torch.dtype | str | None = None,
     progress: bool = False,
     levels: Literal[False] = False,
+    compile: bool = False,
 ) -> ImageT: ...
 @overload
 def upscale(
@@ -669,6 +702,7 @@ def upscale(
     dtype: torch.dtype | str | None = None,
     progress: bool = False,
     levels: Literal[True],
+    compile: bool = False,
 ) -> list[ImageT]: ...
 @overload
 def upscale(
@@ -682,6 +716,7 @@ def upscale(
     dtype: torch.dtype | str | None = None,
     progress: bool = False,
     levels: bool,
+    compile: bool = False,
 ) -> ImageT | list[ImageT]: ...
 def upscale(
     model: nn.Module,
@@ -694,6 +729,7 @@ def upscale(
     dtype: torch.dtype | str | None = None,
     progress: bool = False,
     levels: bool = False,
+    compile: bool = False,
 ) -> ImageT | list[ImageT]:
     """Upscale an image by ``model.scale``, returning the same kind of image.
 
@@ -722,8 +758,10 @@ def upscale(
             global pooling and its receptive radius is <= ``tile_overlap / 4``.
         self_ensemble: average the 8 flips/rotations (8x the compute).
         device: where the model runs (default: where its parameters are).
-        dtype: compute dtype: ``'fp32'``, ``'bf16'``, ``'fp16'`` or a torch dtype; default bf16
-            on CUDA (fp16 where bf16 is unsupported) and fp32 elsewhere. A reduced dtype runs
+        dtype: compute dtype: ``'auto'`` (the default), ``'fp32'``, ``'bf16'``, ``'fp16'`` or a
+            torch dtype. ``auto`` is `msrnet.device.default_dtype`: bf16 on CUDA (fp16 where bf16
+            is unsupported) and on a CPU with native bf16 (AMX, AVX-512 BF16), fp32 elsewhere
+            (an AVX2 CPU emulates bf16, slower than fp32). A reduced dtype runs
             the network with its weights cast once (the model itself is left in float32).
             A tile whose reduced-precision output is not finite is redone in fp32 (with a
             warning); NaN/inf in float32 raise `FloatingPointError`.
@@ -731,6 +769,11 @@ def upscale(
         levels: return every level of the model's pyramid from the one pass, coarse first
             (x2, x4, x8 for msr_x8), each blended across tiles at its own scale. Needs a model
             with ``forward_pyramid`` and ``level_scales`` (msrnet's).
+        compile: run a ``torch.compile`` (inductor) copy of the model in ``dtype``, made on the
+            first call and reused by later calls with the same model, dtype and device (a
+            folder or a video compiles once). Compiling takes seconds to a minute, once per
+            process (inductor's on-disk cache shortens it in the next); it pays on long jobs
+            (docs/inference.md, "Speed"). Outputs match the eager ones to rounding.
 
     Returns:
         The upscaled image: a PIL image of the same mode, a numpy array of the same dtype and
@@ -774,7 +817,7 @@ def upscale(
 
     device = torch.device(device) if device is not None else _model_device(model)
     scales = _output_scales(model, levels)
-    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels)
+    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels, compile)
 
     in_chans = getattr(model, "in_chans", 3)
     gray = x.shape[1] in (1, 2)

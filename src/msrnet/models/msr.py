@@ -610,7 +610,7 @@ default_cfgs = generate_default_cfgs(
     {
         **{
             f"{arch}_x{scale}.t291": _cfg(f"{arch}_x{scale}", scale, "t291", notes=_T291)
-            for arch in ("msr", "msr_small")
+            for arch in ("msr", "msr_small", "msr_medium")
             for scale in (2, 4, 8)
         },
         **{f"msr_small_x{scale}.real": _cfg(f"msr_small_x{scale}", scale, "real", notes=_REAL) for scale in (2, 4, 8)},
@@ -623,12 +623,27 @@ SMALL_STEM_WIDTHS = (64, 32)
 SMALL_LEVEL_WIDTH = 16
 
 
-def _small_widths(scale: int) -> dict[str, Any]:
+# The medium variants: four times msr_small's cost (at most 2.0 M multiply-adds per LR pixel
+# at x4), trained on the CPU; widths chosen by the sweep in docs/design-choices.md.
+MEDIUM_STEM_WIDTHS = (96, 64)
+MEDIUM_LEVEL_WIDTH = 32
+
+
+def _narrow_widths(scale: int, stem_widths: tuple[int, ...], level_width: int) -> dict[str, Any]:
+    """Widths of a narrow variant: its stem, and level widths halving from ``level_width``."""
     levels = len(default_level_scales(scale))
     return {
-        "stem_widths": SMALL_STEM_WIDTHS,
-        "level_chans": tuple(max(4, SMALL_LEVEL_WIDTH >> i) for i in range(levels)),
+        "stem_widths": stem_widths,
+        "level_chans": tuple(max(4, level_width >> i) for i in range(levels)),
     }
+
+
+def _small_widths(scale: int) -> dict[str, Any]:
+    return _narrow_widths(scale, SMALL_STEM_WIDTHS, SMALL_LEVEL_WIDTH)
+
+
+def _medium_widths(scale: int) -> dict[str, Any]:
+    return _narrow_widths(scale, MEDIUM_STEM_WIDTHS, MEDIUM_LEVEL_WIDTH)
 
 
 def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
@@ -689,3 +704,21 @@ def msr_small_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
 def msr_small_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
     """Small x8 model: msr_x8's structure with a narrow stem and levels."""
     return _create_msr("msr_small_x8", 8, pretrained, **{**_small_widths(8), **kwargs})
+
+
+@register_model
+def msr_medium_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Medium x2 model: msr_x2's structure at four times msr_small_x2's cost."""
+    return _create_msr("msr_medium_x2", 2, pretrained, **{**_medium_widths(2), **kwargs})
+
+
+@register_model
+def msr_medium_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Medium x4 model: msr_x4's structure at four times msr_small_x4's cost."""
+    return _create_msr("msr_medium_x4", 4, pretrained, **{**_medium_widths(4), **kwargs})
+
+
+@register_model
+def msr_medium_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+    """Medium x8 model: msr_x8's structure at four times msr_small_x8's cost."""
+    return _create_msr("msr_medium_x8", 8, pretrained, **{**_medium_widths(8), **kwargs})

@@ -115,7 +115,9 @@ class TrainConfig:
         ckpt_every: checkpoint period in steps.
         log_every: logging period in steps.
         device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available).
-        amp: bf16 autocast (CUDA only).
+        amp: bf16 autocast where the hardware computes bf16 (CUDA; a CPU with AMX or AVX-512
+            BF16, `msrnet.device.cpu_has_native_bf16`); elsewhere the run trains in fp32 and
+            says so once. Loss, optimizer state and EMA stay fp32.
         compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`).
         compile_mode: with ``compile``, None compiles the residual blocks (regional); a
             ``torch.compile`` mode (`COMPILE_MODES`, e.g. ``reduce-overhead``, which replays CUDA

@@ -6,8 +6,10 @@ One step: a batch of (LR, HR) patches is cut on the training device
 (``forward_pyramid``), and the loss is taken at every level against the HR patch down-scaled to
 that level's size with MATLAB's bicubic ``imresize`` (`pyramid_loss`). AdamW with linear warm-up
 and cosine decay (timm's scheduler), gradient clipping, a weight EMA (timm's ``ModelEmaV3``),
-channels_last (oneDNN and cuDNN both run these convolutions faster in it), bf16 autocast on CUDA,
-optional ``torch.compile`` of the residual blocks (`compile_blocks`).
+channels_last (oneDNN and cuDNN both run these convolutions faster in it), bf16 autocast where
+the hardware computes bf16 (CUDA; CPUs with AMX or AVX-512 BF16: `msrnet.device`), optional
+``torch.compile`` (inductor, on CUDA and on the CPU) of the residual blocks (`compile_blocks`).
+Loss, optimizer state and EMA stay float32 under autocast.
 
 Outputs in ``output_dir`` (written by rank 0 only)::
 
@@ -48,6 +50,7 @@ from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.degradations import load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
+from msrnet.device import bf16_reason, default_dtype
 from msrnet.evaluate import evaluate
 from msrnet.models import MultiScaleSRNet, create_model
 from msrnet.models.msr import PyramidResidualBlock
@@ -154,6 +157,8 @@ class RunContext:
             ``world > 1``.
         log: the run's ``log.jsonl``.
         val_items: the validation images, or None without validation.
+        amp: whether steps run under bf16 autocast (``config.amp`` where the hardware computes
+            bf16, `amp_enabled`).
     """
 
     config: TrainConfig
@@ -166,6 +171,7 @@ class RunContext:
     net: nn.Module
     log: RunLog
     val_items: tuple[Sample, ...] | None
+    amp: bool = False
 
     @property
     def main(self) -> bool:
@@ -191,7 +197,7 @@ def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Te
         The batch's loss, detached (a scalar tensor on the device: no host sync).
     """
     config = run.config
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda" and config.amp)
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp)
     if config.compile and config.compile_mode is not None:
         # Each step is a new iteration for CUDA graph trees (whose replays reuse the last one's
         # output memory); without CUDA graphs this only counts.
@@ -260,6 +266,19 @@ def save(state: TrainState, run: RunContext) -> None:
         save_checkpoint(payload, run.out_dir / CHECKPOINT_NAME)
         if run.val_items is None:
             _export(state, run, None)
+
+
+def amp_enabled(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
+    """Whether a run of ``config`` on ``device`` trains under bf16 autocast, and why.
+
+    ``config.amp`` asks for bf16; it is granted where the hardware computes it
+    (`msrnet.device.default_dtype` is bf16): CUDA, and CPUs with AMX or AVX-512 BF16. Elsewhere
+    bf16 is emulated, slower than fp32, so the run trains in fp32.
+    """
+    reason = bf16_reason(device)
+    if not config.amp:
+        return False, "amp off"
+    return default_dtype(device) == torch.bfloat16, reason
 
 
 def _seed_for(seed: int, rank: int) -> int:
@@ -411,7 +430,10 @@ def _train(
     # Every check has passed: only now is the run folder touched.
     log = _start_run_folder(state, config, resumed, rank == 0, world)
     arch = config.model.split(".", 1)[0]
-    run = RunContext(config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items)
+    amp, reason = amp_enabled(config, device)
+    if config.amp and not amp and rank == 0:
+        print(f"msrnet train: training in float32, not bf16: {reason}", file=sys.stderr)
+    run = RunContext(config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, amp)
     try:
         return _loop(state, run, run_start)
     finally:
@@ -579,25 +601,26 @@ def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any
     state.model.train()
     loss_sum, interval_steps, interval_start = torch.zeros((), device=device), 0, time.perf_counter()
     last_loss, last_psnr = math.nan, None
-    timings = {"startup": 0.0, "validation": 0.0, "checkpoint": 0.0}
+    timings = {"startup": 0.0, "first_step": 0.0, "validation": 0.0, "checkpoint": 0.0}
     first_step = True
     while not finished():
         step_start = time.perf_counter()
         lr_patch, hr_patch = state.sampler.sample()
         loss_sum += train_step(state, run, lr_patch, hr_patch)
         interval_steps += 1
+        if first_step and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        # Host time; on CUDA the host runs at most a queue's length ahead of the GPU. The first
+        # step of a process holds compilation and autotuning: it counts against the budget
+        # (a compiled run pays for its compile), and not in the throughput of the log.
+        seconds = time.perf_counter() - step_start
+        state.train_seconds += seconds
+        if budget is not None:
+            bar.update(min(seconds, max(0.0, budget - bar.n)))
         if first_step:
-            # Compilation and autotuning happen here: they do not count against the budget.
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            timings["startup"] = time.perf_counter() - run_start
+            timings["startup"] = step_start - run_start
+            timings["first_step"] = seconds
             interval_start, first_step = time.perf_counter(), False
-        else:
-            # Host time; on CUDA the host runs at most a queue's length ahead of the GPU.
-            seconds = time.perf_counter() - step_start
-            state.train_seconds += seconds
-            if budget is not None:
-                bar.update(min(seconds, max(0.0, budget - bar.n)))
         if budget is None:
             bar.update(1)
         state.scheduler.step_update(schedule_position())
@@ -644,6 +667,7 @@ def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any
             **{k: round(v, 2) for k, v in timings.items()},
             "total": round(time.perf_counter() - run_start, 2),
         },
+        "amp_bf16": run.amp,
         "checkpoint": str(run.out_dir / CHECKPOINT_NAME),
         "weights": str(run.out_dir / WEIGHTS_NAME),
         "output_dir": str(run.out_dir),

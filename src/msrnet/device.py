@@ -1,0 +1,77 @@
+"""What the hardware computes fast: the one place that decides msrnet's default dtypes.
+
+bf16 is worth using only where the hardware multiplies in it: CUDA GPUs with bf16, and CPUs
+with AMX or AVX-512 BF16, where oneDNN's bf16 convolutions run several times faster than fp32.
+Elsewhere (AVX2 CPUs, say) bf16 is emulated and slower than fp32, so fp32 stays the default.
+
+    >>> import torch, msrnet.device
+    >>> msrnet.device.default_dtype(torch.device("cpu"))  # bf16 on AMX, fp32 on AVX2
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+__all__ = ["cpu_has_native_bf16", "default_dtype", "bf16_reason"]
+
+# /proc/cpuinfo flags of the x86 extensions that compute bf16 dot products in hardware.
+_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _cpuinfo_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is no such file)."""
+    try:
+        with path.open() as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _onednn_bf16() -> bool | None:
+    """oneDNN's own answer (it checks AVX-512 BF16 / AMX), or None where torch does not expose it."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if check is None or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return bool(check())
+    except RuntimeError:
+        return None
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX-512 BF16).
+
+    oneDNN's check where torch exposes it (it is what runs the convolutions), the
+    ``/proc/cpuinfo`` flags otherwise. Cached: the answer does not change in a process.
+    """
+    answer = _onednn_bf16()
+    if answer is not None:
+        return answer
+    return any(flag in _cpuinfo_flags() for flag in _BF16_FLAGS)
+
+
+def bf16_reason(device: torch.device) -> str:
+    """Why ``default_dtype(device)`` is what it is, in a few words for a log line."""
+    if device.type == "cuda":
+        return "CUDA" if torch.cuda.is_bf16_supported() else "CUDA without bf16"
+    if device.type == "cpu":
+        return "CPU with native bf16 (AMX / AVX-512 BF16)" if cpu_has_native_bf16() else "CPU without native bf16"
+    return f"{device.type} device"
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """The compute dtype msrnet picks on ``device`` when none is asked for (``--dtype auto``).
+
+    bf16 on CUDA (fp16 on GPUs without bf16) and on a CPU with native bf16; fp32 elsewhere.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32

@@ -1,0 +1,213 @@
+"""The CPU as a first-class device: native bf16 detection, the dtype and amp it decides, the
+compiled inference path. Both answers of the hardware check are exercised on any CPU."""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import msrnet
+import msrnet.device
+from msrnet import cli
+from msrnet.inference import resolve_dtype
+from msrnet.train import TrainConfig, load_checkpoint, train
+from msrnet.train.trainer import amp_enabled
+
+TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def native_bf16(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's CPU answers that it computes bf16 natively, whatever it is."""
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
+    yield
+
+
+@pytest.fixture
+def emulated_bf16(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
+    yield
+
+
+@pytest.mark.parametrize(
+    ("onednn", "flags", "expected"),
+    [
+        (True, set(), True),  # oneDNN's answer wins where torch exposes it
+        (False, {"amx_bf16", "avx512_bf16"}, False),
+        (None, {"fpu", "avx2", "amx_bf16", "amx_tile"}, True),  # /proc/cpuinfo otherwise
+        (None, {"fpu", "avx512f", "avx512_bf16"}, True),
+        (None, {"fpu", "avx2", "avx512f"}, False),
+        (None, set(), False),  # no /proc/cpuinfo (macOS, Windows)
+    ],
+)
+def test_native_bf16_takes_onednn_then_cpuinfo(
+    monkeypatch: pytest.MonkeyPatch, onednn: bool | None, flags: set[str], expected: bool
+) -> None:
+    monkeypatch.setattr(msrnet.device, "_onednn_bf16", lambda: onednn)
+    monkeypatch.setattr(msrnet.device, "_cpuinfo_flags", lambda: flags)
+    msrnet.device.cpu_has_native_bf16.cache_clear()
+    try:
+        assert msrnet.device.cpu_has_native_bf16() is expected
+    finally:
+        msrnet.device.cpu_has_native_bf16.cache_clear()
+
+
+def test_cpuinfo_flags_are_read_from_the_flags_line(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    assert msrnet.device._cpuinfo_flags(info) == {"fpu", "avx2", "amx_bf16"}
+    assert msrnet.device._cpuinfo_flags(tmp_path / "missing") == set()
+
+
+def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
+    assert resolve_dtype(None, CPU) == resolve_dtype("auto", CPU) == torch.bfloat16
+    assert "native bf16" in msrnet.device.bf16_reason(CPU)
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
+    assert resolve_dtype(None, CPU) == resolve_dtype("auto", CPU) == torch.float32
+    assert "without native bf16" in msrnet.device.bf16_reason(CPU)
+    # An explicit dtype is taken as given, emulated or not.
+    assert resolve_dtype("bf16", CPU) == torch.bfloat16 and resolve_dtype("fp32", CPU) == torch.float32
+    with pytest.raises(ValueError, match="use auto or one of"):
+        resolve_dtype("int8", CPU)
+
+
+def test_amp_is_granted_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = TrainConfig(train_dir=str(tmp_path), output_dir=str(tmp_path / "o"), device="cpu")
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
+    assert amp_enabled(config, CPU)[0] is True
+    assert amp_enabled(replace(config, amp=False), CPU) == (False, "amp off")
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
+    granted, reason = amp_enabled(config, CPU)
+    assert granted is False and "without native bf16" in reason
+
+
+def _smooth_images(root: Path, count: int, size: tuple[int, int]) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    y, x = np.mgrid[0 : size[0], 0 : size[1]]
+    for i in range(count):
+        planes = [np.sin(x / rng.uniform(3, 9) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(3, 9)) for _ in range(3)]
+        Image.fromarray(((np.stack(planes, -1) * 0.5 + 0.5) * 255).round().astype(np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def _config(images: Path, out: Path, **overrides: object) -> TrainConfig:
+    base = TrainConfig(
+        train_dir=str(images), output_dir=str(out), model="msr_x4", model_kwargs=TINY, max_steps=8,
+        batch_size=2, patch_size=8, lr=2e-3, warmup_steps=1, log_every=2, ckpt_every=100,
+        device="cpu", progress=False,
+    )
+    return replace(base, **overrides)
+
+
+def test_bf16_training_on_the_cpu_resumes_bitwise(
+    native_bf16: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = _smooth_images(tmp_path / "images", 3, (48, 56))
+    whole = _config(images, tmp_path / "whole")
+    summary = train(whole)
+    assert summary["amp_bf16"] is True
+    half = replace(whole, output_dir=str(tmp_path / "split"), max_steps=4, schedule_steps=8)
+    train(half)
+    train(replace(half, max_steps=8, resume=half.output_dir))
+    a, b = (load_checkpoint(tmp_path / run / "checkpoint.pt") for run in ("whole", "split"))
+    # Under autocast the weights, the optimizer state and the EMA stay float32.
+    for key in ("model", "ema"):
+        assert all(t.dtype == torch.float32 for t in a[key].values() if t.is_floating_point())
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert "training in float32" not in capsys.readouterr().err
+
+
+def test_amp_on_a_cpu_without_native_bf16_trains_fp32_and_says_why(
+    emulated_bf16: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = _smooth_images(tmp_path / "images", 2, (40, 40))
+    summary = train(_config(images, tmp_path / "run", max_steps=2))
+    assert summary["amp_bf16"] is False
+    err = capsys.readouterr().err
+    assert err.count("msrnet train: training in float32, not bf16: CPU without native bf16") == 1
+
+
+def test_the_first_step_counts_against_the_time_budget(tmp_path: Path) -> None:
+    images = _smooth_images(tmp_path / "images", 2, (40, 40))
+    summary = train(_config(images, tmp_path / "run", max_steps=3))
+    seconds = summary["seconds"]
+    assert 0 < seconds["first_step"] <= seconds["train"]
+
+
+def test_compiled_upscale_matches_eager_and_compiles_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = msrnet.create_model("msr_x4", **TINY).eval()
+    compiles = []
+    real_compile = torch.compile
+
+    def counting_compile(module: torch.nn.Module, **kwargs: object) -> object:
+        compiles.append(module)
+        # The eager backend: the caching and dtype paths are what is tested, not inductor.
+        return real_compile(module, backend="eager", **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    x = torch.rand(1, 3, 20, 24)
+    eager = msrnet.upscale(model, x, tile=None)
+    for _ in range(3):
+        compiled = msrnet.upscale(model, x, tile=None, compile=True)
+        assert torch.allclose(compiled, eager, atol=1e-5)
+    assert len(compiles) == 1, "a second call with the same model reuses the compiled copy"
+    # A reduced dtype gets its own copy, in that dtype; the model itself stays float32.
+    bf16 = msrnet.upscale(model, x, tile=None, compile=True, dtype="bf16")
+    assert len(compiles) == 2 and next(compiles[1].parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32
+    assert (bf16 - eager).abs().max() < 0.05
+    # Weights changed in place (training, load_state_dict) are seen: a fresh copy.
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    msrnet.upscale(model, x, tile=None, compile=True)
+    assert len(compiles) == 3
+
+
+def _args(**overrides: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"compile": "auto", "self_ensemble": False, **overrides})
+
+
+def test_compile_auto_pays_only_on_native_bf16_and_long_jobs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    model = msrnet.create_model("msr_small_x4")
+    n_params = sum(p.numel() for p in model.parameters())
+    side = int((cli.COMPILE_WORK / n_params / 4) ** 0.5) + 1  # four images of side^2 pay
+    Image.new("RGB", (side, side)).save(tmp_path / "a.png")
+    big = [tmp_path / "a.png"] * 4
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
+    assert cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
+    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, big[:3])
+    assert not cli._compile_pays(_args(), model, CPU, torch.float32, big)  # --dtype fp32 asked
+    assert cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.bfloat16, big[:1])
+    assert not cli._compile_pays(_args(compile="off"), model, CPU, torch.bfloat16, big)
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
+    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
+    assert cli._compile_pays(_args(compile="on"), model, CPU, torch.float32, big[:1])
+    # An unreadable file counts for nothing here; it fails when it is upscaled.
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, [tmp_path / "bad.png"])
+
+
+def test_demo_names_the_dtype_and_why(
+    emulated_bf16: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    use_tiny_models: object,
+) -> None:
+    use_tiny_models(**TINY)  # type: ignore[operator]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["upscale", "--demo", "--model", "msr_x4", "--no-pretrained"]) == 0
+    out = capsys.readouterr()
+    assert "(float32, auto: CPU without native bf16)" in out.out + out.err
