@@ -22,6 +22,13 @@ defined below exactly as BasicSR's ``EDSR`` (32 blocks x 256 channels, residual 
     python benchmarks/speed.py --scales 4 --models msr edsr_baseline --compile msr edsr_baseline \
         --compile-mode reduce-overhead
 
+On the CPU, ``--cpu-modes`` runs every model in the four modes side by side (``fp32-eager``,
+``bf16-eager``, ``fp32-compiled``, ``bf16-compiled``: both dtypes, every model compiled too) and
+adds each row's ``mode`` and ``vs_fp32_eager`` (its speed over the same model's fp32 eager):
+
+    OMP_NUM_THREADS=1 python benchmarks/speed.py --cpu-modes --quick --threads 1 --scales 4 \
+        --models msr_small msr_medium msr edsr_baseline span
+
 Prints a table on stderr and JSON on stdout. Needs ``pip install "msrnet[spandrel]"`` (spandrel).
 """
 from __future__ import annotations
@@ -107,6 +114,7 @@ def builders() -> dict[str, Callable[[int], nn.Module]]:
     return {
         "msr": lambda s: msrnet.create_model(f"msr_x{s}"),
         "msr_small": lambda s: msrnet.create_model(f"msr_small_x{s}"),
+        "msr_medium": lambda s: msrnet.create_model(f"msr_medium_x{s}"),
         "edsr": lambda s: EDSR(s, feats=256, blocks=32, res_scale=0.1),
         "edsr_baseline": lambda s: EDSR(s, feats=64, blocks=16),
         **_spandrel_peers(),
@@ -200,7 +208,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=None, help="default 30 (--quick: 3)")
     parser.add_argument("--quick", action="store_true", help="small outputs and few iterations, for the CPU")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
+    parser.add_argument("--cpu-modes", action="store_true",
+                        help="the CPU's four modes side by side: fp32 and bf16, eager and compiled, every model")
     args = parser.parse_args()
+    if args.cpu_modes:
+        if args.device != "cpu" and torch.cuda.is_available():
+            parser.error("--cpu-modes measures the CPU: add --device cpu")
+        args.device, args.dtypes, args.compile = "cpu", ["fp32", "bf16"], ["all"]
 
     device = torch.device(args.device)
     if args.threads:
@@ -255,6 +269,15 @@ def main() -> None:
                 torch.cuda.empty_cache()
 
     for row in results:
+        row["mode"] = f"{row['dtype'].replace('float32', 'fp32').replace('bfloat16', 'bf16')}-" + (
+            "compiled" if row["compiled"] else "eager"
+        )
+        base = next(
+            (r for r in results if r["model"] == row["model"] and r["scale"] == row["scale"]
+             and r["dtype"] == "float32" and not r["compiled"]),
+            None,
+        )
+        row["vs_fp32_eager"] = round(base["latency_ms"] / row["latency_ms"], 3) if base else None
         ref = next(
             (r for r in results if r["model"] == "msr" and all(r[k] == row[k] for k in ("scale", "dtype", "compiled"))),
             None,

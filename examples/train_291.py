@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", default=None, help="weights the first scale starts from")
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model's blocks (default: on a CPU with native bf16 only)")
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
                    help="torch.compile the whole forward in this mode, e.g. reduce-overhead (CUDA "
                    "graphs; implies --compile; default: the regional compile of the blocks)")
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             val_every=10**9 if timed else max(1, max_steps // 4),
             ckpt_every=10**9 if timed else max(1, max_steps // 4),
             device=device,
-            compile=args.compile or args.compile_mode is not None,
+            compile=True if args.compile_mode is not None else args.compile,
             compile_mode=args.compile_mode,
             overwrite=args.overwrite,
             progress=not timed,

@@ -62,7 +62,8 @@ def main() -> int:
     p.add_argument("--ckpt-every", type=int, default=5000)
     p.add_argument("--output-dir", default=None)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model's blocks (default: on a CPU with native bf16 only)")
     p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint.pt")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()

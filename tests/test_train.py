@@ -721,7 +721,7 @@ def test_cli_config_file_values_are_checked_by_name_on_one_line(
         ({"model": ""}, "model must be a non-empty string"),
         ({"model_kwargs": [1]}, "model_kwargs must be a JSON object, got [1]"),
         ({"model_kwargs": {"x": object()}}, "model_kwargs must hold JSON values only"),
-        ({"compile": 1}, "compile must be true or false, got 1"),
+        ({"compile": 1}, "compile must be true or false or null, got 1"),
         ({"compile_mode": "fast"}, "compile_mode must be one of default, reduce-overhead"),
         ({"overwrite": None}, "overwrite must be true or false, got None"),
         ({"progress": "yes"}, "progress must be true or false"),

@@ -810,6 +810,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "model": "(default: msr_x<scale>)",
         "output_dir": "(default: runs/<model>)",
         "resume": "(--resume alone: the checkpoint in --output-dir)",
+        "compile": "",  # the docstring says what None means
     }
     for f in fields(TrainConfig):
         kind = hints[f.name]

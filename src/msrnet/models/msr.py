@@ -625,8 +625,8 @@ SMALL_LEVEL_WIDTH = 16
 
 # The medium variants: four times msr_small's cost (at most 2.0 M multiply-adds per LR pixel
 # at x4), trained on the CPU; widths chosen by the sweep in docs/design-choices.md.
-MEDIUM_STEM_WIDTHS = (96, 64)
-MEDIUM_LEVEL_WIDTH = 32
+MEDIUM_STEM_WIDTHS = (128, 64)
+MEDIUM_LEVEL_WIDTH = 24
 
 
 def _narrow_widths(scale: int, stem_widths: tuple[int, ...], level_width: int) -> dict[str, Any]:

@@ -88,8 +88,9 @@ class TrainConfig:
         max_steps: the run ends after this many optimizer steps.
         time_budget: seconds of training after which the run ends (with ``max_steps`` as a cap).
             The warm-up and cosine decay then run over training time rather than steps, so the
-            run ends with its schedule complete. Start-up (data, the first step's compilation and
-            autotuning), validation and checkpoints are not counted; the summary reports them.
+            run ends with its schedule complete. Every step counts, the first too (its
+            compilation and autotuning: a compiled run pays for them); start-up (data),
+            validation and checkpoints do not. The summary reports each.
         schedule_steps: length of the warm-up + cosine schedule (default: ``max_steps``); set it
             above ``max_steps`` to stop early on the same schedule and ``resume`` later.
         batch_size: patches per step per process.
@@ -118,7 +119,9 @@ class TrainConfig:
         amp: bf16 autocast where the hardware computes bf16 (CUDA; a CPU with AMX or AVX-512
             BF16, `msrnet.device.cpu_has_native_bf16`); elsewhere the run trains in fp32 and
             says so once. Loss, optimizer state and EMA stay fp32.
-        compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`).
+        compile: ``torch.compile`` the residual blocks (regional compilation, `compile_blocks`);
+            None (the default) compiles on a CPU with native bf16, where compiled bf16 steps ran
+            4.4 times as fast as fp32 eager ones, and not elsewhere.
         compile_mode: with ``compile``, None compiles the residual blocks (regional); a
             ``torch.compile`` mode (`COMPILE_MODES`, e.g. ``reduce-overhead``, which replays CUDA
             graphs) compiles the whole pyramid forward with that mode instead, since a graph
@@ -164,7 +167,7 @@ class TrainConfig:
     log_every: int = 50
     device: str | None = None
     amp: bool = True
-    compile: bool = False
+    compile: bool | None = None
     compile_mode: str | None = None
     seed: int = 0
     resume: str | None = None

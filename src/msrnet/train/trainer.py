@@ -50,6 +50,7 @@ from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.degradations import load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
+from msrnet import device as hardware
 from msrnet.device import bf16_reason, default_dtype
 from msrnet.evaluate import evaluate
 from msrnet.models import MultiScaleSRNet, create_model
@@ -159,6 +160,7 @@ class RunContext:
         val_items: the validation images, or None without validation.
         amp: whether steps run under bf16 autocast (``config.amp`` where the hardware computes
             bf16, `amp_enabled`).
+        compiled: whether the model is compiled (`compile_enabled`).
     """
 
     config: TrainConfig
@@ -172,6 +174,7 @@ class RunContext:
     log: RunLog
     val_items: tuple[Sample, ...] | None
     amp: bool = False
+    compiled: bool = False
 
     @property
     def main(self) -> bool:
@@ -198,7 +201,7 @@ def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Te
     """
     config = run.config
     autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.amp)
-    if config.compile and config.compile_mode is not None:
+    if run.compiled and config.compile_mode is not None:
         # Each step is a new iteration for CUDA graph trees (whose replays reuse the last one's
         # output memory); without CUDA graphs this only counts.
         torch.compiler.cudagraph_mark_step_begin()
@@ -279,6 +282,14 @@ def amp_enabled(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
     if not config.amp:
         return False, "amp off"
     return default_dtype(device) == torch.bfloat16, reason
+
+
+def compile_enabled(config: TrainConfig, device: torch.device) -> bool:
+    """``config.compile``, or where it is None, whether this is a CPU with native bf16: the one
+    device where compiling was measured to pay for itself in every run (docs/training.md)."""
+    if config.compile is not None:
+        return config.compile
+    return device.type == "cpu" and hardware.cpu_has_native_bf16()
 
 
 def _seed_for(seed: int, rank: int) -> int:
@@ -423,7 +434,8 @@ def _train(
     run_start = time.perf_counter()
     state = _build_state(config, rank, device)
     scale = cast(int, state.model.scale)
-    net = _build_net(state.model, config, world, device)
+    compiled = compile_enabled(config, device)
+    net = _build_net(state.model, config, world, device, compiled)
     val_items = _validation_items(config, scale)
     if resumed is not None:
         _restore(state, resumed, config, rank, world)
@@ -433,7 +445,9 @@ def _train(
     amp, reason = amp_enabled(config, device)
     if config.amp and not amp and rank == 0:
         print(f"msrnet train: training in float32, not bf16: {reason}", file=sys.stderr)
-    run = RunContext(config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, amp)
+    run = RunContext(
+        config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, amp, compiled
+    )
     try:
         return _loop(state, run, run_start)
     finally:
@@ -504,19 +518,19 @@ def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainS
     return TrainState(model, ema, optimizer, scheduler, sampler)
 
 
-def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.device) -> nn.Module:
-    """What a step calls: ``model`` (its blocks compiled with ``config.compile``, or the whole
+def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.device, compiled: bool) -> nn.Module:
+    """What a step calls: ``model`` (with ``compiled``, its blocks compiled, or the whole
     forward with ``config.compile_mode``) routed to ``forward_pyramid``, under DDP when there
     are several processes.
 
     Called after the EMA's deep copy, so that only the trained model compiles.
     """
-    if config.compile and config.compile_mode is None:
+    if compiled and config.compile_mode is None:
         compile_blocks(model)
     net: nn.Module = _Pyramid(model)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile and config.compile_mode is not None:
+    if compiled and config.compile_mode is not None:
         # The whole forward in one graph: CUDA graphs (reduce-overhead) then replay every
         # block's kernels with one launch. The wrapper holds no parameters of its own, so
         # checkpoints and exported weights keep their names.
@@ -668,6 +682,7 @@ def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any
             "total": round(time.perf_counter() - run_start, 2),
         },
         "amp_bf16": run.amp,
+        "compiled": run.compiled,
         "checkpoint": str(run.out_dir / CHECKPOINT_NAME),
         "weights": str(run.out_dir / WEIGHTS_NAME),
         "output_dir": str(run.out_dir),
