@@ -27,6 +27,14 @@ OPTIONAL_MODULES: dict[str, str] = {
 }
 
 
+class FidelityWarning(UserWarning):
+    """A property of an input that its output does not keep (named, with the reason).
+
+    ``msrnet upscale`` prints each as one line on stderr; docs/inference.md lists which properties
+    are kept, converted with this warning, or refused.
+    """
+
+
 def missing_extra(error: BaseException) -> str | None:
     """One line naming the ``pip install "msrnet[EXTRA]"`` that fixes ``error``, or None.
 

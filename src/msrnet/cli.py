@@ -262,7 +262,7 @@ def _upscale(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from msrnet.inference import resolve_dtype
-    from msrnet.video import VIDEO_EXTENSIONS
+    from msrnet.video import RAW_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
 
     if args.demo == bool(args.inputs):
         raise _CommandError("give INPUT files, folders or globs, or --demo (not both)", 2)
@@ -277,7 +277,7 @@ def _upscale(args: argparse.Namespace) -> int:
     level_scales = list(getattr(model, "level_scales", [scale]))
     level = _output_level(args, scale, level_scales)
 
-    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
+    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS + RAW_VIDEO_EXTENSIONS for spec in args.inputs):
         if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
             raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
         return _run_video(args, model, device)
@@ -547,6 +547,10 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--codec", default=None, help="FFmpeg encoder (default: libx264 if available, else mpeg4)")
     g.add_argument("--crf", type=int, default=18, help="x264/x265/VP9/AV1 quality, lower is better (default: 18)")
     g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
+    g.add_argument(
+        "--fps", type=float, default=None,
+        help="frame rate of a stream without timestamps or a rate of its own (a raw .h264); default 25, with a warning",
+    )
 
 
 def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
@@ -557,7 +561,7 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
     """
     import warnings
 
-    from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
+    from msrnet.video import VIDEO_EXTENSIONS, FidelityWarning, VideoError, VideoWarning, _av, upscale_video
 
     src = Path(args.inputs[0])
     dst = Path(args.output)  # -o is required with an INPUT
@@ -569,6 +573,8 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
         raise _CommandError(f"refusing to overwrite the input {src}: pick another -o", 2)
     if args.batch_size < 1:
         raise _CommandError(f"--batch-size must be positive, got {args.batch_size}", 2)
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise _CommandError(f"--fps must be in (0, 1000], got {args.fps:g}", 2)
     try:
         _av()  # before the output's folder is made: a missing extra leaves nothing behind
     except ImportError as e:
@@ -577,20 +583,22 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VideoWarning)
+            warnings.simplefilter("always", FidelityWarning)
             frames = upscale_video(
                 model, src, dst, codec=args.codec, crf=args.crf, batch_size=args.batch_size,
-                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
+                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype, fps=args.fps,
             )
     except ValueError as e:
         raise _CommandError(str(e), 2)
     except (VideoError, OSError) as e:
         raise _CommandError(str(e), 1)
-    early = [w for w in caught if issubclass(w.category, VideoWarning)]
+    ours = [w for w in caught if issubclass(w.category, (VideoWarning, FidelityWarning))]
     for w in caught:
-        if w not in early:
+        if w not in ours:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    for w in early:
+    for w in ours:
         print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+    early = [w for w in ours if issubclass(w.category, VideoWarning)]
     print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
     # A shortened video is written, but a script must not take it for the whole one.
     return 1 if early else 0
