@@ -14,7 +14,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # torch and PIL are imported inside the commands, so that --h
     import torch
     from PIL import Image
     from torch import nn
+
+    from msrnet.data.deep import DeepImage
 
 
 class _CommandError(Exception):
@@ -456,52 +458,70 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
     """Upscale ``src`` into ``dst`` (or its pyramid files); returns the input's and the last output's size.
 
     Every frame of an animation is upscaled when the output format holds one; otherwise
-    `msrnet.upscale` warns that it takes the current frame. Warnings are printed one line each,
-    naming the file.
+    `msrnet.upscale` warns that it takes the current frame. Every page of a multi-page TIFF is
+    upscaled into a TIFF, one page in memory at a time (another output is refused). A 16-bit
+    colour PNG or TIFF is read at full depth (`msrnet.data.deep`). Warnings are printed one
+    line each, naming the file.
     """
     import warnings
 
     from PIL import Image, ImageSequence
     from tqdm.auto import tqdm
 
+    from msrnet.data.deep import DeepImage, deep_rawmode, read_deep
     from msrnet.data.io import ANIMATED_EXTENSIONS, save_image
+
+    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_size, count = img.size, getattr(img, "n_frames", 1)
+        _say_if_slow(run, src, in_size, count)
+        if img.format == "TIFF" and count > 1:
+            if dst.suffix.lower() not in (".tif", ".tiff") or run.args.pyramid:
+                raise ValueError(f"a TIFF of {count} pages: only a TIFF output holds them all (-o NAME.tif, no --pyramid)")
+            sizes: list[tuple[int, int]] = []
+
+            def pages() -> Iterator[Image.Image | DeepImage]:
+                for i in range(count):
+                    img.seek(i)
+                    with warnings.catch_warnings():  # "only frame i is upscaled": each one is, in turn
+                        warnings.filterwarnings("ignore", "animated image with")
+                        result = _upscale_frame(run, read_deep(src, i) if deep_rawmode(img) else img)
+                    page = _frame_outputs(run, result, dst)
+                    sizes.append(page[dst].size)
+                    yield page[dst]
+
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_image(pages(), dst)
+        else:
+            animated = count > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
+            frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
+            durations = [int(frame.info.get("duration", 100)) for frame in frames]
+            if not animated and deep_rawmode(img) is not None:
+                frames = [read_deep(src)]
+            outputs = {}  # path -> its frames
+            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated):
+                for path, image in _frame_outputs(run, _upscale_frame(run, frame, progress=not animated), dst).items():
+                    outputs.setdefault(path, []).append(image)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            for path, images in outputs.items():
+                # A temporary file renamed into place: a failed write never leaves a truncated file at
+                # path, and a symlink planted at path is replaced, not written through.
+                save_image(images, path, duration=durations, loop=img.info.get("loop", 0))
+            sizes = [images[0].size]
+    for warning in caught:
+        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+    return in_size, sizes[-1]
+
+
+def _upscale_frame(run: _UpscaleRun, image: Image.Image | DeepImage, progress: bool = False) -> Any:
+    """One image (a frame, a page) through `msrnet.upscale` with the run's settings."""
     from msrnet.inference import upscale
 
     args = run.args
-    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        in_size = img.size
-        animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
-        frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
-        durations = [int(frame.info.get("duration", 100)) for frame in frames]
-        loop = img.info.get("loop", 0)
-        _say_if_slow(run, src, in_size, len(frames))
-        results = [
-            upscale(
-                run.model,
-                frame,
-                tile=args.tile,
-                tile_overlap=args.tile_overlap,
-                self_ensemble=args.self_ensemble,
-                device=run.device,
-                dtype=run.dtype,
-                progress=not animated,
-                levels=args.pyramid or run.level != run.scale,
-            )
-            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
-        ]
-    for warning in caught:
-        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
-    outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
-    for result in results:
-        for path, image in _frame_outputs(run, result, dst, in_size).items():
-            outputs.setdefault(path, []).append(image)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for path, images in outputs.items():
-        # A temporary file renamed into place: a failed write never leaves a truncated file at
-        # path, and a symlink planted at path is replaced, not written through.
-        save_image(images, path, duration=durations, loop=loop)
-    return in_size, images[0].size
+    return upscale(
+        run.model, image, tile=args.tile, tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
+        device=run.device, dtype=run.dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
+    )
 
 
 def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int) -> None:
@@ -518,12 +538,12 @@ def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int
         )
 
 
-def _frame_outputs(
-    run: _UpscaleRun, result: Image.Image | list[Image.Image], dst: Path, in_size: tuple[int, int]
-) -> dict[Path, Image.Image]:
+def _frame_outputs(run: _UpscaleRun, result: Any, dst: Path) -> dict[Path, Any]:
     """Where one upscaled frame goes: each level to its own file with --pyramid, else one level to ``dst``.
 
-    With --outscale F the level is resized to F times ``in_size`` (Lanczos), keeping its ICC profile.
+    ``result`` is `_upscale_frame`'s (a PIL image or `DeepImage`, or a list of them, one per
+    level). With --outscale F the level is resized to F times the input's size (Lanczos),
+    keeping its ``info`` (ICC profile, EXIF, DPI).
     """
     from PIL import Image
 
@@ -533,7 +553,8 @@ def _frame_outputs(
     if isinstance(result, list):  # the level --outscale picked
         result = result[run.level_scales.index(run.level)]
     outscale = run.args.outscale
-    size = (round(in_size[0] * outscale), round(in_size[1] * outscale)) if outscale is not None else result.size
+    # The input's size from the level's: EXIF orientation may have swapped width and height.
+    size = tuple(round(side / run.level * outscale) for side in result.size) if outscale is not None else result.size
     if result.size != size:
         info = result.info
         result = result.resize(size, Image.Resampling.LANCZOS)

@@ -1,0 +1,230 @@
+"""What goes in comes out (issue 36), for images: depth, pages, orientation, EXIF, ICC, DPI, alpha.
+
+Each test builds its input (16-bit PNG and TIFF through msrnet.data.deep's writer, which the
+first test checks against Pillow's reading; multi-page TIFF through Pillow) and checks the
+output's property. docs/inference.md has the table these rows hold.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from PIL import Image, ImageCms, ImageSequence
+from torch import Tensor, nn
+
+from msrnet._utils import FidelityWarning
+from msrnet.cli import main
+from msrnet.data.deep import DeepImage, deep_rawmode, read_deep
+from msrnet.data.io import read_image, save_image
+from msrnet.inference import upscale
+
+TINY = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
+RANDOM = ["--model", "msr_x2", "--no-pretrained", "--tile", "none"]
+ORIENTATION, MAKE = 0x0112, 0x010F
+
+
+@pytest.fixture(autouse=True)
+def tiny_models(use_tiny_models: Callable[..., None]) -> None:
+    use_tiny_models(**TINY)
+
+
+class Nearest(nn.Module):
+    """Nearest-neighbour x2: every output sample is an input sample, so depths can be compared exactly."""
+
+    scale, in_chans = 2, 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def deep(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 65536, shape, dtype=np.uint16)
+
+
+def no_warnings(err: str) -> None:
+    assert "warning" not in err, err
+
+
+# --- 16 bits -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["rgb16.png", "rgba16.png", "rgb16.tif", "rgba16.tiff"])
+def test_sixteen_bit_colour_round_trips_and_pillow_reads_our_files(tmp_path: Path, name: str) -> None:
+    arr = deep((7, 9, 4 if "rgba" in name else 3))
+    path = tmp_path / name
+    save_image(DeepImage(arr, {"dpi": (300, 300)}), path)
+    with Image.open(path) as img:  # Pillow reads what we wrote: its 8 bits are our high bytes
+        assert deep_rawmode(img) is not None and img.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        assert (np.asarray(img) == arr >> 8).all()
+    np.testing.assert_array_equal(read_deep(path).array, arr)
+
+
+@pytest.mark.parametrize("name", ["rgb16.png", "rgba16.png", "rgb16.tif", "rgba16.tif"])
+def test_sixteen_bit_colour_is_upscaled_at_sixteen_bits(tmp_path: Path, name: str) -> None:
+    arr = deep((6, 5, 4 if "rgba" in name else 3))
+    save_image(DeepImage(arr), tmp_path / name)
+    out = upscale(Nearest(), read_deep(tmp_path / name))
+    assert isinstance(out, DeepImage)
+    colour = out.array[:, :, :3]
+    np.testing.assert_array_equal(colour, arr[:, :, :3].repeat(2, 0).repeat(2, 1))  # every one of 16 bits
+
+
+@pytest.mark.parametrize("name", ["rgb16.png", "rgba16.tif"])
+def test_cli_writes_sixteen_bit_colour_as_sixteen_bits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    channels = 4 if "rgba" in name else 3
+    arr = deep((8, 8, channels))
+    if channels == 4:
+        arr[:, :, 3] = 40000  # flat alpha: bicubic keeps it exactly
+    src = tmp_path / name
+    save_image(DeepImage(arr), src)
+    out = tmp_path / f"out{src.suffix}"
+    assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 0
+    no_warnings(capsys.readouterr().err)
+    with Image.open(out) as img:
+        assert deep_rawmode(img) is not None and img.size == (16, 16)
+    result = read_deep(out).array
+    assert result.shape == (16, 16, channels)
+    assert (result[:, :, :3] % 257 != 0).any()  # not 8-bit values stretched to 16
+    if channels == 4:
+        assert (result[:, :, 3] == 40000).all()
+
+
+def test_sixteen_bit_colour_into_an_eight_bit_format_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "rgb16.png"
+    save_image(DeepImage(deep((8, 8, 3))), src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), *RANDOM]) == 0
+    assert "16-bit colour written as 8-bit" in capsys.readouterr().err
+
+
+def test_the_library_says_when_pillow_read_sixteen_bits_as_eight(tmp_path: Path) -> None:
+    src = tmp_path / "rgb16.png"
+    save_image(DeepImage(deep((8, 8, 3))), src)
+    with Image.open(src) as img, pytest.warns(FidelityWarning, match="read_deep reads it at full depth"):
+        upscale(Nearest(), img)
+
+
+def test_benchmark_reading_rounds_sixteen_bits_and_says_so(tmp_path: Path) -> None:
+    arr = deep((6, 6, 3))
+    save_image(DeepImage(arr), tmp_path / "rgb16.png")
+    with pytest.warns(FidelityWarning, match="16-bit colour reduced to 8 bits"):
+        got = read_image(tmp_path / "rgb16.png")
+    np.testing.assert_array_equal(got, np.round(arr / 65535 * 255).astype(np.uint8))
+
+
+# --- pages ---------------------------------------------------------------------------------------
+def pages_tiff(path: Path) -> list[tuple[str, tuple[int, int]]]:
+    """Three pages of three modes and sizes: RGB 8x6, L 5x7, and a 16-bit RGB 4x4 page."""
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    gray = Image.fromarray(rng.integers(0, 256, (7, 5), dtype=np.uint8))
+    save_image(iter([rgb, gray, DeepImage(deep((4, 4, 3)))]), path)
+    return [("RGB", (8, 6)), ("L", (5, 7)), ("RGB16", (4, 4))]
+
+
+def tiff_pages(path: Path) -> list[tuple[str, tuple[int, int]]]:
+    with Image.open(path) as img:
+        found = []
+        for i, page in enumerate(ImageSequence.Iterator(img)):
+            found.append(("RGB16" if deep_rawmode(page) else page.mode, page.size))
+            if deep_rawmode(page):
+                assert (read_deep(path, i).array % 257 != 0).any()
+        return found
+
+
+def test_every_page_of_a_tiff_is_upscaled_into_a_tiff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "pages.tif"
+    layout = pages_tiff(src)
+    assert tiff_pages(src) == layout
+    out = tmp_path / "out.tif"
+    assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 0
+    no_warnings(capsys.readouterr().err)
+    assert tiff_pages(out) == [(mode, (2 * w, 2 * h)) for mode, (w, h) in layout]
+
+
+def test_a_tiff_of_pages_into_another_format_is_refused_with_the_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "pages.tif"
+    pages_tiff(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), *RANDOM]) == 1
+    assert "a TIFF of 3 pages: only a TIFF output holds them all" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_pages_are_written_one_at_a_time(tmp_path: Path) -> None:
+    out = tmp_path / "out.tif"
+
+    def pages() -> Iterator[Image.Image]:
+        for i in range(3):
+            if i:  # the pages before this one are in the temporary file already
+                (tmp,) = tmp_path.glob(".out.tif.*")
+                assert tmp.stat().st_size > i * 16 * 16 * 3
+            yield Image.fromarray(np.full((16, 16, 3), 50 * i, np.uint8))
+
+    save_image(pages(), out)
+    with Image.open(out) as img:
+        assert img.n_frames == 3
+
+
+# --- orientation, EXIF, ICC, DPI, alpha ----------------------------------------------------------------
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".webp"])
+def test_exif_orientation_is_applied_then_reset_and_the_rest_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str
+) -> None:
+    exif = Image.Exif()
+    exif[ORIENTATION], exif[MAKE] = 6, "msrnet test camera"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / f"in{ext}"
+    options = {"exif": exif, "icc_profile": icc} | ({"dpi": (200, 100)} if ext != ".webp" else {})
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(src, **options)
+    out = tmp_path / f"out{ext}"
+    assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 0
+    no_warnings(capsys.readouterr().err)
+    with Image.open(out) as img:
+        assert img.size == (8, 12)  # rotated upright: 6x4 -> 4x6, then x2
+        assert img.getexif()[ORIENTATION] == 1 and img.getexif()[MAKE] == "msrnet test camera"
+        assert img.info["icc_profile"] == icc
+        if ext != ".webp":
+            assert img.info["dpi"] == pytest.approx((200, 100), abs=0.01)
+
+
+def test_what_a_format_cannot_hold_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exif = Image.Exif()
+    exif[MAKE] = "msrnet test camera"
+    src = tmp_path / "in.png"
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(src, exif=exif, dpi=(200, 200))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.gif"), *RANDOM]) == 0
+    assert ".gif holds no EXIF, no DPI: not kept" in capsys.readouterr().err
+
+
+def test_alpha_is_kept(tmp_path: Path) -> None:
+    arr = np.zeros((6, 6, 4), np.uint8)
+    arr[..., :3], arr[..., 3] = 120, 77
+    src = tmp_path / "a.png"
+    Image.fromarray(arr).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.webp"), *RANDOM]) == 0
+    with Image.open(tmp_path / "out.webp") as img:
+        assert img.mode == "RGBA" and (np.asarray(img)[..., 3] == 77).all()
+
+
+def test_sixteen_bit_colour_keeps_orientation_exif_icc_and_dpi(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[ORIENTATION], exif[MAKE] = 8, "msrnet test camera"
+    arr = deep((4, 6, 3))
+    src = tmp_path / "in.png"
+    save_image(DeepImage(arr, {"exif": exif.tobytes(), "icc_profile": b"icc" * 50, "dpi": (72, 72)}), src)
+    got = read_deep(src)
+    np.testing.assert_array_equal(got.array, np.rot90(arr))  # orientation 8: 90 degrees counter-clockwise
+    for ext in (".png", ".tif"):
+        out = tmp_path / f"out{ext}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            save_image(upscale(Nearest(), got), out)
+        with Image.open(out) as img:
+            assert img.size == (8, 12) and img.info["icc_profile"] == b"icc" * 50
+            assert img.getexif()[ORIENTATION] == 1 and img.getexif()[MAKE] == "msrnet test camera"
+            assert img.info["dpi"] == pytest.approx((72, 72), abs=0.01)
