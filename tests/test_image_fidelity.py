@@ -228,3 +228,38 @@ def test_sixteen_bit_colour_keeps_orientation_exif_icc_and_dpi(tmp_path: Path) -
             assert img.size == (8, 12) and img.info["icc_profile"] == b"icc" * 50
             assert img.getexif()[ORIENTATION] == 1 and img.getexif()[MAKE] == "msrnet test camera"
             assert img.info["dpi"] == pytest.approx((72, 72), abs=0.01)
+
+
+def test_sixteen_bit_gray_stays_sixteen_bit(tmp_path: Path) -> None:
+    arr = deep((6, 6))
+    src = tmp_path / "gray16.png"
+    Image.fromarray(arr).save(src)  # Pillow holds 16-bit gray itself (mode I;16)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), *RANDOM]) == 0
+    with Image.open(tmp_path / "out.png") as img:
+        assert img.mode in ("I;16", "I") and img.size == (12, 12)
+        assert (np.asarray(img) % 257 != 0).any()
+
+
+def test_alpha_into_a_format_without_it_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(np.full((6, 6, 4), 100, np.uint8)).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), *RANDOM]) == 1
+    assert "RGBA" in capsys.readouterr().err and not (tmp_path / "out.jpg").exists()
+
+
+def test_every_row_of_the_fidelity_table_names_tests_that_exist() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "inference.md").read_text()
+    table = page.split("## What goes in comes out", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) >= 20
+    module = ""
+    for row in rows:
+        tests = row.rsplit("|", 2)[1]
+        names = re.findall(r"`(?:(test_\w+\.py))?::(test_\w+)`", tests)
+        assert names or tests.strip() == "same", row
+        for file, name in names:
+            module = file or module
+            assert f"def {name}(" in (root / "tests" / module).read_text(), (module, name)

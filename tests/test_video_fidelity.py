@@ -267,3 +267,22 @@ def test_the_library_warns_with_a_fidelity_warning(tmp_path: Path) -> None:
     src = clip(tmp_path / "t.mkv", setup=tracks)
     with pytest.warns(FidelityWarning, match="subtitle track 2"):
         upscale_video(model(), src, tmp_path / "out.avi", codec="mpeg4", tile=None, progress=False)
+
+
+def test_a_second_video_track_is_named_not_dropped_silently(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "two.mkv"
+    with av.open(str(src), "w") as out:
+        streams = [out.add_stream("mpeg4", rate=10) for _ in range(2)]
+        for v in streams:
+            v.width = v.height = 16
+            v.pix_fmt = "yuv420p"
+        for i in range(3):
+            for v in streams:
+                frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 40 * i, np.uint8), format="rgb24")
+                frame.pts = i
+                out.mux(v.encode(frame.reformat(format="yuv420p")))
+        for v in streams:
+            out.mux(v.encode(None))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), *RANDOM]) == 0
+    assert "video track 1 (mpeg4): only the first video track is upscaled" in capsys.readouterr().err
+    assert frame_count(tmp_path / "out.mkv") == 3

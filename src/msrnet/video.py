@@ -198,9 +198,12 @@ def _probe(src: Path, fps: float | None, not_kept: list[str]) -> _Probe:
             if fps is not None:
                 not_kept.append("--fps: ignored, the stream has its own timestamps (kept)")
         matrix = None
+        kinds = av.sidedata.sidedata.Type
         for data in first.side_data:
-            if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            if data.type == kinds.DISPLAYMATRIX:
                 matrix = struct.unpack("=9i", bytes(data))
+            elif data.type != kinds.SEI_UNREGISTERED:  # an encoder's own notes (x264's settings)
+                not_kept.append(f"frame side data {data.type.name} (HDR metadata, captions, ...): not copied")
         return _Probe(
             width=first.width, height=first.height, pix_fmt=first.format.name,
             bits=max(c.bits for c in first.format.components),
