@@ -498,7 +498,7 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
             durations = [int(frame.info.get("duration", 100)) for frame in frames]
             if not animated and deep_rawmode(img) is not None:
                 frames = [read_deep(src)]
-            outputs = {}  # path -> its frames
+            outputs: dict[Path, list[Image.Image | DeepImage]] = {}  # path -> its frames
             for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated):
                 for path, image in _frame_outputs(run, _upscale_frame(run, frame, progress=not animated), dst).items():
                     outputs.setdefault(path, []).append(image)

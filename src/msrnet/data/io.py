@@ -160,7 +160,7 @@ def _one_bit_alpha(img: Image.Image) -> Image.Image:
     return cut
 
 
-def _held(format: str, info: dict[str, Any], path: Path) -> dict[str, Any]:
+def _held(format: str, info: dict[Any, Any], path: Path) -> dict[str, Any]:
     """The save options for ``info`` that ``format`` holds; what it cannot hold is named in a warning."""
     holds = _HOLDS.get(format, frozenset())
     lost = [_INFO_NAMES[k] for k in _INFO_NAMES if info.get(k) and k not in holds]
