@@ -169,6 +169,7 @@ class _Probe:
     matrix: tuple[int, ...] | None  # the display matrix (9 int32, 16.16 fixed point), if any
     rate: Fraction  # frames per second: the encoder's nominal rate
     untimed: bool  # the frames carry no timestamps (a raw elementary stream)
+    time_base: Fraction  # of the output: the input stream's, or one frame for an untimed stream
 
 
 def _probe(src: Path, fps: float | None, not_kept: list[str]) -> _Probe:
@@ -208,7 +209,7 @@ def _probe(src: Path, fps: float | None, not_kept: list[str]) -> _Probe:
             width=first.width, height=first.height, pix_fmt=first.format.name,
             bits=max(c.bits for c in first.format.components),
             colour={k: int(getattr(first, k)) for k in ("color_primaries", "color_trc", "colorspace", "color_range")},
-            matrix=matrix, rate=rate, untimed=untimed,
+            matrix=matrix, rate=rate, untimed=untimed, time_base=1 / rate if untimed else vin.time_base,
         )
 
 
@@ -223,12 +224,11 @@ class _Reader:
     copied: Sequence[Any]  # input streams whose packets are remuxed
     decoded: int = 0
     stream_end: float = 0.0  # seconds: the furthest any demuxed packet reached
-    _clock: int = field(default=0, repr=False)  # the next synthesized pts (untimed streams)
+    _clock: int = field(default=0, repr=False)  # the next frame number (untimed streams)
 
     def batches(self, size: int, copy: Callable[[Any], None]) -> Iterator[list[Any]]:
         av = _av()
         vin = self.inp.streams.video[0]
-        tick = 1 / (self.probe.rate * vin.time_base)  # one frame, in the stream's time base
         pending: list[Any] = []
         # Each stream ends with an empty packet, whose decode() flushes the decoder.
         for packet in self.inp.demux(vin, *self.copied):
@@ -246,7 +246,7 @@ class _Reader:
             for frame in frames:
                 self._check(frame)
                 if self.probe.untimed:  # numbered at the stream's rate, so the duration is kept
-                    frame.pts, frame.time_base = round(self._clock * tick), vin.time_base
+                    frame.pts, frame.time_base = self._clock, self.probe.time_base
                     self._clock += 1
                 self.decoded += 1
                 pending.append(frame)
@@ -321,7 +321,7 @@ class _Writer:
         if vout.pix_fmt != p.pix_fmt:
             not_kept.append(f"pixel format: {p.pix_fmt} written as {vout.pix_fmt} (the {codec} encoder has no {p.pix_fmt})")
         # The input's time base, so every frame keeps its own timestamp exactly.
-        vout.codec_context.time_base = vout.time_base = vin.time_base
+        vout.codec_context.time_base = vout.time_base = p.time_base
         for key, value in p.colour.items():
             setattr(vout.codec_context, key, value)
         if codec in _CRF_CODECS:
