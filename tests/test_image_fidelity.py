@@ -25,6 +25,10 @@ from msrnet.inference import upscale
 TINY = {"stem_widths": (8, 8), "num_blocks": 2, "se_ratio": 0}
 RANDOM = ["--model", "msr_x2", "--no-pretrained", "--tile", "none"]
 ORIENTATION, MAKE = 0x0112, 0x010F
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%s"/></rdf:RDF></x:xmpmeta>'
+)
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +97,9 @@ def test_cli_writes_sixteen_bit_colour_as_sixteen_bits(
         assert (result[:, :, 3] == 40000).all()
 
 
-def test_sixteen_bit_colour_into_an_eight_bit_format_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sixteen_bit_colour_into_an_eight_bit_format_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "rgb16.png"
     save_image(DeepImage(deep((8, 8, 3))), src)
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), *RANDOM]) == 0
@@ -179,8 +185,11 @@ def test_exif_orientation_is_applied_then_reset_and_the_rest_kept(
     exif[ORIENTATION], exif[MAKE] = 6, "msrnet test camera"
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = tmp_path / f"in{ext}"
-    options = {"exif": exif, "icc_profile": icc} | ({"dpi": (200, 100)} if ext != ".webp" else {})
-    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(src, **options)
+    image = Image.fromarray(np.full((4, 6, 3), 90, np.uint8))
+    image.info |= {"exif": exif.tobytes(), "icc_profile": icc, "xmp": XMP % b"6"}
+    if ext != ".webp":
+        image.info["dpi"] = (200, 100)
+    save_image(image, src)  # each in its format's place, which Pillow alone does not do for XMP
     out = tmp_path / f"out{ext}"
     assert main(["upscale", str(src), "-o", str(out), *RANDOM]) == 0
     no_warnings(capsys.readouterr().err)
@@ -188,6 +197,8 @@ def test_exif_orientation_is_applied_then_reset_and_the_rest_kept(
         assert img.size == (8, 12)  # rotated upright: 6x4 -> 4x6, then x2
         assert img.getexif()[ORIENTATION] == 1 and img.getexif()[MAKE] == "msrnet test camera"
         assert img.info["icc_profile"] == icc
+        xmp = img.info["xmp"]
+        assert (xmp.encode() if isinstance(xmp, str) else xmp) == XMP % b"1"
         if ext != ".webp":
             assert img.info["dpi"] == pytest.approx((200, 100), abs=0.01)
 
@@ -216,7 +227,8 @@ def test_sixteen_bit_colour_keeps_orientation_exif_icc_and_dpi(tmp_path: Path) -
     exif[ORIENTATION], exif[MAKE] = 8, "msrnet test camera"
     arr = deep((4, 6, 3))
     src = tmp_path / "in.png"
-    save_image(DeepImage(arr, {"exif": exif.tobytes(), "icc_profile": b"icc" * 50, "dpi": (72, 72)}), src)
+    info = {"exif": exif.tobytes(), "icc_profile": b"icc" * 50, "dpi": (72, 72), "xmp": XMP % b"8"}
+    save_image(DeepImage(arr, info), src)
     got = read_deep(src)
     np.testing.assert_array_equal(got.array, np.rot90(arr))  # orientation 8: 90 degrees counter-clockwise
     for ext in (".png", ".tif"):
@@ -228,6 +240,8 @@ def test_sixteen_bit_colour_keeps_orientation_exif_icc_and_dpi(tmp_path: Path) -
             assert img.size == (8, 12) and img.info["icc_profile"] == b"icc" * 50
             assert img.getexif()[ORIENTATION] == 1 and img.getexif()[MAKE] == "msrnet test camera"
             assert img.info["dpi"] == pytest.approx((72, 72), abs=0.01)
+            xmp = img.info["xmp"]
+            assert (xmp.encode() if isinstance(xmp, str) else xmp) == XMP % b"1"
 
 
 def test_sixteen_bit_gray_stays_sixteen_bit(tmp_path: Path) -> None:

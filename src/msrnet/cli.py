@@ -477,7 +477,9 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
         _say_if_slow(run, src, in_size, count)
         if img.format == "TIFF" and count > 1:
             if dst.suffix.lower() not in (".tif", ".tiff") or run.args.pyramid:
-                raise ValueError(f"a TIFF of {count} pages: only a TIFF output holds them all (-o NAME.tif, no --pyramid)")
+                raise ValueError(
+                    f"a TIFF of {count} pages: only a TIFF output holds them all (-o NAME.tif, no --pyramid)"
+                )
             sizes: list[tuple[int, int]] = []
 
             def pages() -> Iterator[Image.Image | DeepImage]:
@@ -500,7 +502,8 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
                 frames = [read_deep(src)]
             outputs: dict[Path, list[Image.Image | DeepImage]] = {}  # path -> its frames
             for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated):
-                for path, image in _frame_outputs(run, _upscale_frame(run, frame, progress=not animated), dst).items():
+                result = _upscale_frame(run, frame, progress=not animated)
+                for path, image in _frame_outputs(run, result, dst).items():
                     outputs.setdefault(path, []).append(image)
             dst.parent.mkdir(parents=True, exist_ok=True)
             for path, images in outputs.items():
@@ -570,7 +573,8 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
     g.add_argument(
         "--fps", type=float, default=None,
-        help="frame rate of a stream without timestamps or a rate of its own (a raw .h264); default 25, with a warning",
+        help="frame rate of a stream without timestamps or a rate of its own (a raw .h264); "
+        "default 25, with a warning",
     )
 
 

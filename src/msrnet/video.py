@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: importing this module s
     from torch import nn
 
 __all__ = [
-    "RAW_VIDEO_EXTENSIONS", "VIDEO_EXTENSIONS", "FidelityWarning", "VideoError", "VideoWarning", "default_codec", "upscale_video",
+    "RAW_VIDEO_EXTENSIONS", "VIDEO_EXTENSIONS", "FidelityWarning", "VideoError", "VideoWarning", "default_codec",
+    "upscale_video",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm")
@@ -319,7 +320,9 @@ class _Writer:
         wanted = [p.pix_fmt, *(["yuv420p10le"] if p.bits > 8 else []), "yuv420p"]
         vout.pix_fmt = next((f for f in wanted if f in formats), formats[0] if formats else "yuv420p")
         if vout.pix_fmt != p.pix_fmt:
-            not_kept.append(f"pixel format: {p.pix_fmt} written as {vout.pix_fmt} (the {codec} encoder has no {p.pix_fmt})")
+            not_kept.append(
+                f"pixel format: {p.pix_fmt} written as {vout.pix_fmt} (the {codec} encoder has no {p.pix_fmt})"
+            )
         # The input's time base, so every frame keeps its own timestamp exactly.
         vout.codec_context.time_base = vout.time_base = p.time_base
         for key, value in p.colour.items():

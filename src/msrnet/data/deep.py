@@ -10,6 +10,7 @@ writes it back as a 16-bit PNG or TIFF (Pillow cannot write either).
 """
 from __future__ import annotations
 
+import re
 import struct
 import sys
 import zlib
@@ -29,6 +30,8 @@ _NATIVE = "L" if sys.byteorder == "little" else "B"
 # Rows compressed per IDAT chunk: bounds the memory of the filtered copy.
 _PNG_ROWS = 256
 EXIF_ORIENTATION = 0x0112
+# XMP's copy of the EXIF orientation, as an attribute or an element.
+_XMP_ORIENTATION = re.compile(rb"""(tiff:Orientation(?:=["']|>))(\d)(["'<])""")
 # TIFF tags of a page's pixels (size, samples, compression, strips, tiles, resolution, ICC).
 _TIFF_STRUCTURE = frozenset({
     254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 282, 283, 284,
@@ -65,7 +68,7 @@ class DeepImage:
 
 
 def kept_info(img: Image.Image) -> dict[str, Any]:
-    """What an upscaled ``img`` keeps in its ``info``: ICC profile, DPI, and EXIF with orientation 1.
+    """What an upscaled ``img`` keeps in its ``info``: ICC profile, DPI, EXIF and XMP with orientation 1.
 
     The orientation is reset because the upscale applies it. A TIFF's EXIF is its own first IFD:
     the tags that describe the pixels (size, layout, strips) are left out, as they describe the
@@ -77,9 +80,15 @@ def kept_info(img: Image.Image) -> dict[str, Any]:
         exif.load(img.getexif().tobytes())
     for tag in _TIFF_STRUCTURE.intersection(exif) if img.format == "TIFF" else ():
         del exif[tag]
+    if 700 in exif:  # a TIFF's XMP tag: kept as ``info["xmp"]`` below
+        del exif[700]
     if exif:
         exif[EXIF_ORIENTATION] = 1
         info["exif"] = exif.tobytes()
+    xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
+    if xmp:
+        xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
+        info["xmp"] = _XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp)  # applied too
     return info
 
 
@@ -134,7 +143,7 @@ def read_deep(path: str | Path, page: int = 0) -> DeepImage:
 
 # --- writing ----------------------------------------------------------------------------------
 def write_deep(image: DeepImage, f: IO[bytes], format: str) -> None:
-    """Write ``image`` into ``f`` as a 16-bit ``"PNG"`` or ``"TIFF"``, with its ICC profile, DPI and EXIF."""
+    """Write ``image`` into ``f`` as a 16-bit ``"PNG"`` or ``"TIFF"``, with its ICC profile, DPI, EXIF and XMP."""
     writers: dict[str, Callable[[DeepImage, IO[bytes]], None]] = {"PNG": _write_png, "TIFF": _write_tiff}
     writers[format](image, f)
 
@@ -155,6 +164,8 @@ def _write_png(image: DeepImage, f: IO[bytes]) -> None:
         _chunk(f, b"pHYs", struct.pack(">IIB", x, y, 1))
     if image.info.get("exif"):
         _chunk(f, b"eXIf", image.info["exif"].removeprefix(b"Exif\0\0"))
+    if image.info.get("xmp"):  # an uncompressed iTXt chunk, as Adobe writes it
+        _chunk(f, b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + image.info["xmp"])
     bpp = 2 * c  # bytes per pixel, the distance of PNG's Sub filter
     z = zlib.compressobj()
     for r0 in range(0, h, _PNG_ROWS):
@@ -188,6 +199,8 @@ def _write_tiff(image: DeepImage, f: IO[bytes]) -> None:
         tags |= {282: (TiffImagePlugin.IFDRational(x), 5), 283: (TiffImagePlugin.IFDRational(y), 5), 296: (2, 3)}
     if image.info.get("icc_profile"):
         tags[34675] = (image.info["icc_profile"], 7)
+    if image.info.get("xmp"):
+        tags[700] = (image.info["xmp"], 1)
     for key, (value, kind) in tags.items():
         ifd[key] = value
         ifd.tagtype[key] = kind

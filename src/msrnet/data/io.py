@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 from torch import Tensor
 
 from msrnet._utils import FidelityWarning, atomic_write
@@ -36,10 +36,10 @@ ANIMATED_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png"})
 # Formats written at 16 bits per colour sample (`msrnet.data.deep`).
 DEEP_FORMATS = ("PNG", "TIFF")
 # What of an image's ``info`` each format Pillow writes holds; the rest is named in a warning.
-_INFO_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "dpi": "DPI"}
+_INFO_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP", "dpi": "DPI"}
 _HOLDS: dict[str, frozenset[str]] = {
     "PNG": frozenset(_INFO_NAMES), "JPEG": frozenset(_INFO_NAMES), "TIFF": frozenset(_INFO_NAMES),
-    "WEBP": frozenset({"icc_profile", "exif"}), "BMP": frozenset({"dpi"}),
+    "WEBP": frozenset({"icc_profile", "exif", "xmp"}), "BMP": frozenset({"dpi"}),
 }
 
 
@@ -166,7 +166,18 @@ def _held(format: str, info: dict[Any, Any], path: Path) -> dict[str, Any]:
     lost = [_INFO_NAMES[k] for k in _INFO_NAMES if info.get(k) and k not in holds]
     if lost:
         warnings.warn(f"{path}: {path.suffix} holds no {', no '.join(lost)}: not kept", FidelityWarning, stacklevel=3)
-    return {k: info[k] for k in _INFO_NAMES if info.get(k) and k in holds}
+    options = {k: info[k] for k in _INFO_NAMES if info.get(k) and k in holds}
+    # Pillow's PNG and TIFF writers take XMP as a text chunk and as TIFF tag 700.
+    if format == "PNG" and "xmp" in options:
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", options.pop("xmp").decode("utf-8", "replace"))
+    elif format == "TIFF" and "xmp" in options:
+        exif = Image.Exif()
+        if options.get("exif"):
+            exif.load(options["exif"])
+        exif[700] = options.pop("xmp")
+        options["exif"] = exif.tobytes()
+    return options
 
 
 def save_image(
