@@ -277,3 +277,42 @@ def test_every_row_of_the_fidelity_table_names_tests_that_exist() -> None:
         for file, name in names:
             module = file or module
             assert f"def {name}(" in (root / "tests" / module).read_text(), (module, name)
+
+
+def png_gray_alpha_16(path: Path, arr: np.ndarray) -> Path:
+    """A 16-bit gray + alpha PNG (colour type 4), which Pillow opens as 8-bit RGBA."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, _ = arr.shape
+    rows = b"".join(b"\0" + arr[r].astype(">u2").tobytes() for r in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_sixteen_bit_gray_and_alpha_read_at_eight_bits_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = png_gray_alpha_16(tmp_path / "la16.png", deep((6, 6, 2)))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), *RANDOM]) == 0
+    assert "16-bit RGBA image read at 8 bits (Pillow has no such mode)" in capsys.readouterr().err
+
+
+def test_cmyk_is_converted_with_a_warning_and_a_profile_of_another_space_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (6, 6), (0, 128, 255, 0)).save(src)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), *RANDOM]) == 0
+    assert "CMYK converted to RGB without colour management" in capsys.readouterr().err
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    gray = tmp_path / "gray.png"
+    Image.new("L", (6, 6), 90).save(gray, icc_profile=srgb)  # a profile that cannot describe it
+    assert main(["upscale", str(gray), "-o", str(tmp_path / "gray_out.png"), *RANDOM]) == 0
+    assert "ICC profile for RGB dropped: the result is L" in capsys.readouterr().err
+    with Image.open(tmp_path / "gray_out.png") as img:
+        assert img.mode == "L" and "icc_profile" not in img.info

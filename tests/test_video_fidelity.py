@@ -221,6 +221,7 @@ def tracks(out: Any, v: Any) -> None:
     a = out.add_stream("aac", rate=8000, layout="mono")
     s = out.add_mux_stream("subrip")
     s.metadata["language"] = "deu"
+    s.disposition = av.stream.Disposition.forced
     # One second of silence, and one subtitle.
     for j in range(0, 8000 - 1023, 1024):
         af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
@@ -244,6 +245,7 @@ def test_audio_subtitles_chapters_and_tags_are_copied(tmp_path: Path, capsys: py
         ]
         assert b.streams.video[0].metadata["language"] == "fra"
         assert b.streams.subtitles[0].metadata["language"] == "deu"
+        assert b.streams.subtitles[0].disposition & av.stream.Disposition.forced
         audio_in = [bytes(p) for p in a.demux(audio=0) if p.size]
         assert audio_in
     with av.open(str(out)) as b:
@@ -288,3 +290,23 @@ def test_a_second_video_track_is_named_not_dropped_silently(tmp_path: Path, caps
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), *RANDOM]) == 0
     assert "video track 1 (mpeg4): only the first video track is upscaled" in capsys.readouterr().err
     assert frame_count(tmp_path / "out.mkv") == 3
+
+
+def test_anamorphic_pixels_keep_their_aspect_ratio(tmp_path: Path) -> None:
+    src = clip(tmp_path / "sar.mp4", setup=lambda out, v: setattr(v.codec_context, "sample_aspect_ratio", Fraction(2)))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mp4"), *RANDOM]) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].sample_aspect_ratio == 2
+
+
+def test_alpha_and_interlacing_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = clip(tmp_path / "alpha.mkv", codec="ffv1", pix_fmt="yuva420p")
+    assert main(["upscale", str(src), "-o", str(tmp_path / "a.mkv"), "--codec", "ffv1", *RANDOM]) == 0
+    assert "alpha (yuva420p): not upscaled, the output is opaque" in capsys.readouterr().err
+    if not has_encoder("libx264"):
+        pytest.skip("needs libx264 to write interlaced video")
+    src = clip(tmp_path / "il.mkv", codec="libx264", side=32,
+               setup=lambda out, v: setattr(v, "options", {"x264-params": "interlaced=1"}))
+    assert frames_of(src)[0].interlaced_frame
+    assert main(["upscale", str(src), "-o", str(tmp_path / "i.mkv"), *RANDOM]) == 0
+    assert "interlacing: the frames are upscaled whole, as progressive frames" in capsys.readouterr().err

@@ -13,6 +13,7 @@ untiled differ slightly there; docs/inference.md gives the measured PSNR.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -30,7 +31,7 @@ from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
 from msrnet._utils import FidelityWarning
-from msrnet.data.deep import DeepImage, deep_rawmode, kept_info
+from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
 from msrnet.models import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
@@ -523,11 +524,10 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
             f"animated image with {frames} frames: only frame {img.tell()} is upscaled",
             UserWarning, stacklevel=3,
         )
-    if deep_rawmode(img) is not None:  # only an image not loaded yet still tells
-        warnings.warn(
-            "16-bit colour image read at 8 bits (Pillow has no 16-bit colour mode); "
-            "msrnet.data.deep.read_deep reads it at full depth", FidelityWarning, stacklevel=3,
-        )
+    if read_at_eight_bits(img):  # only an image not loaded yet still tells
+        hint = "; msrnet.data.deep.read_deep reads it at full depth" if deep_rawmode(img) else ""
+        warnings.warn(f"16-bit {img.mode} image read at 8 bits (Pillow has no such mode){hint}",
+                      FidelityWarning, stacklevel=3)
     info = kept_info(img)
     img = ImageOps.exif_transpose(img)
     if img.mode in _PIL_CONVERT:
@@ -535,8 +535,13 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
     elif img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif img.mode not in ("L", "LA", "RGB", "RGBA", *_PIL_16BIT):
+        # CMYK, LAB, HSV, YCbCr: Pillow's formulas, not a colour-managed conversion.
+        warnings.warn(f"{img.mode} converted to RGB without colour management", FidelityWarning, stacklevel=3)
         img = img.convert("RGB")
     mode = img.mode
+    if "icc_profile" in info and not _icc_fits(info["icc_profile"], mode):
+        warnings.warn(f"ICC profile for {_icc_space(info.pop('icc_profile'))} dropped: the result is {mode}",
+                      FidelityWarning, stacklevel=3)
     arr = np.asarray(img)
     if mode == "I":
         # 32-bit integer mode is how older Pillows open 16-bit PNGs; its range is 16-bit.
@@ -561,6 +566,22 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
         return [(view, to_pil(finish_array)) for view, finish_array in allocate_array(scales)]
 
     return x, allocate
+
+
+def _icc_space(icc: bytes) -> str | None:
+    """The colour space an ICC profile describes ('RGB', 'GRAY', 'CMYK', ...), or None if unreadable."""
+    from PIL import ImageCms
+
+    try:
+        return str(ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space).strip()
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
+        return None
+
+
+def _icc_fits(icc: bytes, mode: str) -> bool:
+    """Whether ``icc`` can describe a ``mode`` image: an unreadable profile is kept as it came."""
+    space = _icc_space(icc)
+    return space is None or space == ("GRAY" if mode in ("L", "LA", *_PIL_16BIT) else "RGB")
 
 
 def _from_deep(img: DeepImage) -> tuple[Tensor, Allocate]:

@@ -206,6 +206,10 @@ def _probe(src: Path, fps: float | None, not_kept: list[str]) -> _Probe:
                 matrix = struct.unpack("=9i", bytes(data))
             elif data.type != kinds.SEI_UNREGISTERED:  # an encoder's own notes (x264's settings)
                 not_kept.append(f"frame side data {data.type.name} (HDR metadata, captions, ...): not copied")
+        if any(c.is_alpha for c in first.format.components):
+            not_kept.append(f"alpha ({first.format.name}): not upscaled, the output is opaque")
+        if first.interlaced_frame:
+            not_kept.append("interlacing: the frames are upscaled whole, as progressive frames")
         return _Probe(
             width=first.width, height=first.height, pix_fmt=first.format.name,
             bits=max(c.bits for c in first.format.components),
@@ -331,6 +335,9 @@ class _Writer:
             vout.options = {"crf": str(crf)}
         else:
             vout.bit_rate = int(0.3 * vout.width * vout.height * float(p.rate))
+        sar = vin.codec_context.sample_aspect_ratio or vin.sample_aspect_ratio
+        if sar and sar != 1:  # anamorphic pixels stay as wide
+            vout.codec_context.sample_aspect_ratio = sar
         if p.matrix is not None:
             # The translation (elements 6, 7) is in pixels, which the upscale multiplies.
             vout.set_display_matrix([v * scale if i in (6, 7) else v for i, v in enumerate(p.matrix)])
@@ -353,8 +360,9 @@ class _Writer:
             elif name not in supported:
                 not_kept.append(f"{what}: {dst.suffix} cannot hold {name}")
             else:
-                copies[stream.index] = self.out.add_stream_from_template(stream)
-                copies[stream.index].metadata.update(_tags(stream.metadata))
+                copies[stream.index] = copy = self.out.add_stream_from_template(stream)
+                copy.metadata.update(_tags(stream.metadata))
+                copy.disposition = stream.disposition  # default, forced, hearing impaired, ...
         return copies
 
     def _chapters_and_tags(self, inp: Any, dst: Path, not_kept: list[str]) -> None:

@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
-__all__ = ["DeepImage", "deep_rawmode", "kept_info", "read_deep", "write_deep"]
+__all__ = ["DeepImage", "deep_rawmode", "kept_info", "read_at_eight_bits", "read_deep", "write_deep"]
 
 # The 16-bit colour unpackers of Pillow, each with the one for the other byte order.
 _OTHER_ORDER = {"RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B"}
@@ -108,6 +108,12 @@ def deep_rawmode(img: Image.Image) -> str | None:
     if raw is not None and raw.endswith(";16N"):
         raw = raw[:-1] + _NATIVE
     return raw if raw in _OTHER_ORDER else None
+
+
+def read_at_eight_bits(img: Image.Image) -> bool:
+    """Whether a just-opened image has 16-bit samples that Pillow reads at 8 (colour, gray + alpha)."""
+    raw = _rawmode(img)
+    return raw is not None and ";16" in raw and img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def _decode(path: Path, page: int, rawmode: str) -> Image.Image:
