@@ -316,3 +316,18 @@ def test_cmyk_is_converted_with_a_warning_and_a_profile_of_another_space_dropped
     assert "ICC profile for RGB dropped: the result is L" in capsys.readouterr().err
     with Image.open(tmp_path / "gray_out.png") as img:
         assert img.mode == "L" and "icc_profile" not in img.info
+
+
+def test_palette_and_bilevel_keep_their_colours(recwarn: pytest.WarningsRecorder) -> None:
+    pal = Image.new("P", (3, 2))
+    pal.putpalette([10, 20, 30, 200, 100, 0] + [0] * 762)
+    pal.putpixel((1, 1), 1)
+    out = upscale(Nearest(), pal)
+    assert out.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(pal.convert("RGB")).repeat(2, 0).repeat(2, 1))
+    bilevel = Image.new("1", (3, 2), 1)
+    bilevel.putpixel((0, 0), 0)
+    out = upscale(Nearest(), bilevel)
+    assert out.mode == "L"
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(bilevel.convert("L")).repeat(2, 0).repeat(2, 1))
+    assert not [w for w in recwarn if issubclass(w.category, FidelityWarning)]
