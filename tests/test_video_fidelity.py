@@ -104,7 +104,15 @@ def test_a_url_name_is_a_missing_file_and_garbage_under_a_protocol_name_is_refus
     (tmp_path / "concat:a.mp4|b.mp4").write_bytes(b"not a video at all" * 50)
     with pytest.raises(VideoError, match="concat:a.mp4|b.mp4"):
         upscale_video(model(), "concat:a.mp4|b.mp4", "out.mp4", progress=False)
+    # msrnet upscale 'concat:a.mp4|b.mp4' -o out.mp4: refused as not a video, a.mp4 and b.mp4 unread
+    assert main(["upscale", "concat:a.mp4|b.mp4", "-o", "out.mp4", *RANDOM]) == 1
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_fps_out_of_range_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = clip(tmp_path / "in.mp4", 2)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mp4"), "--fps", "0", *RANDOM]) == 2
+    assert "fps must be in (0, 1000], got 0" in capsys.readouterr().err
 
 
 def test_an_output_name_is_a_file_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

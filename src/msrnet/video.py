@@ -485,8 +485,8 @@ def upscale_video(
     Raises:
         VideoError: ``src`` cannot be opened or decoded, has no video stream, changes its frame
             size mid-stream, or has frames over the pixel limit.
-        ValueError: an unknown ``codec``, or encoder settings (codec, crf, container) that the
-            encoder or the container refuses.
+        ValueError: an unknown ``codec``, an ``fps`` outside (0, 1000], or encoder settings
+            (codec, crf, container) that the encoder or the container refuses.
     """
     import warnings
 
@@ -502,6 +502,8 @@ def upscale_video(
         raise ValueError(f"PyAV's FFmpeg has no {codec!r} encoder; try {', '.join(_DEFAULT_CODECS)}")
     if dst.suffix.lower() not in _MUXERS:
         raise ValueError(f"{dst}: not a video extension ({', '.join(VIDEO_EXTENSIONS)})")
+    if fps is not None and not 0 < fps <= 1000:
+        raise ValueError(f"fps must be in (0, 1000], got {fps:g}")
     not_kept: list[str] = []
     probe = _probe(src, fps, not_kept)
     with _opened(src) as inp, atomic_write(dst) as f:
