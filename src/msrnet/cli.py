@@ -173,8 +173,9 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         "upscale",
         help="upscale images, folders or globs",
         description="Upscale images by the model's scale. Grayscale stays grayscale, alpha is kept, "
-        "16-bit stays 16-bit, EXIF orientation is applied and ICC profiles are kept. Large images "
-        "run in blended tiles. See docs/inference.md.",
+        "16-bit (gray and colour) stays 16-bit, every page of a TIFF is upscaled, EXIF orientation is "
+        "applied, and EXIF, XMP, ICC profiles and DPI are kept; what cannot be kept is named in a warning. "
+        "Large images run in blended tiles. See docs/inference.md.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (not recursive) or globs")
     p.add_argument(
