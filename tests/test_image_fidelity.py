@@ -290,7 +290,8 @@ def png_gray_alpha_16(path: Path, arr: np.ndarray) -> Path:
     h, w, _ = arr.shape
     rows = b"".join(b"\0" + arr[r].astype(">u2").tobytes() for r in range(h))
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    data = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
     return path
 
 
@@ -331,3 +332,21 @@ def test_palette_and_bilevel_keep_their_colours(recwarn: pytest.WarningsRecorder
     assert out.mode == "L"
     np.testing.assert_array_equal(np.asarray(out), np.asarray(bilevel.convert("L")).repeat(2, 0).repeat(2, 1))
     assert not [w for w in recwarn if issubclass(w.category, FidelityWarning)]
+
+
+def test_a_png_gamma_is_kept_in_png_and_named_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import PngImagePlugin
+
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add(b"gAMA", (100000).to_bytes(4, "big"))  # linear values
+    src = tmp_path / "linear.png"
+    Image.new("RGB", (4, 4), (30, 60, 90)).save(src, pnginfo=chunks)
+    for name in ("out.png", "out16.png"):
+        if name == "out16.png":  # the same through the 16-bit writer
+            save_image(DeepImage(deep((4, 4, 3)), {"gamma": 1.0}), src)
+        assert main(["upscale", str(src), "-o", str(tmp_path / name), *RANDOM]) == 0
+        no_warnings(capsys.readouterr().err)
+        with Image.open(tmp_path / name) as img:
+            assert img.info["gamma"] == 1.0
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), *RANDOM]) == 0
+    assert ".jpg holds no PNG gamma (1): not kept" in capsys.readouterr().err

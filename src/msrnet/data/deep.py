@@ -22,7 +22,9 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
 
-__all__ = ["DeepImage", "deep_rawmode", "kept_info", "read_at_eight_bits", "read_deep", "write_deep"]
+__all__ = [
+    "DeepImage", "deep_rawmode", "kept_info", "png_colour_chunks", "read_at_eight_bits", "read_deep", "write_deep",
+]
 
 # The 16-bit colour unpackers of Pillow, each with the one for the other byte order.
 _OTHER_ORDER = {"RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B"}
@@ -85,11 +87,25 @@ def kept_info(img: Image.Image) -> dict[str, Any]:
     if exif:
         exif[EXIF_ORIENTATION] = 1
         info["exif"] = exif.tobytes()
+    if img.format == "PNG":  # how a PNG without an ICC profile says what its values mean
+        info |= {k: img.info[k] for k in ("gamma", "srgb", "chromaticity") if k in img.info}
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     if xmp:
         xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
         info["xmp"] = _XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp)  # applied too
     return info
+
+
+def png_colour_chunks(info: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The gAMA, cHRM and sRGB chunks (type, data) that ``info``'s PNG colour description needs."""
+    chunks = []
+    if "gamma" in info:
+        chunks.append((b"gAMA", struct.pack(">I", round(info["gamma"] * 100000))))
+    if "chromaticity" in info:
+        chunks.append((b"cHRM", struct.pack(">8I", *(round(v * 100000) for v in info["chromaticity"]))))
+    if "srgb" in info and not info.get("icc_profile"):  # the PNG standard: one or the other
+        chunks.append((b"sRGB", bytes([info["srgb"]])))
+    return chunks
 
 
 def _rawmode(img: Image.Image) -> str | None:
@@ -168,6 +184,8 @@ def _write_png(image: DeepImage, f: IO[bytes]) -> None:
     if image.info.get("dpi"):
         x, y = (round(d / 0.0254) for d in image.info["dpi"])  # pixels per metre
         _chunk(f, b"pHYs", struct.pack(">IIB", x, y, 1))
+    for kind, data in png_colour_chunks(image.info):
+        _chunk(f, kind, data)
     if image.info.get("exif"):
         _chunk(f, b"eXIf", image.info["exif"].removeprefix(b"Exif\0\0"))
     if image.info.get("xmp"):  # an uncompressed iTXt chunk, as Adobe writes it

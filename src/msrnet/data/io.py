@@ -13,7 +13,7 @@ from PIL import Image, PngImagePlugin, TiffImagePlugin
 from torch import Tensor
 
 from msrnet._utils import FidelityWarning, atomic_write
-from msrnet.data.deep import DeepImage, deep_rawmode, read_deep, write_deep
+from msrnet.data.deep import DeepImage, deep_rawmode, png_colour_chunks, read_deep, write_deep
 
 __all__ = [
     "ANIMATED_EXTENSIONS",
@@ -37,6 +37,7 @@ ANIMATED_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png"})
 DEEP_FORMATS = ("PNG", "TIFF")
 # What of an image's ``info`` each format Pillow writes holds; the rest is named in a warning.
 _INFO_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP", "dpi": "DPI"}
+_SRGB_GAMMA = 1 / 2.2
 _HOLDS: dict[str, frozenset[str]] = {
     "PNG": frozenset(_INFO_NAMES), "JPEG": frozenset(_INFO_NAMES), "TIFF": frozenset(_INFO_NAMES),
     "WEBP": frozenset({"icc_profile", "exif", "xmp"}), "BMP": frozenset({"dpi"}),
@@ -164,13 +165,19 @@ def _held(format: str, info: dict[Any, Any], path: Path) -> dict[str, Any]:
     """The save options for ``info`` that ``format`` holds; what it cannot hold is named in a warning."""
     holds = _HOLDS.get(format, frozenset())
     lost = [_INFO_NAMES[k] for k in _INFO_NAMES if info.get(k) and k not in holds]
+    # A PNG's gamma matters where no ICC profile overrides it and it is not sRGB's own (1/2.2).
+    if format != "PNG" and abs(info.get("gamma", _SRGB_GAMMA) - _SRGB_GAMMA) > 1e-3 and not info.get("icc_profile"):
+        lost.append(f"PNG gamma ({info['gamma']:g})")
     if lost:
         warnings.warn(f"{path}: {path.suffix} holds no {', no '.join(lost)}: not kept", FidelityWarning, stacklevel=3)
     options = {k: info[k] for k in _INFO_NAMES if info.get(k) and k in holds}
     # Pillow's PNG and TIFF writers take XMP as a text chunk and as TIFF tag 700.
-    if format == "PNG" and "xmp" in options:
+    if format == "PNG":
         options["pnginfo"] = PngImagePlugin.PngInfo()
-        options["pnginfo"].add_itxt("XML:com.adobe.xmp", options.pop("xmp").decode("utf-8", "replace"))
+        for kind, data in png_colour_chunks(info):
+            options["pnginfo"].add(kind, data)
+        if "xmp" in options:
+            options["pnginfo"].add_itxt("XML:com.adobe.xmp", options.pop("xmp").decode("utf-8", "replace"))
     elif format == "TIFF" and "xmp" in options:
         exif = Image.Exif()
         if options.get("exif"):
