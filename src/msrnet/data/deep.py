@@ -196,8 +196,8 @@ def _write_png(image: DeepImage, f: IO[bytes]) -> None:
         rows = arr[r0 : r0 + _PNG_ROWS].astype(">u2").view(np.uint8).reshape(-1, w * bpp)
         sub = rows.copy()
         sub[:, bpp:] -= rows[:, :-bpp]  # Sub filter: each byte minus the one a pixel left (mod 256)
-        data = np.concatenate([np.ones((len(rows), 1), np.uint8), sub], axis=1)
-        _chunk(f, b"IDAT", z.compress(data.tobytes()) + z.flush(zlib.Z_FULL_FLUSH))
+        filtered = np.concatenate([np.ones((len(rows), 1), np.uint8), sub], axis=1)  # filter type 1 per row
+        _chunk(f, b"IDAT", z.compress(filtered.tobytes()) + z.flush(zlib.Z_FULL_FLUSH))
     _chunk(f, b"IDAT", z.flush())
     _chunk(f, b"IEND", b"")
 
