@@ -17,6 +17,7 @@ from msrnet.data.deep import DeepImage, deep_rawmode, png_colour_chunks, read_de
 
 __all__ = [
     "ANIMATED_EXTENSIONS",
+    "FidelityWarning",
     "IMAGE_EXTENSIONS",
     "check_pixels",
     "list_images",
