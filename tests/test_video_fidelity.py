@@ -141,11 +141,15 @@ def test_a_raw_h264_stream_gets_timestamps_from_its_frame_rate(tmp_path: Path) -
         pytest.skip("needs libx264 to write a raw H.264 stream")
     src = clip(tmp_path / "raw.h264", 10, codec="libx264", fmt="h264")
     assert all(f.pts is None for f in frames_of(src))
+    (tmp_path / "folder").mkdir()
     for codec in ("libx264", "mpeg4"):  # mpeg4 takes time bases up to 1/65535 only
         out = tmp_path / f"{codec}.mp4"
         assert main(["upscale", str(src), "-o", str(out), "--codec", codec, *RANDOM]) == 0
         times = [float(f.pts * f.time_base) for f in frames_of(out)]
         assert times == pytest.approx([i / 10 for i in range(10)])  # 10 frames over 1 s, at 10 fps
+    # Into a folder, a raw stream becomes an MP4 of its name.
+    assert main(["upscale", str(src), "-o", str(tmp_path / "folder"), *RANDOM]) == 0
+    assert frame_count(tmp_path / "folder" / "raw.mp4") == 10
 
 
 def test_a_raw_stream_without_a_rate_takes_fps_or_says_it_assumed_one(

@@ -591,8 +591,8 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
 
     src = Path(args.inputs[0])
     dst = Path(args.output)  # -o is required with an INPUT
-    if dst.is_dir():
-        dst = dst / src.name
+    if dst.is_dir():  # a raw stream (.h264) becomes an MP4: raw streams are read, not written
+        dst = dst / (src.name if src.suffix.lower() in VIDEO_EXTENSIONS else f"{src.stem}.mp4")
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise _CommandError(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder", 2)
     if same_file(src, dst):
