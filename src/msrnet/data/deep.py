@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import struct
 import sys
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin
+
+from msrnet._utils import FidelityWarning
 
 __all__ = [
     "DeepImage", "deep_rawmode", "kept_info", "png_colour_chunks", "read_at_eight_bits", "read_deep", "write_deep",
@@ -77,16 +80,13 @@ def kept_info(img: Image.Image) -> dict[str, Any]:
     input's.
     """
     info = {k: img.info[k] for k in ("icc_profile", "dpi") if img.info.get(k)}
-    exif = Image.Exif()  # a copy: the image's own (``getexif()``) is what exif_transpose reads
-    if img.getexif():
-        exif.load(img.getexif().tobytes())
-    for tag in _TIFF_STRUCTURE.intersection(exif) if img.format == "TIFF" else ():
-        del exif[tag]
-    if 700 in exif:  # a TIFF's XMP tag: kept as ``info["xmp"]`` below
-        del exif[700]
-    if exif:
-        exif[EXIF_ORIENTATION] = 1
-        info["exif"] = exif.tobytes()
+    try:
+        exif = _exif_copy(img)
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError, struct.error) as e:  # a stranger's bytes
+        warnings.warn(f"unreadable EXIF ({e}): not kept", FidelityWarning, stacklevel=3)
+    else:
+        if exif is not None:
+            info["exif"] = exif
     if img.format == "PNG":  # how a PNG without an ICC profile says what its values mean
         info |= {k: img.info[k] for k in ("gamma", "srgb", "chromaticity") if k in img.info}
     xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
@@ -94,6 +94,21 @@ def kept_info(img: Image.Image) -> dict[str, Any]:
         xmp = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
         info["xmp"] = _XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp)  # applied too
     return info
+
+
+def _exif_copy(img: Image.Image) -> bytes | None:
+    """``img``'s EXIF with orientation 1, without a TIFF's own pixel tags, or None if it has none."""
+    exif = Image.Exif()  # a copy: the image's own (``getexif()``) is what exif_transpose reads
+    if img.getexif():
+        exif.load(img.getexif().tobytes())
+    for tag in _TIFF_STRUCTURE.intersection(exif) if img.format == "TIFF" else ():
+        del exif[tag]
+    if 700 in exif:  # a TIFF's XMP tag: kept as ``info["xmp"]``
+        del exif[700]
+    if not exif:
+        return None
+    exif[EXIF_ORIENTATION] = 1
+    return exif.tobytes()
 
 
 def png_colour_chunks(info: dict[str, Any]) -> list[tuple[bytes, bytes]]:
