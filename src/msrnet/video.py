@@ -390,9 +390,10 @@ class _Writer:
             new = av.VideoFrame.from_ndarray(arr, format=rgb)
             new.pts, new.time_base = frame.pts, frame.time_base
             new = new.reformat(
-                format=self.vout.pix_fmt, dst_colorspace=c["colorspace"], dst_color_range=c["color_range"],
-                dst_color_trc=c["color_trc"], dst_color_primaries=c["color_primaries"],
+                format=self.vout.pix_fmt, dst_colorspace=c["colorspace"], dst_color_range=c["color_range"]
             )
+            # Tags only: asking reformat for them runs a colour-managed conversion (0.8 s a frame).
+            new.color_trc, new.color_primaries = c["color_trc"], c["color_primaries"]
             self._mux(self._encode(new))
 
     def close(self) -> None:
