@@ -776,10 +776,16 @@ def upscale(
             with ``forward_pyramid`` and ``level_scales`` (msrnet's).
 
     Returns:
-        The upscaled image: a PIL image of the same mode, a DeepImage, a numpy array of the same dtype and
-        number of dimensions, or a tensor of the same dtype, device and number of dimensions,
+        The upscaled image: a PIL image of the same mode, a `DeepImage`, a numpy array of the
+        same dtype and number of dimensions, or a tensor of the same dtype, device and number of dimensions,
         clamped to [0, 1]. Tensor results are inference tensors (no autograd). With
         ``levels=True``, a list of such images, one per pyramid level, coarse first.
+
+    Warns:
+        FidelityWarning: a property of a PIL image the result cannot keep: 16-bit samples Pillow
+            read at 8 bits, a CMYK/LAB/HSV image converted to RGB, an ICC profile for another
+            colour space, unreadable EXIF (docs/inference.md has the table).
+        UserWarning: an animated image, of which the current frame is upscaled.
 
     Raises:
         TypeError: an image of the wrong type or dtype.
