@@ -65,6 +65,25 @@ def test_sixteen_bit_colour_round_trips_and_pillow_reads_our_files(tmp_path: Pat
     np.testing.assert_array_equal(read_deep(path).array, arr)
 
 
+@pytest.mark.parametrize("codec, fmt, options", [
+    ("png", "rgb48be", {"pred": "paeth"}), ("png", "rgba64be", {"pred": "mixed"}),
+    ("tiff", "rgb48le", {"compression_algo": "raw"}),  # several strips
+    ("tiff", "rgb48le", {"compression_algo": "packbits"}), ("tiff", "rgba64le", {"compression_algo": "deflate"}),
+    ("tiff", "rgb48le", {"compression_algo": "lzw"}),
+])
+def test_sixteen_bit_files_of_another_writer_are_read_at_full_depth(
+    tmp_path: Path, codec: str, fmt: str, options: dict[str, str]
+) -> None:
+    av = pytest.importorskip("av")
+    arr = deep((300, 40, 4 if "rgba" in fmt else 3))  # tall: FFmpeg cuts TIFFs into strips
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.options = 40, 300, fmt, options
+    frame = av.VideoFrame.from_ndarray(arr, format=fmt.replace("be", "le"))
+    path = tmp_path / f"ffmpeg.{codec}"
+    path.write_bytes(b"".join(bytes(p) for p in [*ctx.encode(frame.reformat(format=fmt)), *ctx.encode(None)]))
+    np.testing.assert_array_equal(read_deep(path).array, arr)
+
+
 @pytest.mark.parametrize("name", ["rgb16.png", "rgba16.png", "rgb16.tif", "rgba16.tif"])
 def test_sixteen_bit_colour_is_upscaled_at_sixteen_bits(tmp_path: Path, name: str) -> None:
     arr = deep((6, 5, 4 if "rgba" in name else 3))

@@ -124,12 +124,12 @@ def png_colour_chunks(info: dict[str, Any]) -> list[tuple[bytes, bytes]]:
 
 
 def _rawmode(img: Image.Image) -> str | None:
-    tiles = getattr(img, "tile", None) or []  # a plain Image (a copy, a new one) has none
-    tile = tiles[0] if len(tiles) == 1 else None
-    if tile is None:
-        return None
-    args = tile.args
-    raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+    """The unpacker all of a just-opened image's tiles (a TIFF's strips) use, or None."""
+    found = set()
+    for tile in getattr(img, "tile", None) or []:  # a plain Image (a copy, a new one) has none
+        args = tile.args
+        found.add(args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None)
+    raw = found.pop() if len(found) == 1 else None
     return raw if isinstance(raw, str) else None
 
 
@@ -151,9 +151,10 @@ def _decode(path: Path, page: int, rawmode: str) -> Image.Image:
     """Page ``page`` of ``path`` decoded by Pillow with the ``rawmode`` unpacker, EXIF orientation applied."""
     with Image.open(path) as img:
         img.seek(page)
-        tile = img.tile[0]
-        args = rawmode if isinstance(tile.args, str) else (rawmode, *tile.args[1:])
-        img.tile = [tile._replace(args=args)]
+        img.tile = [
+            tile._replace(args=rawmode if isinstance(tile.args, str) else (rawmode, *tile.args[1:]))
+            for tile in img.tile
+        ]
         img.load()
         return ImageOps.exif_transpose(img)
 
