@@ -123,14 +123,21 @@ def png_colour_chunks(info: dict[str, Any]) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
-def _rawmode(img: Image.Image) -> str | None:
-    """The unpacker all of a just-opened image's tiles (a TIFF's strips) use, or None."""
+def _rawmodes(img: Image.Image) -> set[str]:
+    """The unpackers of a just-opened image's tiles (a TIFF's strips or planes)."""
     found = set()
     for tile in getattr(img, "tile", None) or []:  # a plain Image (a copy, a new one) has none
         args = tile.args
-        found.add(args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None)
-    raw = found.pop() if len(found) == 1 else None
-    return raw if isinstance(raw, str) else None
+        raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+        if isinstance(raw, str):
+            found.add(raw)
+    return found
+
+
+def _rawmode(img: Image.Image) -> str | None:
+    """The one unpacker all of a just-opened image's tiles use, or None."""
+    found = _rawmodes(img)
+    return found.pop() if len(found) == 1 else None
 
 
 def deep_rawmode(img: Image.Image) -> str | None:
@@ -143,8 +150,7 @@ def deep_rawmode(img: Image.Image) -> str | None:
 
 def read_at_eight_bits(img: Image.Image) -> bool:
     """Whether a just-opened image has 16-bit samples that Pillow reads at 8 (colour, gray + alpha)."""
-    raw = _rawmode(img)
-    return raw is not None and ";16" in raw and img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+    return any(";16" in raw for raw in _rawmodes(img)) and img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def _decode(path: Path, page: int, rawmode: str) -> Image.Image:
