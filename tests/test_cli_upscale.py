@@ -235,6 +235,7 @@ def _frames(path: Path) -> list[tuple[tuple[int, int], int, float]]:
 
 @pytest.mark.parametrize("src_name, dst_name", [
     ("anim.gif", "anim.gif"), ("anim.gif", "anim.webp"), ("anim.gif", "anim.png"), ("anim.webp", "anim.gif"),
+    ("anim.webp", "anim.webp"), ("anim.png", "anim.png"), ("anim.png", "anim.webp"),
 ])
 def test_animations_keep_every_frame_and_their_timing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], src_name: str, dst_name: str

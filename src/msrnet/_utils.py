@@ -27,6 +27,14 @@ OPTIONAL_MODULES: dict[str, str] = {
 }
 
 
+class FidelityWarning(UserWarning):
+    """A property of an input that its output does not keep (named, with the reason).
+
+    ``msrnet upscale`` prints each as one line on stderr; docs/inference.md lists which properties
+    are kept, converted with this warning, or refused.
+    """
+
+
 def missing_extra(error: BaseException) -> str | None:
     """One line naming the ``pip install "msrnet[EXTRA]"`` that fixes ``error``, or None.
 
@@ -107,7 +115,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         raise IsADirectoryError(f"{path} is a folder")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
-        with open(tmp, "xb") as f:
+        with open(tmp, "x+b") as f:  # readable too: a multi-page TIFF writer reads back its pages
             yield f
             f.flush()
         # fsync by name: a writer given the name may have replaced the file rather than filled it.

@@ -14,7 +14,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # torch and PIL are imported inside the commands, so that --h
     import torch
     from PIL import Image
     from torch import nn
+
+    from msrnet.data.deep import DeepImage
 
 
 class _CommandError(Exception):
@@ -179,8 +181,9 @@ def _add_upscale_parser(subparsers: argparse._SubParsersAction) -> None:
         "upscale",
         help="upscale images, folders or globs",
         description="Upscale images by the model's scale. Grayscale stays grayscale, alpha is kept, "
-        "16-bit stays 16-bit, EXIF orientation is applied and ICC profiles are kept. Large images "
-        "run in blended tiles. See docs/inference.md.",
+        "16-bit (gray and colour) stays 16-bit, every page of a TIFF is upscaled, EXIF orientation is "
+        "applied, and EXIF, XMP, ICC profiles and DPI are kept; what cannot be kept is named in a warning. "
+        "Large images run in blended tiles. See docs/inference.md.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (not recursive) or globs")
     p.add_argument(
@@ -280,7 +283,7 @@ def _upscale(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from msrnet.inference import resolve_dtype
-    from msrnet.video import VIDEO_EXTENSIONS
+    from msrnet.video import RAW_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
 
     if args.demo == bool(args.inputs):
         raise _CommandError("give INPUT files, folders or globs, or --demo (not both)", 2)
@@ -295,7 +298,7 @@ def _upscale(args: argparse.Namespace) -> int:
     level_scales = list(getattr(model, "level_scales", [scale]))
     level = _output_level(args, scale, level_scales)
 
-    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS for spec in args.inputs):
+    if any(Path(spec).suffix.lower() in VIDEO_EXTENSIONS + RAW_VIDEO_EXTENSIONS for spec in args.inputs):
         if len(args.inputs) != 1 or args.pyramid or args.outscale is not None:
             raise _CommandError("a video is upscaled on its own, without --pyramid or --outscale", 2)
         return _run_video(args, model, device)
@@ -482,53 +485,74 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
     """Upscale ``src`` into ``dst`` (or its pyramid files); returns the input's and the last output's size.
 
     Every frame of an animation is upscaled when the output format holds one; otherwise
-    `msrnet.upscale` warns that it takes the current frame. Warnings are printed one line each,
-    naming the file.
+    `msrnet.upscale` warns that it takes the current frame. Every page of a multi-page TIFF is
+    upscaled into a TIFF, one page in memory at a time (another output is refused). A 16-bit
+    colour PNG or TIFF is read at full depth (`msrnet.data.deep`). Warnings are printed one
+    line each, naming the file.
     """
     import warnings
 
     from PIL import Image, ImageSequence
     from tqdm.auto import tqdm
 
+    from msrnet.data.deep import DeepImage, deep_rawmode, read_deep
     from msrnet.data.io import ANIMATED_EXTENSIONS, save_image
+
+    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_size, count = img.size, getattr(img, "n_frames", 1)
+        _say_if_slow(run, src, in_size, count)
+        if img.format == "TIFF" and count > 1:
+            if dst.suffix.lower() not in (".tif", ".tiff") or run.args.pyramid:
+                raise ValueError(
+                    f"a TIFF of {count} pages: only a TIFF output holds them all (-o NAME.tif, no --pyramid)"
+                )
+            sizes: list[tuple[int, int]] = []
+
+            def pages() -> Iterator[Image.Image | DeepImage]:
+                for i in range(count):
+                    img.seek(i)
+                    with warnings.catch_warnings():  # "only frame i is upscaled": each one is, in turn
+                        warnings.filterwarnings("ignore", "animated image with")
+                        result = _upscale_frame(run, read_deep(src, i) if deep_rawmode(img) else img)
+                    page = _frame_outputs(run, result, dst)
+                    sizes.append(page[dst].size)
+                    yield page[dst]
+
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_image(pages(), dst)
+        else:
+            animated = count > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
+            frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
+            durations = [int(frame.info.get("duration", 100)) for frame in frames]
+            if not animated and deep_rawmode(img) is not None:
+                frames = [read_deep(src)]
+            outputs: dict[Path, list[Image.Image | DeepImage]] = {}  # path -> its frames
+            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated):
+                result = _upscale_frame(run, frame, progress=not animated)
+                for path, image in _frame_outputs(run, result, dst).items():
+                    outputs.setdefault(path, []).append(image)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            for path, images in outputs.items():
+                # A temporary file renamed into place: a failed write never leaves a truncated file at
+                # path, and a symlink planted at path is replaced, not written through.
+                save_image(images, path, duration=durations, loop=img.info.get("loop", 0))
+            sizes = [images[0].size]
+    for warning in caught:
+        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+    return in_size, sizes[-1]
+
+
+def _upscale_frame(run: _UpscaleRun, image: Image.Image | DeepImage, progress: bool = False) -> Any:
+    """One image (a frame, a page) through `msrnet.upscale` with the run's settings."""
     from msrnet.inference import upscale
 
     args = run.args
-    with Image.open(src) as img, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        in_size = img.size
-        animated = getattr(img, "n_frames", 1) > 1 and dst.suffix.lower() in ANIMATED_EXTENSIONS
-        frames = [frame.copy() for frame in ImageSequence.Iterator(img)] if animated else [img]
-        durations = [int(frame.info.get("duration", 100)) for frame in frames]
-        loop = img.info.get("loop", 0)
-        _say_if_slow(run, src, in_size, len(frames))
-        results = [
-            upscale(
-                run.model,
-                frame,
-                tile=args.tile,
-                tile_overlap=args.tile_overlap,
-                self_ensemble=args.self_ensemble,
-                device=run.device,
-                dtype=run.dtype,
-                progress=not animated,
-                levels=args.pyramid or run.level != run.scale,
-                compile=run.compile,
-            )
-            for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
-        ]
-    for warning in caught:
-        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
-    outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
-    for result in results:
-        for path, image in _frame_outputs(run, result, dst, in_size).items():
-            outputs.setdefault(path, []).append(image)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for path, images in outputs.items():
-        # A temporary file renamed into place: a failed write never leaves a truncated file at
-        # path, and a symlink planted at path is replaced, not written through.
-        save_image(images, path, duration=durations, loop=loop)
-    return in_size, images[0].size
+    return upscale(
+        run.model, image, tile=args.tile, tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
+        device=run.device, dtype=run.dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
+        compile=run.compile,
+    )
 
 
 def _compile_pays(
@@ -569,12 +593,12 @@ def _say_if_slow(run: _UpscaleRun, src: Path, size: tuple[int, int], frames: int
         )
 
 
-def _frame_outputs(
-    run: _UpscaleRun, result: Image.Image | list[Image.Image], dst: Path, in_size: tuple[int, int]
-) -> dict[Path, Image.Image]:
+def _frame_outputs(run: _UpscaleRun, result: Any, dst: Path) -> dict[Path, Any]:
     """Where one upscaled frame goes: each level to its own file with --pyramid, else one level to ``dst``.
 
-    With --outscale F the level is resized to F times ``in_size`` (Lanczos), keeping its ICC profile.
+    ``result`` is `_upscale_frame`'s (a PIL image or `DeepImage`, or a list of them, one per
+    level). With --outscale F the level is resized to F times the input's size (Lanczos),
+    keeping its ``info`` (ICC profile, EXIF, DPI).
     """
     from PIL import Image
 
@@ -584,7 +608,8 @@ def _frame_outputs(
     if isinstance(result, list):  # the level --outscale picked
         result = result[run.level_scales.index(run.level)]
     outscale = run.args.outscale
-    size = (round(in_size[0] * outscale), round(in_size[1] * outscale)) if outscale is not None else result.size
+    # The input's size from the level's: EXIF orientation may have swapped width and height.
+    size = tuple(round(side / run.level * outscale) for side in result.size) if outscale is not None else result.size
     if result.size != size:
         info = result.info
         result = result.resize(size, Image.Resampling.LANCZOS)
@@ -598,6 +623,11 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--codec", default=None, help="FFmpeg encoder (default: libx264 if available, else mpeg4)")
     g.add_argument("--crf", type=int, default=18, help="x264/x265/VP9/AV1 quality, lower is better (default: 18)")
     g.add_argument("--batch-size", type=int, default=4, help="video frames upscaled together (default: 4)")
+    g.add_argument(
+        "--fps", type=float, default=None,
+        help="frame rate of a stream without timestamps or a rate of its own (a raw .h264); "
+        "default 25, with a warning",
+    )
 
 
 def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device) -> int:
@@ -608,12 +638,12 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
     """
     import warnings
 
-    from msrnet.video import VIDEO_EXTENSIONS, VideoError, VideoWarning, _av, upscale_video
+    from msrnet.video import VIDEO_EXTENSIONS, FidelityWarning, VideoError, VideoWarning, _av, upscale_video
 
     src = Path(args.inputs[0])
     dst = Path(args.output)  # -o is required with an INPUT
-    if dst.is_dir():
-        dst = dst / src.name
+    if dst.is_dir():  # a raw stream (.h264) becomes an MP4: raw streams are read, not written
+        dst = dst / (src.name if src.suffix.lower() in VIDEO_EXTENSIONS else f"{src.stem}.mp4")
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise _CommandError(f"-o {dst} must be a video file ({', '.join(VIDEO_EXTENSIONS)}) or a folder", 2)
     if same_file(src, dst):
@@ -628,20 +658,22 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VideoWarning)
+            warnings.simplefilter("always", FidelityWarning)
             frames = upscale_video(
                 model, src, dst, codec=args.codec, crf=args.crf, batch_size=args.batch_size,
-                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype,
+                tile=args.tile, tile_overlap=args.tile_overlap, device=device, dtype=args.dtype, fps=args.fps,
             )
     except ValueError as e:
         raise _CommandError(str(e), 2)
     except (VideoError, OSError) as e:
         raise _CommandError(str(e), 1)
-    early = [w for w in caught if issubclass(w.category, VideoWarning)]
+    ours = [w for w in caught if issubclass(w.category, (VideoWarning, FidelityWarning))]
     for w in caught:
-        if w not in early:
+        if w not in ours:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    for w in early:
+    for w in ours:
         print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+    early = [w for w in ours if issubclass(w.category, VideoWarning)]
     print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
     # A shortened video is written, but a script must not take it for the whole one.
     return 1 if early else 0

@@ -14,6 +14,7 @@ untiled differ slightly there; docs/inference.md gives the measured PSNR.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import warnings
@@ -30,13 +31,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from msrnet._utils import FidelityWarning
+from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
 from msrnet.device import default_dtype
 from msrnet.models import preserved
 from msrnet.ops import self_ensemble as _self_ensemble
 
 __all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]
 
-ImageT = TypeVar("ImageT", Image.Image, np.ndarray, Tensor)
+ImageT = TypeVar("ImageT", Image.Image, np.ndarray, Tensor, DeepImage)
 
 # The most memory a tile may take when `tile='auto'` runs on the CPU (less when less RAM is
 # available), where memory is shared with everything else on the machine and swapping is far
@@ -553,15 +556,24 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
             f"animated image with {frames} frames: only frame {img.tell()} is upscaled",
             UserWarning, stacklevel=3,
         )
-    icc = img.info.get("icc_profile")
+    if read_at_eight_bits(img):  # only an image not loaded yet still tells
+        hint = "; msrnet.data.deep.read_deep reads it at full depth" if deep_rawmode(img) else ""
+        warnings.warn(f"16-bit {img.mode} image read at 8 bits (Pillow has no such mode){hint}",
+                      FidelityWarning, stacklevel=3)
+    info = kept_info(img)
     img = ImageOps.exif_transpose(img)
     if img.mode in _PIL_CONVERT:
         img = img.convert(_PIL_CONVERT[img.mode])
     elif img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif img.mode not in ("L", "LA", "RGB", "RGBA", *_PIL_16BIT):
+        # CMYK, LAB, HSV, YCbCr: Pillow's formulas, not a colour-managed conversion.
+        warnings.warn(f"{img.mode} converted to RGB without colour management", FidelityWarning, stacklevel=3)
         img = img.convert("RGB")
     mode = img.mode
+    if "icc_profile" in info and not _icc_fits(info["icc_profile"], mode):
+        warnings.warn(f"ICC profile for {_icc_space(info.pop('icc_profile'))} dropped: the result is {mode}",
+                      FidelityWarning, stacklevel=3)
     arr = np.asarray(img)
     if mode == "I":
         # 32-bit integer mode is how older Pillows open 16-bit PNGs; its range is 16-bit.
@@ -577,14 +589,42 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
                 out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
             else:
                 out = Image.fromarray(out_arr)
-            if icc:
-                out.info["icc_profile"] = icc
+            out.info.update(info)
             return out
 
         return finish
 
     def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Image.Image]]]:
         return [(view, to_pil(finish_array)) for view, finish_array in allocate_array(scales)]
+
+    return x, allocate
+
+
+def _icc_space(icc: bytes) -> str | None:
+    """The colour space an ICC profile describes ('RGB', 'GRAY', 'CMYK', ...), or None if unreadable."""
+    from PIL import ImageCms
+
+    try:
+        return str(ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space).strip()
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
+        return None
+
+
+def _icc_fits(icc: bytes, mode: str) -> bool:
+    """Whether ``icc`` can describe a ``mode`` image: an unreadable profile is kept as it came."""
+    space = _icc_space(icc)
+    return space is None or space == ("GRAY" if mode in ("L", "LA", *_PIL_16BIT) else "RGB")
+
+
+def _from_deep(img: DeepImage) -> tuple[Tensor, Allocate]:
+    """16-bit colour image -> (1, C, H, W) float32 in [0, 1] and the allocator of the upscaled one."""
+    x, allocate_array = _from_numpy(img.array)
+
+    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], DeepImage]]]:
+        return [
+            (view, lambda finish=finish_array: DeepImage(finish(), dict(img.info)))  # type: ignore[misc]
+            for view, finish_array in allocate_array(scales)
+        ]
 
     return x, allocate
 
@@ -740,8 +780,11 @@ def upscale(
             mode, on the device and in the memory format it came in.
         image: one of
             - a PIL image: RGB, RGBA, L, LA or 16-bit gray (I;16, I); EXIF orientation is
-              applied first and the ICC profile is kept (``result.info['icc_profile']``); other
-              modes (P, CMYK, 1, ...) are converted to RGB, RGBA or L first;
+              applied first; ``result.info`` keeps the ICC profile, the DPI and the EXIF, its
+              orientation reset to 1; other modes (P, CMYK, 1, ...) are converted to RGB, RGBA
+              or L first; a 16-bit colour file opened by Pillow is 8-bit (with a
+              `FidelityWarning`): pass `msrnet.data.deep.read_deep`'s image instead;
+            - a `msrnet.data.deep.DeepImage` (16-bit RGB or RGBA, with its ``info``);
             - a numpy array (H, W) or (H, W, C), C in 1..4, uint8 or uint16;
             - a float tensor (C, H, W) or (B, C, H, W), C in 1..4, values in [0, 1] (finite).
             Of an animated image, the current frame is upscaled, with a warning.
@@ -776,10 +819,16 @@ def upscale(
             (docs/inference.md, "Speed"). Outputs match the eager ones to rounding.
 
     Returns:
-        The upscaled image: a PIL image of the same mode, a numpy array of the same dtype and
-        number of dimensions, or a tensor of the same dtype, device and number of dimensions,
+        The upscaled image: a PIL image of the same mode, a `DeepImage`, a numpy array of the
+        same dtype and number of dimensions, or a tensor of the same dtype, device and number of dimensions,
         clamped to [0, 1]. Tensor results are inference tensors (no autograd). With
         ``levels=True``, a list of such images, one per pyramid level, coarse first.
+
+    Warns:
+        FidelityWarning: a property of a PIL image the result cannot keep: 16-bit samples Pillow
+            read at 8 bits, a CMYK/LAB/HSV image converted to RGB, an ICC profile for another
+            colour space, unreadable EXIF (docs/inference.md has the table).
+        UserWarning: an animated image, of which the current frame is upscaled.
 
     Raises:
         TypeError: an image of the wrong type or dtype.
@@ -806,6 +855,9 @@ def upscale(
         out_device = torch.device("cpu")
     elif isinstance(image, np.ndarray):
         x, allocate = _from_numpy(image)
+        out_device = torch.device("cpu")
+    elif isinstance(image, DeepImage):
+        x, allocate = _from_deep(image)
         out_device = torch.device("cpu")
     elif isinstance(image, Tensor):
         x, allocate = _from_tensor(image)
