@@ -238,10 +238,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
     except ValueError:  # not the main thread: SIGTERM keeps its handler
         installed = False
     try:
-        return _upscale(args)
-    except KeyboardInterrupt:
-        print("msrnet upscale: interrupted (Ctrl-C); the output being written was discarded", file=sys.stderr)
-        return 130
+        return _upscale(args)  # Ctrl-C: `main` prints the line
     except _Terminated:
         print("msrnet upscale: terminated (SIGTERM); the output being written was discarded", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -491,7 +488,7 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
             for frame in tqdm(frames, desc=src.name, unit="frame", leave=False, disable=not animated)
         ]
     for warning in caught:
-        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+        _say_warning("upscale", f"{src}: {warning.message}")
     outputs: dict[Path, list[Image.Image]] = {}  # path -> its frames
     for result in results:
         for path, image in _frame_outputs(run, result, dst, in_size).items():
@@ -590,7 +587,7 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
         if w not in early:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     for w in early:
-        print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+        _say_warning("upscale", w.message)
     print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
     # A shortened video is written, but a script must not take it for the whole one.
     return 1 if early else 0
@@ -600,6 +597,7 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
 # msrnet.data.degradations.BENCHMARK_CONDITIONS, named here so that --help needs no torch
 # (a test keeps the two equal).
 BENCHMARK_CONDITION_NAMES = ("clean", "jpeg90", "jpeg75", "jpeg50", "noise5", "noise10", "noise5-jpeg75")
+BENCHMARK_MAX_SEED = 2**32 - 1
 
 
 def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -639,7 +637,14 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         f"condition: {', '.join(BENCHMARK_CONDITION_NAMES)} (repeatable; 'clean' is the protocol "
         "itself; default: clean). See docs/real-photos.md",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the degradation's noise (default: 0)")
+    def seed(value: str) -> int:
+        # msrnet.data.degradations.MAX_SEED, named here so that --help needs no torch (a test
+        # keeps the two equal).
+        if not (value.isascii() and value.isdigit()) or len(value) > 12 or int(value) > BENCHMARK_MAX_SEED:
+            raise argparse.ArgumentTypeError(f"expected an integer from 0 to {BENCHMARK_MAX_SEED}, got {value!r}")
+        return int(value)
+
+    p.add_argument("--seed", type=seed, default=0, help="seed of the degradation's noise (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON list of result objects")
     p.set_defaults(func=_run_benchmark)
 
@@ -719,10 +724,12 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 # --- train -----------------------------------------------------------------------------------
 def _json_object(value: str) -> dict[str, Any]:
+    from msrnet._utils import parse_json
+
     try:
-        parsed = json.loads(value)
+        parsed = parse_json(value, "the option's value")
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {value!r}") from None
+        raise argparse.ArgumentTypeError(f"{e}: {value[:80]!r}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
     return parsed
@@ -793,12 +800,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from msrnet.train.config import TrainConfig, config_from_dict
 
+    from msrnet._utils import read_json
+
     values: dict[str, Any] = {}
     if args.config:
         try:
-            values = json.loads(Path(args.config).read_text())
-        except (OSError, ValueError) as e:
-            raise _CommandError(f"--config {args.config}: {e}", 2)
+            # A file from anyone: a regular file, bounded in size, depth and digits.
+            values = read_json(args.config, "training config (JSON)")
+        except ValueError as e:
+            raise _CommandError(f"--config {e}", 2)
         if not isinstance(values, dict):
             raise _CommandError(f"--config {args.config}: expected a JSON object", 2)
         # How a run starts is decided on the command line, not by the file that reproduces it.
@@ -824,6 +834,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from msrnet.train import CheckpointError, train
 
+    args.run_dir = config.output_dir  # for the line an interrupt prints (`_interrupted`)
     try:
         summary = train(config)
     except (OSError, ValueError, CheckpointError) as e:
@@ -963,11 +974,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_warning(command: str, text: object) -> None:
+    """The one form of a warning on the command line: ``msrnet COMMAND: warning: TEXT``, on one
+    line (printed above any progress bar)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"msrnet {command}: warning: {' '.join(str(text).split())}", file=sys.stderr)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What a command interrupted by Ctrl-C leaves behind, for its one line."""
+    if args.command == "train":
+        run_dir = Path(getattr(args, "run_dir", None) or "the output folder")
+        from msrnet.train.checkpoint import CHECKPOINT_NAME
+
+        if (run_dir / CHECKPOINT_NAME).is_file():
+            return f"{run_dir} keeps its last checkpoint: continue with --resume"
+        return f"no checkpoint was written in {run_dir}: start again with --overwrite"
+    if args.command == "benchmark":
+        saved = f"; the images saved so far are in {args.save_images}" if args.save_images else ""
+        return f"no scores were printed{saved}"
+    if args.command == "weights":
+        return "the file being copied was discarded; files copied before it are complete"
+    return "the output being written was discarded"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit status."""
+    """Run the command line; returns the process exit status.
+
+    Every command's errors and warnings are printed here, one line each: an error as
+    ``msrnet COMMAND: error: ...`` (`_CommandError`, exit 1 or 2), a warning from anywhere
+    (msrnet, torch, a worker thread) as ``msrnet COMMAND: warning: ...`` instead of Python's
+    two lines of file name and source, and Ctrl-C as ``msrnet COMMAND: interrupted (Ctrl-C);``
+    with what was saved (exit 130).
+    """
+    import warnings
+
     args = build_parser().parse_args(argv)
+    previous = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        _say_warning(args.command, message)
+
+    warnings.showwarning = show
+    try:
+        return _main(args)
+    finally:
+        warnings.showwarning = previous
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"msrnet {args.command}: interrupted (Ctrl-C); {_interrupted(args)}", file=sys.stderr)
+        return 130
     except _CommandError as e:
         message, code = str(e), e.code
         if e.hint:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import math
+import numbers
+import os
 import types
 import typing
 import zlib
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor
 
+from msrnet._utils import read_json
 from msrnet.ops.imresize import imresize
 
 __all__ = [
@@ -59,6 +61,8 @@ __all__ = [
     "add_poisson_noise",
     "bicubic_downscale",
     "blur",
+    "check_degradation_memory",
+    "degradation_growth",
     "degrade",
     "gaussian_kernel",
     "generalized_gaussian_kernel",
@@ -294,6 +298,159 @@ def resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 # uniformly per sample.
 
 
+# Limits on what a pipeline may cost, checked before anything is allocated (a config comes
+# from a file anyone may have written; `load_degradation`'s reader bounds the file itself).
+# Stages run one after the other on the whole batch: Real-ESRGAN's pipeline has two.
+MAX_STAGES = 16
+# How much the resize stages may enlarge the image, per side, over where the pipeline starts:
+# the product of each stage's largest factor above 1 (`degradation_growth`; ``real``: 1.5 x 1.2
+# = 1.8). Each stage's factor is at most 4, but factors multiply from stage to stage.
+MAX_GROWTH = 4.0
+# Bytes the pipeline may hold at once for one batch (`check_degradation_memory`: three batches
+# of its largest size, for an op's input, its output and a partial copy). Read at every check
+# from MSRNET_MAX_DEGRADATION_BYTES when set, else from this constant; the ``real`` pipeline at
+# batch 32, LR patch 48, x4 needs 0.1 GB.
+MAX_DEGRADATION_BYTES = 4 << 30
+# Copies of the largest batch alive at once: an op's input, its output, and `_apply_to`'s clone.
+_LIVE_COPIES = 3
+
+
+def degradation_growth(config: DegradationConfig) -> float:
+    """The largest factor by which ``config``'s resize stages can enlarge an image, per side,
+    over the size it enters the stages at: the product of each stage's largest factor above 1
+    (a stage may be skipped, so a factor below 1 never shrinks the bound)."""
+    growth = 1.0
+    for stage in config.stages:
+        if stage.resize is not None:
+            growth *= max(1.0, stage.resize.scale[1])
+    return growth
+
+
+def check_degradation_memory(
+    config: DegradationConfig | str, batch: int, channels: int, hr_size: tuple[int, int], scale: int,
+    itemsize: int = 4,
+) -> int:
+    """Refuse a pipeline that would hold more than ``MAX_DEGRADATION_BYTES`` for one batch.
+
+    Pure arithmetic, run before anything is allocated: by `degrade` on each batch, and by the
+    trainer from its batch and patch size before it loads a single image.
+
+    Args:
+        config: the pipeline.
+        batch, channels: the batch's size and channel count.
+        hr_size: the HR patch's (height, width); the LR patch is ``scale`` times smaller.
+        scale: the down-scaling factor.
+        itemsize: bytes per element of the batch (float32: 4).
+
+    Returns:
+        The bound of the bytes held at once (``_LIVE_COPIES`` batches of the largest size the
+        pipeline reaches).
+
+    Raises:
+        ValueError: over the limit; the message gives both numbers and the variable to raise.
+    """
+    config = load_degradation(config)
+    height, width = hr_size
+    if config.bicubic_first:
+        height, width = max(1, height // scale), max(1, width // scale)
+    growth = degradation_growth(config)
+    # Whole HR batches exist anyway (the patch and its float copy), hence the max with 1.
+    largest = batch * channels * math.ceil(height * growth) * math.ceil(width * growth) * itemsize
+    largest = max(largest, batch * channels * hr_size[0] * hr_size[1] * itemsize)
+    needed = _LIVE_COPIES * largest
+    value = os.environ.get("MSRNET_MAX_DEGRADATION_BYTES")
+    try:
+        limit = int(value) if value else MAX_DEGRADATION_BYTES
+    except ValueError:
+        raise ValueError(f"MSRNET_MAX_DEGRADATION_BYTES must be an integer, got {value!r}") from None
+    if needed > limit:
+        raise ValueError(
+            f"the degradation pipeline would hold {needed / 2**30:.1f} GiB at once for a batch of {batch} "
+            f"{hr_size[0]}x{hr_size[1]} HR patches (its resizes enlarge them up to {growth:g}x per side); "
+            f"the limit is {limit / 2**30:.1f} GiB (MSRNET_MAX_DEGRADATION_BYTES): use a smaller batch "
+            f"or patch size, or smaller resize factors"
+        )
+    return needed
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    # Resolved once per class: the annotations are strings (``from __future__ import annotations``).
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _check_types(config: Any) -> None:
+    """Check (and normalize) every field of a config dataclass as `_coerce` checks JSON values,
+    so the Python API refuses what a file would: ``JPEG(quality=(50.5, 90))`` is a ValueError
+    naming ``JPEG.quality[0]``, not a TypeError deep inside `degrade`. A list becomes a tuple,
+    an integer a float where a float is due."""
+    cls = type(config)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        checked = _coerce(_hints(cls)[f.name], value, f"{cls.__name__}.{f.name}")
+        if checked is not value:
+            object.__setattr__(config, f.name, checked)
+
+
+def _from_json(cls: type[Any], values: Any, where: str) -> Any:
+    """Build the frozen dataclass ``cls`` from JSON values, refusing unknown or mistyped fields."""
+    if isinstance(values, cls):  # an instance from the Python API, checked when it was built
+        return values
+    if not isinstance(values, dict):
+        raise ValueError(f"{where or 'the config'}: expected an object, got {type(values).__name__}")
+    hints = _hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where or 'the config'}: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}" if where else name) for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return _from_json(hint, value, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            # No list of a config is long when it is genuine (stages: `MAX_STAGES`); a long
+            # one is refused before an object is built for each entry.
+            if len(value) > MAX_STAGES:
+                raise ValueError(f"{where}: {len(value)} entries, at most {MAX_STAGES}")
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value if type(value) is int else int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return value if type(value) is float else float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
+
+
 @dataclass(frozen=True)
 class Blur:
     """A random blur per sample: Gaussian (isotropic or anisotropic), generalized Gaussian,
@@ -319,6 +476,9 @@ class Blur:
     plateau_beta: tuple[float, float] = (1.0, 2.0)
     sinc_prob: float = 0.1
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+
 
 @dataclass(frozen=True)
 class Resize:
@@ -333,6 +493,9 @@ class Resize:
     prob: float = 1.0
     scale: tuple[float, float] = (0.15, 1.5)
     modes: tuple[str, ...] = RESIZE_MODES
+
+    def __post_init__(self) -> None:
+        _check_types(self)
 
 
 @dataclass(frozen=True)
@@ -353,6 +516,9 @@ class Noise:
     poisson_scale: tuple[float, float] = (0.05, 3.0)
     gray_prob: float = 0.4
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+
 
 @dataclass(frozen=True)
 class JPEG:
@@ -366,6 +532,9 @@ class JPEG:
     prob: float = 1.0
     quality: tuple[int, int] = (30, 95)
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -378,6 +547,9 @@ class Stage:
     jpeg: JPEG | None = None
     prob: float = 1.0
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+
 
 @dataclass(frozen=True)
 class Final:
@@ -387,6 +559,9 @@ class Final:
     sinc_prob: float = 0.8
     jpeg: JPEG = JPEG(quality=(30, 95))
     modes: tuple[str, ...] = RESIZE_MODES
+
+    def __post_init__(self) -> None:
+        _check_types(self)
 
 
 @dataclass(frozen=True)
@@ -413,7 +588,21 @@ class DegradationConfig:
     clean_prob: float = 0.0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values (tuples become lists): what a .json file of it holds, and
+        what `load_degradation` reads back as an equal config."""
+        return typing.cast(dict[str, Any], _json_values(dataclasses.asdict(self)))
+
+
+def _json_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_values(v) for v in value]
+    return value
 
 
 def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
@@ -427,6 +616,8 @@ def _check_config(config: DegradationConfig) -> None:
             raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
 
     prob("clean_prob", config.clean_prob)
+    if len(config.stages) > MAX_STAGES:
+        raise ValueError(f"stages: {len(config.stages)} stages, at most {MAX_STAGES}")
     for i, stage in enumerate(config.stages):
         where = f"stages[{i}]"
         prob(f"{where}.prob", stage.prob)
@@ -456,6 +647,13 @@ def _check_config(config: DegradationConfig) -> None:
             _check_range(f"{where}.noise.poisson_scale", n.poisson_scale, 0.0, 100.0)
         if stage.jpeg is not None:
             _check_jpeg(f"{where}.jpeg", stage.jpeg)
+    growth = degradation_growth(config)
+    if growth > MAX_GROWTH:
+        factors = " x ".join(f"{s.resize.scale[1]:g}" for s in config.stages if s.resize and s.resize.scale[1] > 1)
+        raise ValueError(
+            f"stages: the resizes can enlarge the image {growth:g}x per side ({factors}); their largest "
+            f"factors above 1 may multiply to at most {MAX_GROWTH:g}"
+        )
     if config.final is not None:
         if config.bicubic_first:
             raise ValueError("final applies only to pipelines that start from the HR patch (bicubic_first false)")
@@ -511,66 +709,19 @@ PRESETS: dict[str, DegradationConfig] = {
 }
 
 
-def _from_json(cls: type[Any], values: Any, where: str) -> Any:
-    """Build the frozen dataclass ``cls`` from JSON values, refusing unknown or mistyped fields."""
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected an object, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        return _from_json(hint, value, where)  # type: ignore[arg-type]
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
-
-
-# JSON files describing a pipeline are small; a larger one is not a config.
-MAX_CONFIG_BYTES = 1 << 20
 
 
 def load_degradation(spec: str | Path | DegradationConfig) -> DegradationConfig:
     """A `DegradationConfig` from a preset name (`PRESETS`), a JSON file of its fields, or
     itself.
 
+    The file is read by msrnet's bounded JSON reader (`msrnet._utils.read_json`: a regular
+    file of at most 1 MiB, nested at most 32 deep), and holds at most `MAX_STAGES` stages whose
+    resizes multiply to at most `MAX_GROWTH`.
+
     Raises:
-        ValueError: an unknown name, or a file that is not a valid config (the message names
-            the field).
+        ValueError: an unknown name, or a file that is missing, not a regular file, too large,
+            or not a valid config (one line naming the file and the field).
     """
     if isinstance(spec, DegradationConfig):
         return spec
@@ -578,18 +729,16 @@ def load_degradation(spec: str | Path | DegradationConfig) -> DegradationConfig:
     if name in PRESETS:
         return PRESETS[name]
     path = Path(name)
-    if path.suffix.lower() != ".json" or not path.is_file():
+    if path.suffix.lower() != ".json":
         raise ValueError(
             f"unknown degradation {name!r}: use a preset ({', '.join(PRESETS)}) or a .json file of "
             f"DegradationConfig fields"
         )
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a degradation config")
+    values = read_json(path, "JSON file")
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a JSON file ({e})") from None
-    return typing.cast(DegradationConfig, _from_json(DegradationConfig, values, str(path)))
+        return typing.cast(DegradationConfig, _from_json(DegradationConfig, values, ""))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -729,6 +878,7 @@ def degrade(
     b, c, height, width = hr.shape
     if height % scale or width % scale:
         raise ValueError(f"HR patches of {height}x{width} are not a multiple of the scale {scale}")
+    check_degradation_memory(config, b, c, (height, width), scale, hr.element_size())
     lr_size = (height // scale, width // scale)
     if clean_lr is None:
         levels = torch.floor(hr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
@@ -750,6 +900,11 @@ def degrade(
 # Fixed degradations for benchmarks.
 
 
+# Seeds of the conditions: up to 2**32 - 1, so that ``seed * 1_000_003 + crc32(name)`` fits the
+# generator's 64 bits for every image.
+MAX_SEED = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class Condition:
     """A fixed degradation of a benchmark's bicubic LR image: Gaussian noise, then JPEG.
@@ -764,10 +919,17 @@ class Condition:
     noise_sigma: float = 0.0
     jpeg_quality: int | None = None
 
+    @staticmethod
+    def check_seed(seed: int) -> None:
+        """Raise ValueError unless ``seed`` is an integer from 0 to `MAX_SEED`."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
     def apply(self, lr: Tensor, seed: int, name: str) -> Tensor:
         """Degrade one uint8 LR image ``(C, h, w)``; the noise comes from a generator seeded
-        by ``seed`` and the image's ``name``, so neither the order of the images nor the
-        machine changes the bytes. Returns uint8 ``(C, h, w)``."""
+        by ``seed`` (0 to `MAX_SEED`) and the image's ``name``, so neither the order of the
+        images nor the machine changes the bytes. Returns uint8 ``(C, h, w)``."""
+        self.check_seed(seed)
         x = lr.to(torch.float64).unsqueeze(0) / 255.0
         if self.noise_sigma > 0:
             # float64 noise on the CPU: the scalar sampler, the same bits on every CPU.
