@@ -353,3 +353,39 @@ def test_save_images_refuse_two_images_of_one_name(tiny_set: Path, tmp_path: Pat
     write_image(tiny_set / "im0.bmp", np.zeros((20, 20, 3), np.uint8))
     with pytest.raises(ValueError, match="two images are named 'im0'"):
         evaluate("bicubic", tiny_set, 2, save_dir=tmp_path / "sr", progress=False)
+
+
+def test_a_huge_seed_is_an_argument_error(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: accepted, then every image failed on its own ("5 images skipped").
+    with pytest.raises(SystemExit) as info:
+        main(["benchmark", "--model", "bicubic", "--scale", "2", "--dataset", str(tiny_set),
+              "--degradation", "noise5", "--seed", "99999999999999999999"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed: expected an integer from 0 to 4294967295" in err and "skipped" not in err
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 4294967295"):
+        BenchmarkDataset(tiny_set, 2, degradation="noise5", seed=2**64)
+
+
+def test_the_cli_seed_limit_is_the_librarys() -> None:
+    from msrnet.cli import BENCHMARK_MAX_SEED
+    from msrnet.data.degradations import MAX_SEED
+
+    assert BENCHMARK_MAX_SEED == MAX_SEED
+
+
+def test_an_image_too_large_for_one_pass_is_skipped_by_name(
+    tiny_set: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A legal 9000x9000 image once stopped the whole benchmark with an allocator error naming
+    # no image; here the memory available is set below what a 200x200 image needs.
+    from msrnet.inference import whole_image_memory
+
+    model = Nearest(2)
+    write_image(tiny_set / "big.png", np.zeros((200, 200, 3), np.uint8))
+    monkeypatch.setattr("msrnet.evaluate.available_memory", lambda device: whole_image_memory(model, 40, 40))
+    result = evaluate(model, tiny_set, 2, progress=False)
+    assert result["images"] == 3
+    [skip] = result["skipped"]
+    assert skip["name"] == "big" and skip["reason"].startswith("100x100 LR pixels take")
+    assert "memory is available" in skip["reason"]

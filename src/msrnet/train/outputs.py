@@ -89,7 +89,11 @@ def lock_run_folder(out_dir: Path, active: bool = True) -> Iterator[None]:
     created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_NAME
-    fd = _locked(path)
+    try:
+        fd = _locked(path)
+    except ValueError:
+        _remove_empty(created)
+        raise
     try:
         with os.fdopen(os.dup(fd), "r+") as f:
             previous = f.read(64).strip()
@@ -109,9 +113,14 @@ def lock_run_folder(out_dir: Path, active: bool = True) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.close(fd)
-        for folder in created:  # deepest first
-            with contextlib.suppress(OSError):  # not empty: the run wrote something
-                folder.rmdir()
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that hold nothing: those a refused run created."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty: the run wrote something
+            folder.rmdir()
 
 
 def _locked(path: Path) -> int:

@@ -360,28 +360,22 @@ def compile_blocks(model: nn.Module) -> int:
     return len(blocks)
 
 
-def _check_degradation(config: TrainConfig) -> dict[str, Any]:
-    """The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
-    exist and hold a valid pipeline, which takes torch to read (presets were checked by name),
-    and the pipeline must fit `~msrnet.data.degradations.check_degradation_memory` at the run's
-    batch and patch size. Pure arithmetic: the model is built on the meta device for its scale.
-
-    Returns:
-        The resolved pipeline as JSON values (what checkpoints record).
+def _check_degradation_memory(config: TrainConfig) -> None:
+    """The pipeline of ``config.degradation`` (read and checked when the run started) must fit
+    `~msrnet.data.degradations.check_degradation_memory` at the run's batch and patch size.
+    Pure arithmetic, before any image is loaded: the model is built on the meta device for its
+    scale.
 
     Raises:
-        ValueError: no such file, not a valid `~msrnet.data.degradations.DegradationConfig`,
-            or over the memory limit (one line naming the file and the field).
+        ValueError: over the limit, or a model that cannot be built (one line).
     """
-    degradation = load_degradation(config.degradation)
     with torch.device("meta"):
         scale = int(cast(int, _build_model(config).scale))
     hr = config.patch_size * scale
     try:
-        check_degradation_memory(degradation, config.batch_size, 3, (hr, hr), scale)
+        check_degradation_memory(config.degradation, config.batch_size, 3, (hr, hr), scale)
     except ValueError as e:
         raise ValueError(f"degradation {config.degradation}: {e}") from None
-    return degradation.to_dict()
 
 
 def _check_same_degradation(
@@ -451,8 +445,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """
     # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`);
     # what needs torch or the file system is checked next, before any work.
-    degradation = _check_degradation(config)
+    # The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
+    # exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
+    degradation = load_degradation(config.degradation).to_dict()  # what checkpoints record
     resumed = _resume_state(config, degradation)
+    _check_degradation_memory(config)
     out_dir = Path(config.output_dir)
     check_output_dir(out_dir, resumed is not None, config.overwrite)
     rank, world, device, created_group = _setup_distributed(config.device)
