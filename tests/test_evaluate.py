@@ -389,3 +389,20 @@ def test_an_image_too_large_for_one_pass_is_skipped_by_name(
     [skip] = result["skipped"]
     assert skip["name"] == "big" and skip["reason"].startswith("100x100 LR pixels take")
     assert "memory is available" in skip["reason"]
+
+
+def test_an_allocator_refusal_skips_the_image_by_name(tiny_set: Path) -> None:
+    model = Nearest(2)
+
+    def greedy(x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and tuple(x.shape[-2:]) == (13, 15):  # im0, not the memory probes
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: ...")
+        return model(x)
+
+    module = nn.Module()
+    module.forward = greedy  # type: ignore[method-assign]
+    result = evaluate(module, tiny_set, 2, progress=False)
+    assert [s["name"] for s in result["skipped"]] == ["im0"]
+    assert result["skipped"][0]["reason"].startswith("out of memory in one pass: [enforce fail")
+    with pytest.raises(RuntimeError, match="size mismatch"):  # not the image's fault: raised
+        evaluate(lambda x: (_ for _ in ()).throw(RuntimeError("size mismatch")), tiny_set, 2, progress=False)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset, Sample
+from msrnet._utils import first_line
 from msrnet.data.io import tensor_to_uint8, write_image
 from msrnet.inference import available_memory, whole_image_memory
 from msrnet.metrics import _SSIM_WINDOW
@@ -212,7 +213,15 @@ def evaluate(
                     })
                     continue
             lr = item["lr"].unsqueeze(0).to(device)
-            sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
+            try:
+                sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
+            except (MemoryError, RuntimeError) as e:
+                # The estimate above fell short (or the memory went elsewhere meanwhile): the
+                # allocator's refusal names this image too. Any other error is not the image's.
+                if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "can't allocate memory" not in str(e):
+                    raise
+                skipped.append({"name": str(item["name"]), "reason": f"out of memory in one pass: {first_line(e)}"})
+                continue
             if not bool(torch.isfinite(sr).all()):
                 raise FloatingPointError(
                     f"{item['name']}: the model's output has NaN/inf values (broken weights?)"
