@@ -188,3 +188,30 @@ def test_warnings_are_one_line_with_the_command(data: Path, tmp_path: Path, caps
     warnings = [line for line in err.splitlines() if "bad.png" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"msrnet train: warning: skipped unreadable image {train_dir}")
     assert "thread.py" not in err and "UserWarning" not in err
+
+
+def test_a_second_training_started_beside_a_running_one_is_told_it_is_in_use(data: Path, tmp_path: Path) -> None:
+    # Both started into one new folder: the second once saw the first's config.json and was
+    # told the run "stopped before its first checkpoint".
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, time\n"
+         f"fd = os.open({str(out / LOCK_NAME)!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())\n"
+         "print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=rf"{out} is in use by another training \(process {holder.pid}\)"):
+            train(_config(data, out))
+    finally:
+        holder.kill()
+        holder.wait()
+    os.mkfifo(out / "fifo")
+    (out / LOCK_NAME).unlink()
+    os.mkfifo(out / LOCK_NAME)  # planted: neither blocks nor is written to
+    with pytest.raises(ValueError, match="is not a regular file"):
+        train(_config(data, out, overwrite=True))

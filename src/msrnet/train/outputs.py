@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,18 +38,26 @@ LOCK_NAME = ".lock"
 RUN_FILES = (CONFIG_NAME, LOG_NAME, CHECKPOINT_NAME, WEIGHTS_NAME)
 
 
-def check_output_dir(out_dir: Path, resuming: bool, overwrite: bool) -> None:
+def check_output_dir(out_dir: Path, resuming: bool, overwrite: bool, locked: bool = False) -> None:
     """Refuse an ``out_dir`` that cannot hold the run, or holds another one (all ranks call it).
 
+    Args:
+        out_dir: the run folder.
+        resuming, overwrite: what the run does with a run it finds there.
+        locked: this process holds the folder's lock (`lock_run_folder`), so it is not asked
+            whether another one does.
+
     Raises:
-        ValueError: ``out_dir`` is a file, or holds a run and neither ``resuming`` nor
-            ``overwrite`` says what to do with it.
+        ValueError: ``out_dir`` is a file, is in use by another training, or holds a run and
+            neither ``resuming`` nor ``overwrite`` says what to do with it.
         PermissionError: ``out_dir`` is not writable.
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output_dir {out_dir} is a file, not a folder")
     if out_dir.is_dir() and not os.access(out_dir, os.W_OK | os.X_OK):
         raise PermissionError(f"output_dir {out_dir} is not writable")
+    if not locked:
+        _refuse_if_held(out_dir / LOCK_NAME)  # a run in progress is not a run to resume or replace
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if existing and not resuming and not overwrite:
         if CHECKPOINT_NAME not in existing:
@@ -123,24 +133,51 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
 
 
+def _refuse_held(path: Path, fd: int) -> typing.NoReturn:
+    """Raise the error of a run folder whose lock file ``path`` (open as ``fd``, which this
+    closes) another process holds, naming the pid it recorded."""
+    with os.fdopen(fd, "r") as f:
+        holder = f.read(64).strip() or "unknown"
+    raise ValueError(
+        f"{path.parent} is in use by another training (process {holder}): wait for it to end, "
+        f"or pick another --output-dir"
+    )
+
+
+def _refuse_if_held(path: Path) -> None:
+    """`_refuse_held` if another process holds the lock file ``path``; creates nothing."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # no lock file (or a link, which `lock_run_folder` refuses): not held
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return  # not one msrnet made: `lock_run_folder` refuses it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _refuse_held(path, fd)
+    os.close(fd)  # closing drops the shared lock
+
+
 def _locked(path: Path) -> int:
     """A descriptor of ``path`` holding its exclusive flock (not blocking for it)."""
     assert fcntl is not None
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as e:
             raise ValueError(f"cannot lock the run folder: {path}: {e.strerror or e}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"cannot lock the run folder: {path} is not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            with os.fdopen(fd, "r") as f:
-                holder = f.read(64).strip() or "unknown"
-            raise ValueError(
-                f"{path.parent} is in use by another training (process {holder}): wait for it to end, "
-                f"or pick another --output-dir"
-            ) from None
+            _refuse_held(path, fd)
         # The holder before us may have removed the file between our open and our lock: the
         # lock then sits on a file no one else will open. Lock the file at the name instead.
         try:

@@ -451,13 +451,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     resumed = _resume_state(config, degradation)
     _check_degradation_memory(config)
     out_dir = Path(config.output_dir)
-    check_output_dir(out_dir, resumed is not None, config.overwrite)
+    # Ranks other than 0 belong to the run whose rank 0 takes the lock: they do not probe it.
+    check_output_dir(out_dir, resumed is not None, config.overwrite, locked=os.environ.get("RANK", "0") != "0")
     rank, world, device, created_group = _setup_distributed(config.device)
     try:
         # One training per run folder: a second one into the same folder stops here.
         with lock_run_folder(out_dir, active=rank == 0):
             # Again under the lock: a run may have finished in the folder since the check.
-            check_output_dir(out_dir, resumed is not None, config.overwrite)
+            check_output_dir(out_dir, resumed is not None, config.overwrite, locked=True)
             return _train(config, rank, world, device, resumed, degradation)
     finally:
         if created_group:
