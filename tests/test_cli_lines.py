@@ -25,7 +25,7 @@ ARGS = {
 SAVED = {
     "upscale": "the output being written was discarded",
     "benchmark": "no scores were printed; the images saved so far are in saved",
-    "train": "no checkpoint was written in",
+    "train": "nothing was written",
     "export": "the output being written was discarded",
     "weights": "the file being copied was discarded",
 }
@@ -55,13 +55,17 @@ def test_ctrl_c_is_one_line_and_exit_130_in_every_command(
 def test_a_train_interrupted_after_a_checkpoint_says_how_to_continue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "checkpoint.pt").write_bytes(b"")
-
     def interrupted(args: argparse.Namespace) -> int:
         args.run_dir = str(tmp_path)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "_run_train", interrupted)
+    (tmp_path / "config.json").write_text("{}")
+    assert _main(ARGS["train"]) == 130
+    assert capsys.readouterr().err == (
+        f"msrnet train: interrupted (Ctrl-C); {tmp_path} holds no checkpoint yet: start again with --overwrite\n"
+    )
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
     assert _main(ARGS["train"]) == 130
     assert capsys.readouterr().err == (
         f"msrnet train: interrupted (Ctrl-C); {tmp_path} keeps its last checkpoint: continue with --resume\n"

@@ -798,9 +798,8 @@ def _run_train(args: argparse.Namespace) -> int:
     import os
     from dataclasses import fields
 
-    from msrnet.train.config import TrainConfig, config_from_dict
-
     from msrnet._utils import read_json
+    from msrnet.train.config import TrainConfig, config_from_dict
 
     values: dict[str, Any] = {}
     if args.config:
@@ -985,12 +984,18 @@ def _say_warning(command: str, text: object) -> None:
 def _interrupted(args: argparse.Namespace) -> str:
     """What a command interrupted by Ctrl-C leaves behind, for its one line."""
     if args.command == "train":
-        run_dir = Path(getattr(args, "run_dir", None) or "the output folder")
+        if getattr(args, "run_dir", None) is None:  # stopped before the run began
+            return "nothing was written"
+        # Set once msrnet.train (and torch) is imported: this import costs nothing then.
         from msrnet.train.checkpoint import CHECKPOINT_NAME
+        from msrnet.train.outputs import CONFIG_NAME
 
+        run_dir = Path(args.run_dir)
         if (run_dir / CHECKPOINT_NAME).is_file():
             return f"{run_dir} keeps its last checkpoint: continue with --resume"
-        return f"no checkpoint was written in {run_dir}: start again with --overwrite"
+        if (run_dir / CONFIG_NAME).is_file():
+            return f"{run_dir} holds no checkpoint yet: start again with --overwrite"
+        return "nothing was written"
     if args.command == "benchmark":
         saved = f"; the images saved so far are in {args.save_images}" if args.save_images else ""
         return f"no scores were printed{saved}"

@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from msrnet.data.benchmark import BenchmarkDataset, Sample
-from msrnet.data.degradations import check_degradation_memory, load_degradation
+from msrnet.data.degradations import DegradationConfig, check_degradation_memory, load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet.evaluate import evaluate
@@ -360,10 +360,10 @@ def compile_blocks(model: nn.Module) -> int:
     return len(blocks)
 
 
-def _check_degradation_memory(config: TrainConfig) -> None:
-    """The pipeline of ``config.degradation`` (read and checked when the run started) must fit
-    `~msrnet.data.degradations.check_degradation_memory` at the run's batch and patch size.
-    Pure arithmetic, before any image is loaded: the model is built on the meta device for its
+def _check_degradation_memory(config: TrainConfig, pipeline: DegradationConfig) -> None:
+    """The run's degradation ``pipeline`` must fit
+    `~msrnet.data.degradations.check_degradation_memory` at its batch and patch size. Pure
+    arithmetic, before any image is loaded: the model is built on the meta device for its
     scale.
 
     Raises:
@@ -373,7 +373,7 @@ def _check_degradation_memory(config: TrainConfig) -> None:
         scale = int(cast(int, _build_model(config).scale))
     hr = config.patch_size * scale
     try:
-        check_degradation_memory(config.degradation, config.batch_size, 3, (hr, hr), scale)
+        check_degradation_memory(pipeline, config.batch_size, 3, (hr, hr), scale)
     except ValueError as e:
         raise ValueError(f"degradation {config.degradation}: {e}") from None
 
@@ -447,9 +447,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # what needs torch or the file system is checked next, before any work.
     # The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
     # exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
-    degradation = load_degradation(config.degradation).to_dict()  # what checkpoints record
-    resumed = _resume_state(config, degradation)
-    _check_degradation_memory(config)
+    # It is read once: the run trains with, and its checkpoints record, what it read now.
+    pipeline = load_degradation(config.degradation)
+    resumed = _resume_state(config, pipeline.to_dict())
+    _check_degradation_memory(config, pipeline)
     out_dir = Path(config.output_dir)
     # Ranks other than 0 belong to the run whose rank 0 takes the lock: they do not probe it.
     check_output_dir(out_dir, resumed is not None, config.overwrite, locked=os.environ.get("RANK", "0") != "0")
@@ -459,7 +460,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         with lock_run_folder(out_dir, active=rank == 0):
             # Again under the lock: a run may have finished in the folder since the check.
             check_output_dir(out_dir, resumed is not None, config.overwrite, locked=True)
-            return _train(config, rank, world, device, resumed, degradation)
+            return _train(config, rank, world, device, resumed, pipeline)
     finally:
         if created_group:
             dist.destroy_process_group()
@@ -471,11 +472,11 @@ def _train(
     world: int,
     device: torch.device,
     resumed: _Resume | None,
-    degradation: dict[str, Any],
+    pipeline: DegradationConfig,
 ) -> dict[str, Any]:
     """Build the run, restore the checkpoint it resumes, start its folder, and train."""
     run_start = time.perf_counter()
-    state = _build_state(config, rank, device)
+    state = _build_state(config, rank, device, pipeline)
     scale = cast(int, state.model.scale)
     net = _build_net(state.model, config, world, device)
     val_items = _validation_items(config, scale)
@@ -485,7 +486,7 @@ def _train(
     log = _start_run_folder(state, config, resumed, rank == 0, world)
     arch = config.model.split(".", 1)[0]
     run = RunContext(
-        config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, degradation
+        config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, pipeline.to_dict()
     )
     try:
         return _loop(state, run, run_start)
@@ -493,9 +494,10 @@ def _train(
         log.close()
 
 
-def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainState:
+def _build_state(config: TrainConfig, rank: int, device: torch.device, pipeline: DegradationConfig) -> TrainState:
     """The model (one init on every rank, warm-started from ``init_weights``), this rank's
-    patch stream, AdamW, the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
+    patch stream (degraded by ``pipeline``, ``config.degradation`` as the run read it), AdamW,
+    the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
     main = rank == 0
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes
@@ -529,7 +531,7 @@ def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainS
         min_scale=config.min_scale,
         device=device,
         seed=rank_seed,
-        degradation=config.degradation,
+        degradation=pipeline,
     )
 
     # No weight decay on biases and other 1-D parameters; the fused kernel on CUDA.
