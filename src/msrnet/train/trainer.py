@@ -15,9 +15,11 @@ Outputs in ``output_dir`` (written by rank 0 only)::
     log.jsonl           one JSON object per line (see docs/training.md)
     checkpoint.pt       the `TrainState` and every process's data stream (sha256-checked,
                         written atomically); resuming repeats the uninterrupted run exactly on
-                        the CPU (on CUDA, cuDNN autotuning makes it close, not bitwise equal)
+                        the CPU (on CUDA, cuDNN autotuning makes it close, not bitwise equal);
+                        also the degradation pipeline the run read, which a resume must match
     best.safetensors    fp16 EMA weights with the best validation PSNR (the latest without
                         validation), `~msrnet.models.weights` metadata plus "step" and "psnr"
+    .lock               held while the run trains (`~msrnet.train.outputs.lock_run_folder`)
 
 Distributed: launched with ``torchrun``, each process trains on its own GPU (NCCL) or CPU
 (gloo) with its own data stream; gradients are averaged by DDP; each process scores a share of
