@@ -18,6 +18,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from msrnet import cli
 from msrnet._utils import MAX_JSON_DEPTH, json_depth, parse_json, read_json
@@ -75,6 +77,27 @@ def test_depth_and_digits_are_refused_by_name_not_by_recursion_or_int() -> None:
         deepest = [deepest]
     assert parse_json(json.dumps(deepest), "x") == deepest  # at the limit: parsed
     assert parse_json('{"seed": -' + "9" * 100 + "}", "x") == {"seed": -int("9" * 100)}
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ a\n', max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=4), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@given(value=JSON_VALUES)
+def test_the_nesting_scan_counts_as_the_parser_nests(value: object) -> None:
+    # Brackets, quotes and backslashes inside strings and keys do not fool the scan.
+    assert json_depth(json.dumps(value)) == _depth(value)
 
 
 # --- degradation files -------------------------------------------------------------------------

@@ -146,10 +146,10 @@ MAX_JSON_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_JSON_INT_DIGITS = 100
 
-# A JSON string (escapes included), written without nested repetition so that matching stays
-# linear in the text's length; brackets inside strings do not nest.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+# What the nesting scan looks at: an escape (a backslash and the character after it, taken
+# together so that an escaped quote does not end a string), a quote, a bracket. One pass over
+# the text, linear in its length whatever it holds.
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 # The key of the value that ends a text: `"quality": [1, ` -> quality.
 _JSON_LAST_KEY = re.compile(r'"([^"\\]{1,64})"\s*:\s*(?:\[[^\[\]{}"]*)?$')
 
@@ -158,12 +158,21 @@ def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     """How deeply the arrays and objects of a JSON ``text`` nest, counted without recursion
     (brackets inside strings do not count); the count stops once it passes ``limit``."""
     depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                break
+    in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue  # a backslash outside a string is where the parser stops anyway
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
     return deepest
 
 
