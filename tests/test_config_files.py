@@ -358,3 +358,20 @@ def test_fuzz_degradation_files_many(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_fuzz_train_config_files_many(tmp_path: Path) -> None:
     assert _run_child(CONFIG_FUZZ, tmp_path, 500).strip() == "ok"
+
+
+def test_the_reliability_page_states_the_limits_in_force() -> None:
+    from msrnet import _utils
+    from msrnet.data import degradations
+
+    page = (REPO / "docs" / "reliability.md").read_text()
+    stated = {
+        "MAX_JSON_BYTES": (_utils.MAX_JSON_BYTES, "1 MiB", 1 << 20),
+        "MAX_JSON_DEPTH": (_utils.MAX_JSON_DEPTH, "32", 32),
+        "MAX_JSON_INT_DIGITS": (_utils.MAX_JSON_INT_DIGITS, "100", 100),
+        "MAX_STAGES": (degradations.MAX_STAGES, "16", 16),
+        "MAX_GROWTH": (degradations.MAX_GROWTH, "4", 4),
+        "MAX_DEGRADATION_BYTES": (degradations.MAX_DEGRADATION_BYTES, "8 GiB", 8 << 30),
+    }
+    for name, (value, text, meant) in stated.items():
+        assert f"| `{name}` | {text} |" in page and value == meant, name

@@ -45,9 +45,7 @@ __all__ = [
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 # ----------------------------------------------------------------------------------------------
-# Configs: what runs, how likely, with which parameter ranges. Ranges are (low, high), drawn
-# uniformly per sample.
-
+# Limits.
 
 # Limits on what a pipeline may cost, checked before anything is allocated (a config comes
 # from a file anyone may have written; `load_degradation`'s reader bounds the file itself).
@@ -125,6 +123,9 @@ def check_degradation_memory(
     return needed
 
 
+# ----------------------------------------------------------------------------------------------
+# Field types: a JSON value and a Python value are checked alike.
+
 _HINTS: dict[type[Any], dict[str, Any]] = {}
 
 
@@ -201,6 +202,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a string, got {value!r}")
         return value
     raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs: what runs, how likely, with which parameter ranges. Ranges are (low, high), drawn
+# uniformly per sample.
 
 
 @dataclass(frozen=True)
