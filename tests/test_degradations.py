@@ -362,3 +362,33 @@ def test_cli_train_refuses_an_unknown_degradation(tmp_path: Path) -> None:
     result = _cli("train", "--train-dir", str(folder), "--degradation", "jpeg", "--output-dir", str(tmp_path / "o"))
     assert result.returncode != 0 and "unknown degradation 'jpeg'" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: JPEG(quality=(50.5, 90)), r"JPEG.quality\[0\]: expected an integer, got 50.5"),
+        (lambda: Blur(size=(7.0, 21)), r"Blur.size\[0\]: expected an integer"),
+        (lambda: Noise(sigma="5"), "Noise.sigma: expected a list"),
+        (lambda: Resize(modes="bicubic"), "Resize.modes: expected a list"),
+        (lambda: Stage(prob=True), "Stage.prob: expected a number"),
+        (lambda: Stage(jpeg={"quality": [1.5, 2]}), r"Stage.jpeg.quality\[0\]"),
+        (lambda: DegradationConfig(bicubic_first=1), "DegradationConfig.bicubic_first: expected true or false"),
+        (lambda: DegradationConfig(stages=[Stage(), "jpeg"]), r"stages\[1\]: expected an object"),
+        (lambda: DegradationConfig(clean_prob=float("nan")), "clean_prob: expected a number"),
+    ],
+)
+def test_the_python_api_checks_types_as_the_json_path_does(build, field: str) -> None:
+    # Before: accepted, then `degrade` failed inside torch with a TypeError.
+    with pytest.raises(ValueError, match=field):
+        build()
+
+
+def test_python_values_are_normalized_as_json_values_are(tmp_path: Path) -> None:
+    config = DegradationConfig(stages=[Stage(jpeg=JPEG(quality=[40, np.int64(60)]), prob=1)], clean_prob=0)
+    assert config == DegradationConfig(stages=(Stage(jpeg=JPEG(quality=(40, 60))),))
+    assert type(config.stages[0].jpeg.quality[1]) is int and type(config.clean_prob) is float
+    # to_dict is what a file of the config holds: it reads back as an equal config.
+    for preset in (config, *PRESETS.values()):
+        (tmp_path / "c.json").write_text(json.dumps(preset.to_dict()))
+        assert load_degradation(tmp_path / "c.json") == preset

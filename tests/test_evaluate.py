@@ -353,3 +353,56 @@ def test_save_images_refuse_two_images_of_one_name(tiny_set: Path, tmp_path: Pat
     write_image(tiny_set / "im0.bmp", np.zeros((20, 20, 3), np.uint8))
     with pytest.raises(ValueError, match="two images are named 'im0'"):
         evaluate("bicubic", tiny_set, 2, save_dir=tmp_path / "sr", progress=False)
+
+
+def test_a_huge_seed_is_an_argument_error(tiny_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: accepted, then every image failed on its own ("5 images skipped").
+    with pytest.raises(SystemExit) as info:
+        main(["benchmark", "--model", "bicubic", "--scale", "2", "--dataset", str(tiny_set),
+              "--degradation", "noise5", "--seed", "99999999999999999999"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed: expected an integer from 0 to 4294967295" in err and "skipped" not in err
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 4294967295"):
+        BenchmarkDataset(tiny_set, 2, degradation="noise5", seed=2**64)
+
+
+def test_the_cli_seed_limit_is_the_librarys() -> None:
+    from msrnet.cli import BENCHMARK_MAX_SEED
+    from msrnet.data.degradations import MAX_SEED
+
+    assert BENCHMARK_MAX_SEED == MAX_SEED
+
+
+def test_an_image_too_large_for_one_pass_is_skipped_by_name(
+    tiny_set: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A legal 9000x9000 image once stopped the whole benchmark with an allocator error naming
+    # no image; here the memory available is set below what a 200x200 image needs.
+    from msrnet.inference import whole_image_memory
+
+    model = Nearest(2)
+    write_image(tiny_set / "big.png", np.zeros((200, 200, 3), np.uint8))
+    monkeypatch.setattr("msrnet.evaluate.available_memory", lambda device: whole_image_memory(model, 40, 40))
+    result = evaluate(model, tiny_set, 2, progress=False)
+    assert result["images"] == 3
+    [skip] = result["skipped"]
+    assert skip["name"] == "big" and skip["reason"].startswith("100x100 LR pixels take")
+    assert "memory is available" in skip["reason"]
+
+
+def test_an_allocator_refusal_skips_the_image_by_name(tiny_set: Path) -> None:
+    model = Nearest(2)
+
+    def greedy(x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and tuple(x.shape[-2:]) == (13, 15):  # im0, not the memory probes
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: ...")
+        return model(x)
+
+    module = nn.Module()
+    module.forward = greedy  # type: ignore[method-assign]
+    result = evaluate(module, tiny_set, 2, progress=False)
+    assert [s["name"] for s in result["skipped"]] == ["im0"]
+    assert result["skipped"][0]["reason"].startswith("out of memory in one pass: [enforce fail")
+    with pytest.raises(RuntimeError, match="size mismatch"):  # not the image's fault: raised
+        evaluate(lambda x: (_ for _ in ()).throw(RuntimeError("size mismatch")), tiny_set, 2, progress=False)

@@ -128,3 +128,31 @@ def test_comfyui_custom_node_package_installs_msrnet(monkeypatch) -> None:
     spec.loader.exec_module(module)
     assert module.NODE_CLASS_MAPPINGS == {}
     assert "msrnet" in fresh
+
+
+def _with_config(state: dict, **settings: object) -> dict:
+    import json
+
+    config = {"level_scales": [2, 4], "projection_kernel": None, "act_layer": "relu", "image_upsample": "bicubic",
+              **settings}
+    return {**state, CONFIG_BUFFER: torch.tensor(list(json.dumps(config, sort_keys=True).encode()), dtype=torch.float32)}
+
+
+@pytest.mark.parametrize(
+    "settings", [{"act_layer": "os.system"}, {"level_scales": [2, 10**9]}, {"image_upsample": "os.system"}]
+)
+def test_settings_torch_cannot_build_are_the_documented_value_error(settings: dict) -> None:
+    # Before: KeyError (an unknown activation) and RuntimeError (a scale of 1e9).
+    state = {k: v.contiguous() for k, v in msrnet.create_model("msr_x4", stem_widths=(8, 8), num_blocks=2).state_dict().items()}
+    with pytest.raises(ValueError):
+        msr_spandrel.MSRNetArch().load(_with_config(state, **settings))
+
+
+def test_nan_weights_are_refused_as_msrnets_own_loader_refuses_them(tmp_path) -> None:
+    model = msrnet.create_model("msr_x2", stem_widths=(8, 8), num_blocks=1, level_chans=(8,))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state["stem.layers.0.weight"] = torch.full_like(state["stem.layers.0.weight"], float("nan"))
+    state["levels.0.to_residual.weight"][0, 0, 0, 0] = float("inf")
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(ValueError, match=r"holds \d+ NaN/inf values: the weights are broken"):
+        spandrel.ModelLoader().load_from_file(tmp_path / "nan.safetensors")

@@ -1,14 +1,17 @@
 """Small helpers shared across msrnet's modules."""
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import hashlib
+import json
 import os
+import re
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 # Optional modules -> the extra of pyproject.toml that installs them. tests/test_cli_hints.py
@@ -138,3 +141,118 @@ def remove_temp_files(folder: Path, name: str) -> list[Path]:
             stale.unlink()
             removed.append(stale)
     return removed
+
+
+# --- JSON from strangers -----------------------------------------------------------------------
+# Every JSON file msrnet takes from a user (a `msrnet train --config`, a degradation pipeline)
+# and every JSON text inside one of its inputs (a weights file's metadata, a model's
+# config buffer, a log line of a run folder) is small and shallow when it is genuine. These
+# bound what a hostile one costs before the parser sees it: Python's parser recurses once per
+# nesting level (100,000 brackets: a RecursionError), and its int() refuses integers of more
+# than 4300 digits with a message that names neither the file nor the field.
+MAX_JSON_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT_DIGITS = 100
+
+# What the nesting scan looks at: an escape (a backslash and the character after it, taken
+# together so that an escaped quote does not end a string), a quote, a bracket. One pass over
+# the text, linear in its length whatever it holds.
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+# The key of the value that ends a text: `"quality": [1, ` -> quality.
+_JSON_LAST_KEY = re.compile(r'"([^"\\]{1,64})"\s*:\s*(?:\[[^\[\]{}"]*)?$')
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply the arrays and objects of a JSON ``text`` nest, counted without recursion
+    (brackets inside strings do not count); the count stops once it passes ``limit``."""
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue  # a backslash outside a string is where the parser stops anyway
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(text: str, source: str, what: str = "valid JSON") -> Any:
+    """``json.loads(text)`` within `MAX_JSON_DEPTH` and `MAX_JSON_INT_DIGITS`.
+
+    Args:
+        text: the JSON text.
+        source: what the text is (a file, an option, a metadata entry): every message starts
+            with it.
+        what: the noun of the parse-error message (``"{source}: not {what} (...)"``).
+
+    Raises:
+        ValueError: one line naming ``source``: text that is not JSON (with the line and
+            column), nested deeper than `MAX_JSON_DEPTH`, or an integer of more digits than
+            `MAX_JSON_INT_DIGITS` (with the line and the key it belongs to).
+    """
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{source}: JSON nested more than {MAX_JSON_DEPTH} levels deep; refusing to parse it")
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) <= MAX_JSON_INT_DIGITS:
+            return int(digits)
+        at = max(text.find(digits), 0)
+        key = _JSON_LAST_KEY.search(text, max(0, at - 256), at)
+        field = f"{key.group(1)}: " if key else ""
+        raise ValueError(
+            f"{source}: line {text.count(chr(10), 0, at) + 1}: {field}an integer of "
+            f"{len(digits.lstrip('-'))} digits (at most {MAX_JSON_INT_DIGITS})"
+        )
+
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{source}: not {what} ({e})") from None
+
+
+def read_json(path: str | Path, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse the JSON file ``path`` from anyone: a regular file of at most ``max_bytes``, then
+    `parse_json`.
+
+    The file is opened without blocking (a FIFO does not hang the reader) and checked by its
+    open descriptor: a folder, a FIFO or a device (``/dev/zero``), under any name or through a
+    link, is refused before a byte is read, and at most ``max_bytes + 1`` bytes are ever read.
+
+    Raises:
+        ValueError: one line naming ``path``: missing, unreadable, not a regular file, too
+            large, not UTF-8, or refused by `parse_json`; ``what`` names the kind of file in
+            the messages.
+    """
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise ValueError(f"{path}: {kind}, not a {what}")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path}: larger than {max_bytes} bytes, too large for a {what}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a {what} (not UTF-8 text: {e.reason} at byte {e.start})") from None
+    return parse_json(text, str(path), what=f"a {what}")

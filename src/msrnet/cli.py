@@ -259,10 +259,7 @@ def _run_upscale(args: argparse.Namespace) -> int:
     except ValueError:  # not the main thread: SIGTERM keeps its handler
         installed = False
     try:
-        return _upscale(args)
-    except KeyboardInterrupt:
-        print("msrnet upscale: interrupted (Ctrl-C); the output being written was discarded", file=sys.stderr)
-        return 130
+        return _upscale(args)  # Ctrl-C: `main` prints the line
     except _Terminated:
         print("msrnet upscale: terminated (SIGTERM); the output being written was discarded", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -539,7 +536,7 @@ def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, i
                 save_image(images, path, duration=durations, loop=img.info.get("loop", 0))
             sizes = [images[0].size]
     for warning in caught:
-        tqdm.write(f"msrnet upscale: warning: {src}: {warning.message}", file=sys.stderr)
+        _say_warning("upscale", f"{src}: {warning.message}")
     return in_size, sizes[-1]
 
 
@@ -672,7 +669,7 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
         if w not in ours:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     for w in ours:
-        print(f"msrnet upscale: warning: {w.message}", file=sys.stderr)
+        _say_warning("upscale", w.message)
     early = [w for w in ours if issubclass(w.category, VideoWarning)]
     print(f"msrnet upscale: {frames} frames of {src} upscaled x{model.scale} -> {dst}", file=sys.stderr)
     # A shortened video is written, but a script must not take it for the whole one.
@@ -683,6 +680,7 @@ def _run_video(args: argparse.Namespace, model: nn.Module, device: torch.device)
 # msrnet.data.degradations.BENCHMARK_CONDITIONS, named here so that --help needs no torch
 # (a test keeps the two equal).
 BENCHMARK_CONDITION_NAMES = ("clean", "jpeg90", "jpeg75", "jpeg50", "noise5", "noise10", "noise5-jpeg75")
+BENCHMARK_MAX_SEED = 2**32 - 1
 
 
 def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -722,7 +720,14 @@ def _add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         f"condition: {', '.join(BENCHMARK_CONDITION_NAMES)} (repeatable; 'clean' is the protocol "
         "itself; default: clean). See docs/real-photos.md",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the degradation's noise (default: 0)")
+    def seed(value: str) -> int:
+        # msrnet.data.degradations.MAX_SEED, named here so that --help needs no torch (a test
+        # keeps the two equal).
+        if not (value.isascii() and value.isdigit()) or len(value) > 12 or int(value) > BENCHMARK_MAX_SEED:
+            raise argparse.ArgumentTypeError(f"expected an integer from 0 to {BENCHMARK_MAX_SEED}, got {value!r}")
+        return int(value)
+
+    p.add_argument("--seed", type=seed, default=0, help="seed of the degradation's noise (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON list of result objects")
     p.set_defaults(func=_run_benchmark)
 
@@ -802,10 +807,12 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 # --- train -----------------------------------------------------------------------------------
 def _json_object(value: str) -> dict[str, Any]:
+    from msrnet._utils import parse_json
+
     try:
-        parsed = json.loads(value)
+        parsed = parse_json(value, "the option's value")
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {value!r}") from None
+        raise argparse.ArgumentTypeError(f"{e}: {value[:80]!r}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
     return parsed
@@ -875,14 +882,16 @@ def _run_train(args: argparse.Namespace) -> int:
     import os
     from dataclasses import fields
 
+    from msrnet._utils import read_json
     from msrnet.train.config import TrainConfig, config_from_dict
 
     values: dict[str, Any] = {}
     if args.config:
         try:
-            values = json.loads(Path(args.config).read_text())
-        except (OSError, ValueError) as e:
-            raise _CommandError(f"--config {args.config}: {e}", 2)
+            # A file from anyone: a regular file, bounded in size, depth and digits.
+            values = read_json(args.config, "training config (JSON)")
+        except ValueError as e:
+            raise _CommandError(f"--config {e}", 2)
         if not isinstance(values, dict):
             raise _CommandError(f"--config {args.config}: expected a JSON object", 2)
         # How a run starts is decided on the command line, not by the file that reproduces it.
@@ -908,6 +917,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from msrnet.train import CheckpointError, train
 
+    args.run_dir = config.output_dir  # for the line an interrupt prints (`_interrupted`)
     try:
         summary = train(config)
     except (OSError, ValueError, CheckpointError) as e:
@@ -1047,11 +1057,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_warning(command: str, text: object) -> None:
+    """The one form of a warning on the command line: ``msrnet COMMAND: warning: TEXT``, on one
+    line (printed above any progress bar)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"msrnet {command}: warning: {' '.join(str(text).split())}", file=sys.stderr)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What a command interrupted by Ctrl-C leaves behind, for its one line."""
+    if args.command == "train":
+        if getattr(args, "run_dir", None) is None:  # stopped before the run began
+            return "nothing was written"
+        # Set once msrnet.train (and torch) is imported: this import costs nothing then.
+        from msrnet.train.checkpoint import CHECKPOINT_NAME
+        from msrnet.train.outputs import CONFIG_NAME
+
+        run_dir = Path(args.run_dir)
+        if (run_dir / CHECKPOINT_NAME).is_file():
+            return f"{run_dir} keeps its last checkpoint: continue with --resume"
+        if (run_dir / CONFIG_NAME).is_file():
+            return f"{run_dir} holds no checkpoint yet: start again with --overwrite"
+        return "nothing was written"
+    if args.command == "benchmark":
+        saved = f"; the images saved so far are in {args.save_images}" if args.save_images else ""
+        return f"no scores were printed{saved}"
+    if args.command == "weights":
+        return "the file being copied was discarded; files copied before it are complete"
+    return "the output being written was discarded"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit status."""
+    """Run the command line; returns the process exit status.
+
+    Every command's errors and warnings are printed here, one line each: an error as
+    ``msrnet COMMAND: error: ...`` (`_CommandError`, exit 1 or 2), a warning from anywhere
+    (msrnet, torch, a worker thread) as ``msrnet COMMAND: warning: ...`` instead of Python's
+    two lines of file name and source, and Ctrl-C as ``msrnet COMMAND: interrupted (Ctrl-C);``
+    with what was saved (exit 130).
+    """
+    import warnings
+
     args = build_parser().parse_args(argv)
+    previous = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        _say_warning(args.command, message)
+
+    warnings.showwarning = show
+    try:
+        return _main(args)
+    finally:
+        warnings.showwarning = previous
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"msrnet {args.command}: interrupted (Ctrl-C); {_interrupted(args)}", file=sys.stderr)
+        return 130
     except _CommandError as e:
         message, code = str(e), e.code
         if e.hint:

@@ -23,7 +23,9 @@ from tqdm import tqdm
 
 from msrnet import metrics
 from msrnet.data.benchmark import BenchmarkDataset, Sample
+from msrnet._utils import first_line
 from msrnet.data.io import tensor_to_uint8, write_image
+from msrnet.inference import available_memory, whole_image_memory
 from msrnet.metrics import _SSIM_WINDOW
 from msrnet.models import build_model, preserved
 from msrnet.models.weights import WEIGHT_SUFFIXES
@@ -108,8 +110,9 @@ def evaluate(
     Each LR image runs through the model whole (benchmark images are small); a
     module runs on ``device`` in eval mode, and is handed back in the mode, on the device
     and in the memory format it came in (`~msrnet.models.preserved`). An image that
-    cannot be read, or is too small to score at ``scale``, is skipped and listed with the
-    reason. The output is clamped and rounded to uint8, then scored against the mod-cropped
+    cannot be read, is too small to score at ``scale``, or whose whole-image pass through a
+    module would take more memory than ``device`` has available
+    (`~msrnet.inference.whole_image_memory`), is skipped and listed with the reason. The output is clamped and rounded to uint8, then scored against the mod-cropped
     HR image with :func:`msrnet.metrics.psnr` / :func:`~msrnet.metrics.ssim` on Y,
     shaving ``scale`` pixels.
 
@@ -195,8 +198,30 @@ def evaluate(
                     f"border, then an {_SSIM_WINDOW}x{_SSIM_WINDOW} SSIM window)",
                 })
                 continue
+            if isinstance(fn, nn.Module):
+                # A legal but huge image (9000x9000) would take more than the machine has in one
+                # pass: skipped by name before the allocator fails (or the kernel kills us).
+                height, width = item["lr"].shape[-2:]
+                needed = whole_image_memory(fn, height, width, device=device, self_ensemble=self_ensemble)
+                available = available_memory(device)
+                if needed > available:
+                    skipped.append({
+                        "name": str(item["name"]),
+                        "reason": f"{width}x{height} LR pixels take {needed / 2**30:.1f} GiB in one pass, "
+                        f"{available / 2**30:.1f} GiB of {device.type} memory is available (the protocol "
+                        f"scores whole images; `msrnet upscale` tiles them)",
+                    })
+                    continue
             lr = item["lr"].unsqueeze(0).to(device)
-            sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
+            try:
+                sr = _self_ensemble(fn, lr) if self_ensemble else fn(lr)
+            except (MemoryError, RuntimeError) as e:
+                # The estimate above fell short (or the memory went elsewhere meanwhile): the
+                # allocator's refusal names this image too. Any other error is not the image's.
+                if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "can't allocate memory" not in str(e):
+                    raise
+                skipped.append({"name": str(item["name"]), "reason": f"out of memory in one pass: {first_line(e)}"})
+                continue
             if not bool(torch.isfinite(sr).all()):
                 raise FloatingPointError(
                     f"{item['name']}: the model's output has NaN/inf values (broken weights?)"

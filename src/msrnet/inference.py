@@ -35,9 +35,12 @@ from msrnet._utils import FidelityWarning
 from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
 from msrnet.device import default_dtype
 from msrnet.models import preserved
+from msrnet.models.weights import count_non_finite
 from msrnet.ops import self_ensemble as _self_ensemble
 
-__all__ = ["CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale"]
+__all__ = [
+    "CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale", "whole_image_memory",
+]
 
 ImageT = TypeVar("ImageT", Image.Image, np.ndarray, Tensor, DeepImage)
 
@@ -181,7 +184,7 @@ class _Runner:
             ys = self._forward(x, torch.float32)
         if not all(_all_finite(y) for y in ys):
             # The input was checked finite, so float32 NaN/inf come from the model itself.
-            broken = sum(int((~torch.isfinite(p)).sum()) for p in self.model.parameters())
+            broken = count_non_finite(self.model.parameters())
             cause = (
                 f"{broken} of its parameters are NaN/inf: the weights are broken" if broken
                 else "its parameters are finite, so a layer overflowed"
@@ -513,6 +516,23 @@ def auto_tile_size(
     strip = 2 * 4 * batch_size * 3 * area * image_width
     side = (-strip + math.sqrt(strip * strip + 4 * a * max(budget - fixed, 0.0))) / (2 * a)
     return max(_MIN_AUTO_TILE, int(side) // _TILE_ALIGN * _TILE_ALIGN)
+
+
+def whole_image_memory(
+    model: nn.Module, height: int, width: int, *, device: torch.device | str | None = None,
+    self_ensemble: bool = False,
+) -> int:
+    """Bytes of the live tensors of one untiled float32 forward of ``model`` on a
+    ``(1, C, height, width)`` LR image: what `~msrnet.evaluate.evaluate` (which scores whole
+    images, as the protocol does) checks against `available_memory` before each image.
+
+    Measured as `auto_tile_size` measures a tile (two small probes, cached per model).
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    runner = _Runner(model, device, torch.float32, self_ensemble)
+    with torch.inference_mode():
+        fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
+    return int(fixed + per_pixel * height * width)
 
 
 def _run_auto(

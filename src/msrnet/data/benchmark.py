@@ -89,6 +89,7 @@ class BenchmarkDataset(Dataset[Sample]):
                     f"unknown degradation {degradation!r}; conditions: {', '.join(BENCHMARK_CONDITIONS)}"
                 )
             degradation = BENCHMARK_CONDITIONS[degradation]
+        Condition.check_seed(seed)  # here, not per image: a bad seed would fail every image alike
         self.degradation, self.seed = degradation, seed
         self.root = Path(root)
         self.name = self.root.name

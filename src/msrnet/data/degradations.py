@@ -11,7 +11,9 @@ Three layers, as torchvision keeps functional ops beside the objects that draw t
   parameters. `PRESETS` holds ``bicubic`` (the benchmark protocol's clean LR, the default),
   ``web`` (mild noise and JPEG after the bicubic down-scaling, as images on the web) and
   ``real`` (Real-ESRGAN's second-order pipeline). `load_degradation` reads a preset name or a
-  JSON file of the same fields.
+  JSON file of the same fields; a config is held to `MAX_STAGES`, `MAX_GROWTH` and
+  `MAX_DEGRADATION_BYTES` (`check_degradation_memory`) before anything is allocated. They live
+  in the torch-free ``msrnet.data._degradation_config`` and are exported here.
 - **`degrade`**: the seeded pipeline the trainer runs on every batch, on the training device.
 
 Random parameters are drawn from one ``torch.Generator`` on the CPU (the same stream on any
@@ -24,16 +26,11 @@ bytes on any machine and in any order.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
 import math
-import types
-import typing
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,14 +41,39 @@ from torch import Tensor
 
 from msrnet.ops.imresize import imresize
 
+# The configs, their limits and `load_degradation` live in a torch-free module; they are part
+# of this module's API.
+from ._degradation_config import (
+    JPEG,
+    MAX_DEGRADATION_BYTES,
+    MAX_GROWTH,
+    MAX_STAGES,
+    PRESETS,
+    RESIZE_MODES,
+    Blur,
+    DegradationConfig,
+    Final,
+    Noise,
+    Resize,
+    Stage,
+    check_degradation_memory,
+    degradation_growth,
+    load_degradation,
+)
+
 __all__ = [
     "BENCHMARK_CONDITIONS",
     "PRESETS",
+    "RESIZE_MODES",
     "Blur",
     "Condition",
     "DegradationConfig",
     "Final",
     "JPEG",
+    "MAX_DEGRADATION_BYTES",
+    "MAX_GROWTH",
+    "MAX_SEED",
+    "MAX_STAGES",
     "Noise",
     "Resize",
     "Stage",
@@ -59,6 +81,8 @@ __all__ = [
     "add_poisson_noise",
     "bicubic_downscale",
     "blur",
+    "check_degradation_memory",
+    "degradation_growth",
     "degrade",
     "gaussian_kernel",
     "generalized_gaussian_kernel",
@@ -68,8 +92,6 @@ __all__ = [
     "resize",
     "sinc_kernel",
 ]
-
-RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 # ----------------------------------------------------------------------------------------------
 # The protocol's down-scaling.
@@ -290,309 +312,6 @@ def resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Configs: what runs, how likely, with which parameter ranges. Ranges are (low, high), drawn
-# uniformly per sample.
-
-
-@dataclass(frozen=True)
-class Blur:
-    """A random blur per sample: Gaussian (isotropic or anisotropic), generalized Gaussian,
-    plateau, or sinc.
-
-    Args:
-        prob: chance that a sample is blurred.
-        size: odd kernel sides to draw from, (smallest, largest).
-        sigma: standard deviation range in pixels (each axis, for anisotropic kernels).
-        anisotropic_prob: chance of two sigmas and a random rotation instead of one sigma.
-        generalized_prob, plateau_prob: chances of those shapes instead of a Gaussian.
-        generalized_beta, plateau_beta: their shape parameter ranges.
-        sinc_prob: chance of a sinc (ringing) kernel instead of all of the above.
-    """
-
-    prob: float = 1.0
-    size: tuple[int, int] = (7, 21)
-    sigma: tuple[float, float] = (0.2, 3.0)
-    anisotropic_prob: float = 0.5
-    generalized_prob: float = 0.15
-    plateau_prob: float = 0.15
-    generalized_beta: tuple[float, float] = (0.5, 4.0)
-    plateau_beta: tuple[float, float] = (1.0, 2.0)
-    sinc_prob: float = 0.1
-
-
-@dataclass(frozen=True)
-class Resize:
-    """A random resize of the whole batch (one shape per batch).
-
-    Args:
-        prob: chance that the batch is resized at this point.
-        scale: range of the resize factor.
-        modes: interpolation modes to draw from (``area``, ``bilinear``, ``bicubic``).
-    """
-
-    prob: float = 1.0
-    scale: tuple[float, float] = (0.15, 1.5)
-    modes: tuple[str, ...] = RESIZE_MODES
-
-
-@dataclass(frozen=True)
-class Noise:
-    """Random noise per sample: Gaussian, or else Poisson (shot) noise.
-
-    Args:
-        prob: chance that a sample gets noise.
-        gaussian_prob: chance that the noise is Gaussian rather than Poisson.
-        sigma: Gaussian standard deviation range, on the 0-255 scale.
-        poisson_scale: Poisson strength range (see `add_poisson_noise`).
-        gray_prob: chance of luminance-only noise instead of colour noise.
-    """
-
-    prob: float = 1.0
-    gaussian_prob: float = 0.5
-    sigma: tuple[float, float] = (1.0, 30.0)
-    poisson_scale: tuple[float, float] = (0.05, 3.0)
-    gray_prob: float = 0.4
-
-
-@dataclass(frozen=True)
-class JPEG:
-    """JPEG compression per sample at a random quality.
-
-    Args:
-        prob: chance that a sample is compressed.
-        quality: quality range (integers in [1, 100], both ends included).
-    """
-
-    prob: float = 1.0
-    quality: tuple[int, int] = (30, 95)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One round of degradation, run in the order blur, resize, noise, JPEG; a missing part
-    (None) is skipped. ``prob`` is the chance that the batch goes through the stage at all."""
-
-    blur: Blur | None = None
-    resize: Resize | None = None
-    noise: Noise | None = None
-    jpeg: JPEG | None = None
-    prob: float = 1.0
-
-
-@dataclass(frozen=True)
-class Final:
-    """Real-ESRGAN's last step: the resize to the LR size with a sinc filter (with chance
-    ``sinc_prob``) and a JPEG compression, in random order (one order per batch)."""
-
-    sinc_prob: float = 0.8
-    jpeg: JPEG = JPEG(quality=(30, 95))
-    modes: tuple[str, ...] = RESIZE_MODES
-
-
-@dataclass(frozen=True)
-class DegradationConfig:
-    """A degradation pipeline from an HR patch to its LR patch.
-
-    With ``bicubic_first`` (the ``bicubic`` and ``web`` presets) the HR patch is first
-    down-scaled with MATLAB's bicubic ``imresize``, as the benchmark protocol does, and the
-    ``stages`` then run on the LR patch; stages must not resize. Without it (``real``), the
-    stages run from the HR patch, may resize, and ``final`` brings the result to the LR size.
-
-    Args:
-        stages: the rounds of degradation, in order.
-        bicubic_first: see above.
-        final: the last step of a pipeline that starts from the HR patch (None: a plain
-            resize to the LR size with a random mode).
-        clean_prob: share of samples that skip every stage and keep the clean bicubic LR
-            patch, so one model serves clean inputs and degraded ones.
-    """
-
-    stages: tuple[Stage, ...] = ()
-    bicubic_first: bool = True
-    final: Final | None = None
-    clean_prob: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_config(self)
-
-
-def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
-    if len(value) != 2 or not (low <= value[0] <= value[1] <= high):
-        raise ValueError(f"{name} must be (low, high) with {low} <= low <= high <= {high}, got {value}")
-
-
-def _check_config(config: DegradationConfig) -> None:
-    def prob(name: str, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
-
-    prob("clean_prob", config.clean_prob)
-    for i, stage in enumerate(config.stages):
-        where = f"stages[{i}]"
-        prob(f"{where}.prob", stage.prob)
-        if stage.blur is not None:
-            b = stage.blur
-            for field_name in ("prob", "anisotropic_prob", "generalized_prob", "plateau_prob", "sinc_prob"):
-                prob(f"{where}.blur.{field_name}", getattr(b, field_name))
-            if b.generalized_prob + b.plateau_prob > 1:
-                raise ValueError(f"{where}.blur: generalized_prob + plateau_prob must be at most 1")
-            _check_range(f"{where}.blur.size", b.size, 1, 51)
-            if b.size[0] % 2 == 0 or b.size[1] % 2 == 0:
-                raise ValueError(f"{where}.blur.size must be odd sides, got {b.size}")
-            _check_range(f"{where}.blur.sigma", b.sigma, 1e-3, 20.0)
-            _check_range(f"{where}.blur.generalized_beta", b.generalized_beta, 0.1, 10.0)
-            _check_range(f"{where}.blur.plateau_beta", b.plateau_beta, 0.1, 10.0)
-        if stage.resize is not None:
-            if config.bicubic_first:
-                raise ValueError(f"{where}.resize: stages after the bicubic down-scaling must keep the LR size")
-            prob(f"{where}.resize.prob", stage.resize.prob)
-            _check_range(f"{where}.resize.scale", stage.resize.scale, 0.05, 4.0)
-            _check_modes(f"{where}.resize.modes", stage.resize.modes)
-        if stage.noise is not None:
-            n = stage.noise
-            for field_name in ("prob", "gaussian_prob", "gray_prob"):
-                prob(f"{where}.noise.{field_name}", getattr(n, field_name))
-            _check_range(f"{where}.noise.sigma", n.sigma, 0.0, 255.0)
-            _check_range(f"{where}.noise.poisson_scale", n.poisson_scale, 0.0, 100.0)
-        if stage.jpeg is not None:
-            _check_jpeg(f"{where}.jpeg", stage.jpeg)
-    if config.final is not None:
-        if config.bicubic_first:
-            raise ValueError("final applies only to pipelines that start from the HR patch (bicubic_first false)")
-        prob("final.sinc_prob", config.final.sinc_prob)
-        _check_jpeg("final.jpeg", config.final.jpeg)
-        _check_modes("final.modes", config.final.modes)
-
-
-def _check_jpeg(name: str, jpeg: JPEG) -> None:
-    if not 0.0 <= jpeg.prob <= 1.0:
-        raise ValueError(f"{name}.prob must be a probability in [0, 1], got {jpeg.prob}")
-    _check_range(f"{name}.quality", jpeg.quality, 1, 100)
-
-
-def _check_modes(name: str, modes: tuple[str, ...]) -> None:
-    if not modes or any(m not in RESIZE_MODES for m in modes):
-        raise ValueError(f"{name} must be a non-empty list of {', '.join(RESIZE_MODES)}, got {modes}")
-
-
-PRESETS: dict[str, DegradationConfig] = {
-    # The benchmark protocol: MATLAB bicubic down-scaling and nothing else.
-    "bicubic": DegradationConfig(),
-    # Images as the web serves them: mild noise (phone-camera grain) and JPEG at common
-    # qualities on the bicubic LR patch; a fifth of the samples stay clean.
-    "web": DegradationConfig(
-        stages=(
-            Stage(
-                noise=Noise(prob=0.5, gaussian_prob=1.0, sigma=(1.0, 12.0), gray_prob=0.2),
-                jpeg=JPEG(prob=0.8, quality=(35, 95)),
-            ),
-        ),
-        clean_prob=0.2,
-    ),
-    # Real-ESRGAN's second-order pipeline (Wang et al., 2021, table of its defaults).
-    "real": DegradationConfig(
-        stages=(
-            Stage(
-                blur=Blur(),
-                resize=Resize(scale=(0.15, 1.5)),
-                noise=Noise(sigma=(1.0, 30.0), poisson_scale=(0.05, 3.0)),
-                jpeg=JPEG(quality=(30, 95)),
-            ),
-            Stage(
-                blur=Blur(prob=0.8, sigma=(0.2, 1.5)),
-                resize=Resize(scale=(0.3, 1.2)),
-                noise=Noise(sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)),
-                prob=0.8,
-            ),
-        ),
-        bicubic_first=False,
-        final=Final(),
-    ),
-}
-
-
-def _from_json(cls: type[Any], values: Any, where: str) -> Any:
-    """Build the frozen dataclass ``cls`` from JSON values, refusing unknown or mistyped fields."""
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected an object, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        return _from_json(hint, value, where)  # type: ignore[arg-type]
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
-
-
-# JSON files describing a pipeline are small; a larger one is not a config.
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def load_degradation(spec: str | Path | DegradationConfig) -> DegradationConfig:
-    """A `DegradationConfig` from a preset name (`PRESETS`), a JSON file of its fields, or
-    itself.
-
-    Raises:
-        ValueError: an unknown name, or a file that is not a valid config (the message names
-            the field).
-    """
-    if isinstance(spec, DegradationConfig):
-        return spec
-    name = str(spec)
-    if name in PRESETS:
-        return PRESETS[name]
-    path = Path(name)
-    if path.suffix.lower() != ".json" or not path.is_file():
-        raise ValueError(
-            f"unknown degradation {name!r}: use a preset ({', '.join(PRESETS)}) or a .json file of "
-            f"DegradationConfig fields"
-        )
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a degradation config")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a JSON file ({e})") from None
-    return typing.cast(DegradationConfig, _from_json(DegradationConfig, values, str(path)))
-
-
-# ----------------------------------------------------------------------------------------------
 # The pipeline.
 
 
@@ -729,6 +448,7 @@ def degrade(
     b, c, height, width = hr.shape
     if height % scale or width % scale:
         raise ValueError(f"HR patches of {height}x{width} are not a multiple of the scale {scale}")
+    check_degradation_memory(config, b, c, (height, width), scale, hr.element_size())
     lr_size = (height // scale, width // scale)
     if clean_lr is None:
         levels = torch.floor(hr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
@@ -750,6 +470,11 @@ def degrade(
 # Fixed degradations for benchmarks.
 
 
+# Seeds of the conditions: up to 2**32 - 1, so that ``seed * 1_000_003 + crc32(name)`` fits the
+# generator's 64 bits for every image.
+MAX_SEED = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class Condition:
     """A fixed degradation of a benchmark's bicubic LR image: Gaussian noise, then JPEG.
@@ -764,10 +489,17 @@ class Condition:
     noise_sigma: float = 0.0
     jpeg_quality: int | None = None
 
+    @staticmethod
+    def check_seed(seed: int) -> None:
+        """Raise ValueError unless ``seed`` is an integer from 0 to `MAX_SEED`."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
     def apply(self, lr: Tensor, seed: int, name: str) -> Tensor:
         """Degrade one uint8 LR image ``(C, h, w)``; the noise comes from a generator seeded
-        by ``seed`` and the image's ``name``, so neither the order of the images nor the
-        machine changes the bytes. Returns uint8 ``(C, h, w)``."""
+        by ``seed`` (0 to `MAX_SEED`) and the image's ``name``, so neither the order of the
+        images nor the machine changes the bytes. Returns uint8 ``(C, h, w)``."""
+        self.check_seed(seed)
         x = lr.to(torch.float64).unsqueeze(0) / 255.0
         if self.noise_sigma > 0:
             # float64 noise on the CPU: the scalar sampler, the same bits on every CPU.

@@ -42,6 +42,7 @@ except ModuleNotFoundError as e:  # one line that says what to install, wherever
     ) from e
 
 from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
+from msrnet.models.weights import count_non_finite
 
 __all__ = ["MSRNetArch", "install", "model_kwargs_from_state_dict"]
 
@@ -167,8 +168,10 @@ def _check_shapes(kwargs: dict[str, Any], state_dict: StateDict) -> None:
     try:
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in MultiScaleSRNet(**kwargs).state_dict().items()}
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"not a buildable msrnet network: {e}") from None
+    except (TypeError, ValueError, LookupError, RuntimeError) as e:
+        # An unknown activation (KeyError), settings torch cannot build (RuntimeError): the
+        # file's fault, said as the ValueError `MSRNetArch.load` documents.
+        raise ValueError(f"not a buildable msrnet network: {type(e).__name__}: {e}") from None
     found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     if found == expected:
         return
@@ -208,10 +211,15 @@ class MSRNetArch(Architecture[MultiScaleSRNet]):
 
         Raises:
             ValueError: not a complete msrnet state dict, or one whose config buffer disagrees
-                with its tensors, or a network over msrnet's limits (`ModelSizeError`).
+                with its tensors, or a network over msrnet's limits (`ModelSizeError`), or
+                weights that hold NaN/inf.
         """
         kwargs = model_kwargs_from_state_dict(state_dict)
         _check_shapes(kwargs, state_dict)
+        broken = count_non_finite(v for v in state_dict.values() if isinstance(v, torch.Tensor))
+        if broken:
+            # As msrnet's own loaders: weights that can only give NaN images are refused, by count.
+            raise ValueError(f"the msrnet state dict holds {broken} NaN/inf values: the weights are broken")
         model = MultiScaleSRNet(**kwargs)
         tags = [
             f"x{kwargs['scale']}",

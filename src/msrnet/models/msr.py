@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretra
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from msrnet._utils import parse_json
 
 from ._pretrained import WEIGHTS_DIR, pretrained_file, read_pretrained
 
@@ -64,7 +66,8 @@ CONFIG_BUFFER = "msrnet_config"
 
 def decode_config(buffer: torch.Tensor) -> dict[str, Any]:
     """The settings stored in a `CONFIG_BUFFER` tensor (any dtype holding byte values), as a dict."""
-    return json.loads(bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8"))
+    text = bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8")
+    return cast(dict[str, Any], parse_json(text, CONFIG_BUFFER))  # bounded: files carry it
 
 
 # Limits on a network built from a description (a `local-dir:` / `hf-hub:` config.json, a weights

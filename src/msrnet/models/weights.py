@@ -20,7 +20,7 @@ and a file that is not a state dict fails with a `WeightsError` that names it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from msrnet._utils import atomic_write, first_line
+from msrnet._utils import atomic_write, first_line, parse_json
 
 from ._registry import create_model
 from .msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
@@ -44,9 +44,17 @@ __all__ = [
     "read_weights",
     "read_metadata",
     "load_matching_weights",
+    "count_non_finite",
 ]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def count_non_finite(tensors: Iterable[Tensor]) -> int:
+    """How many NaN/inf values the floating-point ``tensors`` hold: broken weights, which no
+    input turns into a finite image (`msrnet.upscale` names them when its output is NaN;
+    spandrel's loader refuses them)."""
+    return sum(int((~torch.isfinite(t)).sum()) for t in tensors if t.is_floating_point())
 
 
 class WeightsError(ValueError):
@@ -73,7 +81,7 @@ class WeightsMetadata:
     def from_strings(cls, raw: Mapping[str, str], path: Path) -> WeightsMetadata:
         """Parse safetensors metadata; a malformed entry is a `WeightsError` naming ``path``."""
         try:
-            kwargs = json.loads(raw.get("model_kwargs") or "{}")
+            kwargs = parse_json(raw.get("model_kwargs") or "{}", "metadata model_kwargs")
             scale = int(raw["scale"]) if raw.get("scale") else None
         except ValueError as e:
             raise WeightsError(f"{path}: malformed metadata ({e})") from None

@@ -1,47 +1,191 @@
-"""The run folder: refusing to clobber another run, ``config.json`` and the ``log.jsonl`` log.
+"""The run folder: refusing to clobber another run, its lock, ``config.json`` and the
+``log.jsonl`` log.
 
 Everything is written without following a symlink planted at its path: ``config.json`` by an
-atomic rename, ``log.jsonl`` created the same way and then appended to with ``O_NOFOLLOW``.
+atomic rename, ``log.jsonl`` created the same way and then appended to with ``O_NOFOLLOW``, the
+lock file opened with ``O_NOFOLLOW``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import typing
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from msrnet._utils import atomic_write, remove_temp_files
+from msrnet._utils import atomic_write, parse_json, remove_temp_files
 
 from .checkpoint import CHECKPOINT_NAME
 
-__all__ = ["CONFIG_NAME", "LOG_NAME", "WEIGHTS_NAME", "RUN_FILES", "prepare_output_dir", "RunLog"]
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "CONFIG_NAME", "LOG_NAME", "WEIGHTS_NAME", "LOCK_NAME", "RUN_FILES", "prepare_output_dir", "lock_run_folder",
+    "RunLog",
+]
 
 CONFIG_NAME = "config.json"
 LOG_NAME = "log.jsonl"
 WEIGHTS_NAME = "best.safetensors"
+LOCK_NAME = ".lock"
 RUN_FILES = (CONFIG_NAME, LOG_NAME, CHECKPOINT_NAME, WEIGHTS_NAME)
 
 
-def check_output_dir(out_dir: Path, resuming: bool, overwrite: bool) -> None:
+def check_output_dir(out_dir: Path, resuming: bool, overwrite: bool, locked: bool = False) -> None:
     """Refuse an ``out_dir`` that cannot hold the run, or holds another one (all ranks call it).
 
+    Args:
+        out_dir: the run folder.
+        resuming, overwrite: what the run does with a run it finds there.
+        locked: this process holds the folder's lock (`lock_run_folder`), so it is not asked
+            whether another one does.
+
     Raises:
-        ValueError: ``out_dir`` is a file, or holds a run and neither ``resuming`` nor
-            ``overwrite`` says what to do with it.
+        ValueError: ``out_dir`` is a file, is in use by another training, or holds a run and
+            neither ``resuming`` nor ``overwrite`` says what to do with it.
         PermissionError: ``out_dir`` is not writable.
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output_dir {out_dir} is a file, not a folder")
     if out_dir.is_dir() and not os.access(out_dir, os.W_OK | os.X_OK):
         raise PermissionError(f"output_dir {out_dir} is not writable")
+    if not locked:
+        _refuse_if_held(out_dir / LOCK_NAME)  # a run in progress is not a run to resume or replace
     existing = [name for name in RUN_FILES if (out_dir / name).exists()]
     if existing and not resuming and not overwrite:
+        if CHECKPOINT_NAME not in existing:
+            # Killed before its first checkpoint: --resume would find nothing to continue.
+            raise ValueError(
+                f"{out_dir} holds a run that stopped before its first checkpoint ({', '.join(existing)}), "
+                f"so there is nothing to resume: pass --overwrite to start it again (overwrite=True), "
+                f"or pick another --output-dir"
+            )
         raise ValueError(
             f"{out_dir} already holds a run ({', '.join(existing)}): pass --resume to continue "
             f"it or --overwrite to replace it (resume=... / overwrite=True), or pick another "
             f"--output-dir"
         )
+
+
+@contextlib.contextmanager
+def lock_run_folder(out_dir: Path, active: bool = True) -> Iterator[None]:
+    """Hold ``out_dir`` for one training: an advisory ``fcntl.flock`` on ``out_dir/.lock``,
+    which records the holder's pid for the message another run gets.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock file left by
+    a killed run (kill -9, a crash) is taken over, with a warning naming the old pid. On the
+    way out the lock file is removed, and so is the folder (and any parent) this call created
+    if the run left nothing in it: a run refused after its checks keeps the disk as it was.
+    Without ``fcntl`` (Windows) runs are not locked.
+
+    Args:
+        out_dir: the run folder (created if missing).
+        active: whether this process takes the lock (rank 0; other ranks pass through).
+
+    Raises:
+        ValueError: another live process holds the folder, or the lock file cannot be opened
+            (a symlink planted at its name, a folder that is not writable).
+    """
+    if not active or fcntl is None:
+        yield
+        return
+    created = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    try:
+        fd = _locked(path)
+    except ValueError:
+        _remove_empty(created)
+        raise
+    try:
+        with os.fdopen(os.dup(fd), "r+") as f:
+            previous = f.read(64).strip()
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        if previous and previous != str(os.getpid()):
+            warnings.warn(
+                f"{out_dir}: took over the lock left by process {previous}, which no longer holds it "
+                f"(a run killed before it could clean up)",
+                stacklevel=3,
+            )
+        yield
+    finally:
+        # Removed while still held, so the next run finds either no file or a free one.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that hold nothing: those a refused run created."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty: the run wrote something
+            folder.rmdir()
+
+
+def _refuse_held(path: Path, fd: int) -> typing.NoReturn:
+    """Raise the error of a run folder whose lock file ``path`` (open as ``fd``, which this
+    closes) another process holds, naming the pid it recorded."""
+    with os.fdopen(fd, "r") as f:
+        holder = f.read(64).strip() or "unknown"
+    raise ValueError(
+        f"{path.parent} is in use by another training (process {holder}): wait for it to end, "
+        f"or pick another --output-dir"
+    )
+
+
+def _refuse_if_held(path: Path) -> None:
+    """`_refuse_held` if another process holds the lock file ``path``; creates nothing."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # no lock file (or a link, which `lock_run_folder` refuses): not held
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return  # not one msrnet made: `lock_run_folder` refuses it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _refuse_held(path, fd)
+    os.close(fd)  # closing drops the shared lock
+
+
+def _locked(path: Path) -> int:
+    """A descriptor of ``path`` holding its exclusive flock (not blocking for it)."""
+    assert fcntl is not None
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as e:
+            raise ValueError(f"cannot lock the run folder: {path}: {e.strerror or e}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError(f"cannot lock the run folder: {path} is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse_held(path, fd)
+        # The holder before us may have removed the file between our open and our lock: the
+        # lock then sits on a file no one else will open. Lock the file at the name instead.
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def prepare_output_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -> None:
@@ -79,7 +223,7 @@ class RunLog:
         if resume_step is not None and path.is_file():
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 try:
-                    record = json.loads(line)
+                    record = parse_json(line, f"{path}:{number}")
                 except ValueError:
                     warnings.warn(f"{path}:{number}: dropped an unreadable log line", stacklevel=2)
                     continue

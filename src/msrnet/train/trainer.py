@@ -17,9 +17,11 @@ Outputs in ``output_dir`` (written by rank 0 only)::
     log.jsonl           one JSON object per line (see docs/training.md)
     checkpoint.pt       the `TrainState` and every process's data stream (sha256-checked,
                         written atomically); resuming repeats the uninterrupted run exactly on
-                        the CPU (on CUDA, cuDNN autotuning makes it close, not bitwise equal)
+                        the CPU (on CUDA, cuDNN autotuning makes it close, not bitwise equal);
+                        also the degradation pipeline the run read, which a resume must match
     best.safetensors    fp16 EMA weights with the best validation PSNR (the latest without
                         validation), `~msrnet.models.weights` metadata plus "step" and "psnr"
+    .lock               held while the run trains (`~msrnet.train.outputs.lock_run_folder`)
 
 Distributed: launched with ``torchrun``, each process trains on its own GPU (NCCL) or CPU
 (gloo) with its own data stream; gradients are averaged by DDP; each process scores a share of
@@ -32,7 +34,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from msrnet.data.benchmark import BenchmarkDataset, Sample
-from msrnet.data.degradations import load_degradation
+from msrnet.data.degradations import DegradationConfig, check_degradation_memory, load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet import device as hardware
@@ -60,7 +62,7 @@ from msrnet.models.weights import load_matching_weights, save_weights
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from .config import RESUMABLE_FIELDS, TrainConfig, config_diff
 from .losses import pyramid_loss
-from .outputs import LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, prepare_output_dir
+from .outputs import CONFIG_NAME, LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, lock_run_folder, prepare_output_dir
 
 __all__ = ["TrainState", "RunContext", "train", "train_step", "validate", "save", "compile_blocks", "BUDGET_TICKS"]
 
@@ -161,6 +163,9 @@ class RunContext:
         amp: whether steps run under bf16 autocast (``config.amp`` where the hardware computes
             bf16, `amp_enabled`).
         compiled: whether the model is compiled (`compile_enabled`).
+        degradation: the pipeline ``config.degradation`` resolved to when the run started
+            (`~msrnet.data.degradations.DegradationConfig.to_dict`); checkpoints record it, so
+            a resume can refuse a degradation file whose content has changed.
     """
 
     config: TrainConfig
@@ -175,6 +180,7 @@ class RunContext:
     val_items: tuple[Sample, ...] | None
     amp: bool = False
     compiled: bool = False
+    degradation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def main(self) -> bool:
@@ -265,7 +271,10 @@ def save(state: TrainState, run: RunContext) -> None:
     else:
         gathered = [rng]
     if run.main:
-        payload = {"format": CHECKPOINT_FORMAT, "config": run.config.to_dict(), **state.state_dict(), "rng": gathered}
+        payload = {
+            "format": CHECKPOINT_FORMAT, "config": run.config.to_dict(), "degradation": run.degradation,
+            **state.state_dict(), "rng": gathered,
+        }
         save_checkpoint(payload, run.out_dir / CHECKPOINT_NAME)
         if run.val_items is None:
             _export(state, run, None)
@@ -337,14 +346,22 @@ class _Resume:
 _STARTUP_FIELDS = ("resume", "overwrite")
 
 
-def _resume_state(config: TrainConfig) -> _Resume | None:
-    """The checkpoint to resume from, checked against ``config`` before anything is written."""
+def _resume_state(config: TrainConfig, degradation: dict[str, Any]) -> _Resume | None:
+    """The checkpoint to resume from, checked against ``config`` and the content of its
+    ``degradation`` (resolved) before anything is written."""
     if not config.resume:
         return None
     path = Path(config.resume)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
+    if not path.exists() and (path.parent / CONFIG_NAME).exists():
+        # A run killed before its first checkpoint leaves config.json and nothing to resume.
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: the run in {path.parent} stopped before its first checkpoint; "
+            f"start it again with --overwrite (without --resume)"
+        )
     state = load_checkpoint(path)
+    _check_same_degradation(path, state, config, degradation)
     diff = config_diff(state["config"], config)
     refused = [k for k in diff if k not in RESUMABLE_FIELDS]
     if refused:
@@ -375,14 +392,60 @@ def compile_blocks(model: nn.Module) -> int:
     return len(blocks)
 
 
-def _check_degradation_file(config: TrainConfig) -> None:
-    """The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
-    exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
+def _check_degradation_memory(config: TrainConfig, pipeline: DegradationConfig) -> None:
+    """The run's degradation ``pipeline`` must fit
+    `~msrnet.data.degradations.check_degradation_memory` at its batch and patch size. Pure
+    arithmetic, before any image is loaded: the model is built on the meta device for its
+    scale.
 
     Raises:
-        ValueError: no such file, or not a valid `~msrnet.data.degradations.DegradationConfig`.
+        ValueError: over the limit, or a model that cannot be built (one line).
     """
-    load_degradation(config.degradation)
+    with torch.device("meta"):
+        scale = int(cast(int, _build_model(config).scale))
+    hr = config.patch_size * scale
+    try:
+        check_degradation_memory(pipeline, config.batch_size, 3, (hr, hr), scale)
+    except ValueError as e:
+        raise ValueError(f"degradation {config.degradation}: {e}") from None
+
+
+def _check_same_degradation(
+    path: Path, checkpoint: dict[str, Any], config: TrainConfig, degradation: dict[str, Any]
+) -> None:
+    """Refuse to resume ``checkpoint`` when ``config.degradation`` now resolves to another
+    pipeline than the one the run trained with (a file edited between the runs)."""
+    recorded = checkpoint.get("degradation")
+    if recorded is None:
+        warnings.warn(
+            f"{path} does not record its degradation pipeline (written by an older msrnet): "
+            f"resuming with {config.degradation} as it reads now",
+            stacklevel=4,
+        )
+        return
+    changed = _json_differences(recorded, degradation)
+    if changed:
+        where, old, new = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise CheckpointError(
+            f"cannot resume {path}: the degradation {config.degradation} has changed since the run "
+            f"started: {where or 'the pipeline'} {old!r} -> {new!r}{more}; restore it, or start a new run "
+            f"(another --output-dir)"
+        )
+
+
+def _json_differences(old: Any, new: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """``(field path, old, new)`` for each place where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            d for key in sorted(set(old) | set(new))
+            for d in _json_differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+        ]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and all(
+        isinstance(v, dict) for v in old + new
+    ):  # the stages: named one by one
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _json_differences(a, b, f"{where}[{i}]")]
+    return [] if old == new else [(where, old, new)]
 
 
 def _build_model(config: TrainConfig) -> nn.Module:
@@ -406,18 +469,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
         ``total``).
 
     Raises:
-        ValueError: a bad setting, or an ``output_dir`` that is a file or holds another run.
-        CheckpointError: the checkpoint to resume is damaged or was written with other settings.
+        ValueError: a bad setting, or an ``output_dir`` that is a file, holds another run, or
+            is in use by another training (`~msrnet.train.outputs.lock_run_folder`).
+        CheckpointError: the checkpoint to resume is damaged or was written with other settings
+            (or another degradation pipeline).
         FileNotFoundError: no (readable) training images, or no checkpoint to resume.
     """
     # Each setting was checked when the TrainConfig was built (`TrainConfig.__post_init__`);
     # what needs torch or the file system is checked next, before any work.
-    _check_degradation_file(config)
-    resumed = _resume_state(config)
-    check_output_dir(Path(config.output_dir), resumed is not None, config.overwrite)
+    # The one setting `TrainConfig` leaves to the trainer: a ``degradation`` .json file must
+    # exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
+    # It is read once: the run trains with, and its checkpoints record, what it read now.
+    pipeline = load_degradation(config.degradation)
+    resumed = _resume_state(config, pipeline.to_dict())
+    _check_degradation_memory(config, pipeline)
+    out_dir = Path(config.output_dir)
+    # Ranks other than 0 belong to the run whose rank 0 takes the lock: they do not probe it.
+    check_output_dir(out_dir, resumed is not None, config.overwrite, locked=os.environ.get("RANK", "0") != "0")
     rank, world, device, created_group = _setup_distributed(config.device)
     try:
-        return _train(config, rank, world, device, resumed)
+        # One training per run folder: a second one into the same folder stops here.
+        with lock_run_folder(out_dir, active=rank == 0):
+            # Again under the lock: a run may have finished in the folder since the check.
+            check_output_dir(out_dir, resumed is not None, config.overwrite, locked=True)
+            return _train(config, rank, world, device, resumed, pipeline)
     finally:
         if created_group:
             dist.destroy_process_group()
@@ -429,10 +504,11 @@ def _train(
     world: int,
     device: torch.device,
     resumed: _Resume | None,
+    pipeline: DegradationConfig,
 ) -> dict[str, Any]:
     """Build the run, restore the checkpoint it resumes, start its folder, and train."""
     run_start = time.perf_counter()
-    state = _build_state(config, rank, device)
+    state = _build_state(config, rank, device, pipeline)
     scale = cast(int, state.model.scale)
     compiled = compile_enabled(config, device)
     net = _build_net(state.model, config, world, device, compiled)
@@ -446,7 +522,8 @@ def _train(
     if config.amp and not amp and rank == 0:
         print(f"msrnet train: training in float32, not bf16: {reason}", file=sys.stderr)
     run = RunContext(
-        config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, amp, compiled
+        config, rank, world, device, Path(config.output_dir), arch, scale, net, log, val_items, amp, compiled,
+        pipeline.to_dict(),
     )
     try:
         return _loop(state, run, run_start)
@@ -454,9 +531,10 @@ def _train(
         log.close()
 
 
-def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainState:
+def _build_state(config: TrainConfig, rank: int, device: torch.device, pipeline: DegradationConfig) -> TrainState:
     """The model (one init on every rank, warm-started from ``init_weights``), this rank's
-    patch stream, AdamW, the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
+    patch stream (degraded by ``pipeline``, ``config.degradation`` as the run read it), AdamW,
+    the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
     main = rank == 0
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes
@@ -490,7 +568,7 @@ def _build_state(config: TrainConfig, rank: int, device: torch.device) -> TrainS
         min_scale=config.min_scale,
         device=device,
         seed=rank_seed,
-        degradation=config.degradation,
+        degradation=pipeline,
     )
 
     # No weight decay on biases and other 1-D parameters; the fused kernel on CUDA.
