@@ -888,6 +888,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
 # --- weights ---------------------------------------------------------------------------------
 def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
+    def folder(value: str) -> str:
+        if not value:  # "" would quietly mean the current folder
+            raise argparse.ArgumentTypeError("an empty folder name (write . for the current folder)")
+        return value
+
     p = subparsers.add_parser(
         "weights",
         help="list the weights files that ship with msrnet, or copy them (e.g. into ComfyUI)",
@@ -899,54 +904,104 @@ def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help="only these models or files (msr_x4, msr_x4.t291); default: all",
+        help="only these models or files (msr_x4, msr_x4.t291, msr_x4.t291.safetensors); default: all",
     )
-    p.add_argument("--copy-to", metavar="DIR", default=None, help="copy the files into DIR (created if missing)")
+    p.add_argument("--copy-to", metavar="DIR", type=folder, default=None, help="copy the files into DIR (created if missing)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --copy-to: replace a file of the same name in DIR that is not the shipped one "
+        "(refused without it)",
+    )
     p.set_defaults(func=_run_weights)
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    from importlib.resources import files
+    # The catalogue is torch-free: listing and copying answer at once (tests/test_cli_weights.py).
+    from msrnet._catalogue import SUFFIX, WEIGHTS_DIR, resolve_names
 
-    from msrnet._utils import atomic_write, sha256sum
-
-    folder = Path(str(files("msrnet") / "weights"))
-    shipped = {f.name.removesuffix(".safetensors"): f for f in sorted(folder.glob("*.safetensors"))}
-    chosen = {n: f for n, f in shipped.items() if not args.names or {n, n.split(".", 1)[0]} & set(args.names)}
-    unknown = [n for n in args.names if not any(n in (s, s.split(".", 1)[0]) for s in shipped)]
-    if unknown:
-        raise _CommandError(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
+    try:
+        chosen = resolve_names(args.names)
+    except ValueError as e:
+        raise _CommandError(str(e), 2)
     if args.copy_to is None:
-        for name, path in chosen.items():
+        for name in chosen:
+            path = WEIGHTS_DIR / f"{name}{SUFFIX}"
             scale = name.split(".", 1)[0].rsplit("_x", 1)[-1]
-            print(f"{name:<20} x{scale:<3} {path.stat().st_size / 1e6:6.1f} MB  {path}")
+            size = f"{path.stat().st_size / 1e6:6.1f} MB" if path.is_file() else "missing (reinstall msrnet)"
+            print(f"{name:<20} x{scale:<3} {size}  {path}")
         return 0
+    return _copy_weights(chosen, Path(args.copy_to), args.force)
 
-    # Imported only here (msrnet.models loads torch and timm): the sha256 each file must have.
-    from msrnet.models._pretrained import PRETRAINED_SHA256
 
-    dest = Path(args.copy_to)
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread, so that the copy in progress is removed (atomic_write)."""
+
+
+def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
+    """`msrnet weights --copy-to`: every file checked and every target decided before any write."""
+    import os
+    import signal
+    import threading
+
+    from msrnet._catalogue import PRETRAINED_SHA256, SUFFIX, WEIGHTS_DIR
+    from msrnet._utils import atomic_write, remove_temp_files, sha256sum
+
+    if dest.is_symlink() and not dest.exists():
+        raise _CommandError(f"--copy-to {dest} is a symbolic link to {os.readlink(dest)}, which does not exist", 2)
     if dest.exists() and not dest.is_dir():
         raise _CommandError(f"--copy-to {dest} is a file, not a folder", 2)
+    todo: list[tuple[str, Path, Path]] = []
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, path in chosen.items():
+        for name in chosen:
+            path = WEIGHTS_DIR / f"{name}{SUFFIX}"
             digest = sha256sum(path)
-            if digest != PRETRAINED_SHA256.get(name):
+            if digest != PRETRAINED_SHA256[name]:
                 raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
             target = dest / path.name
-            if target.is_file() and not target.is_symlink() and sha256sum(target) == digest:
+            if target.is_file() and target.stat().st_size == path.stat().st_size and sha256sum(target) == digest:
                 print(f"{name}: already in {dest}")
-                continue
-            # Written beside the target, then renamed: a half-copied file never sits where a
-            # host (ComfyUI) would list it.
-            with open(path, "rb") as src, atomic_write(target) as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            print(f"{name}: copied -> {target}")
+            elif os.path.lexists(target) and not force:
+                # Someone's file of that name (an older copy, their own training): never replaced
+                # unasked, and refused before anything is written.
+                raise _CommandError(
+                    f"{target} exists and is not the shipped {name}; pass --force to replace it", 1
+                )
+            else:
+                todo.append((name, path, target))
+        if not todo:
+            return 0
+        dest.mkdir(parents=True, exist_ok=True)
+        # signal.signal works in the main thread only (main() called from a thread copies too).
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+        try:
+            for name, path, target in todo:
+                # What a copy killed outright (SIGKILL, power loss) left: our own naming only.
+                for stale in remove_temp_files(dest, target.name):
+                    print(f"{name}: removed {stale.name}, left by an interrupted copy")
+                # Written beside the target, then renamed: a half-copied file never sits where a
+                # host (ComfyUI) would list it, and SIGTERM/SIGINT remove it (atomic_write).
+                with open(path, "rb") as src, atomic_write(target) as out:
+                    _copy_chunks(src, out)
+                print(f"{name}: copied -> {target}")
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+    except _Terminated:
+        raise _CommandError(f"stopped by SIGTERM; no partial file is left in {dest}", 128 + signal.SIGTERM) from None
     except OSError as e:
         raise _CommandError(str(e), 1)
     return 0
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _copy_chunks(src: typing.BinaryIO, out: typing.BinaryIO) -> None:
+    while chunk := src.read(1 << 20):
+        out.write(chunk)
 
 
 # --- entry point -----------------------------------------------------------------------------
