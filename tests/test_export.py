@@ -85,8 +85,15 @@ def test_export_cli(tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFix
     path = tmp_path / "m.pt2"
     assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(path), "--verify"]) == 0
     out = capsys.readouterr().out
-    assert path.is_file() and "exported msr_x2 as exported-program" in out
+    assert path.is_file() and "exported msr_x2 (random weights) as exported-program" in out
     assert "max abs difference to PyTorch" in out
+
+
+def test_export_names_the_tag_of_the_shipped_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # As `upscale` does: which of a model's shipped weights went into the file.
+    path = tmp_path / "m.pt2"
+    assert main(["export", "--model", "msr_small_x2.real", "-o", str(path)]) == 0
+    assert f"exported msr_small_x2.real (packaged weights) as exported-program -> {path}" in capsys.readouterr().out
 
 
 def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -148,6 +148,15 @@ def _cli_model(
     return model
 
 
+def _model_label(args: argparse.Namespace, pretrained_cfg: dict[str, Any]) -> str:
+    """What `_cli_model` built, as commands print it: 'msr_x4.t291 (packaged weights)'."""
+    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
+    arch = pretrained_cfg["architecture"]
+    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
+        arch = f"{arch}.{pretrained_cfg['tag']}"
+    return f"{arch} ({weights})"
+
+
 # Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
 # (docs/inference.md#the-first-call), a hundred times more on a GPU.
@@ -444,12 +453,8 @@ def _refuse_overwrites(sources: list[Path], writes: list[Path]) -> None:
 def _what_runs(run: _UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
     """The summary's account of the run: 'x4 with msr_x4.t291 (packaged weights) on cpu (float32)'."""
     args = run.args
-    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
-    arch = pretrained_cfg["architecture"]
-    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
-        arch = f"{arch}.{pretrained_cfg['tag']}"
     factor = f"x{args.outscale:g}" if args.outscale is not None else f"x{run.scale}"
-    return f"{factor} with {arch} ({weights}) on {run.device} ({str(run.dtype).removeprefix('torch.')})"
+    return f"{factor} with {_model_label(args, pretrained_cfg)} on {run.device} ({str(run.dtype).removeprefix('torch.')})"
 
 
 def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -875,7 +880,7 @@ def _run_export(args: argparse.Namespace) -> int:
     model = _cli_model(args, "export", code=2)
     try:
         path = export_model(model, args.output, format, opset_version=args.opset)
-        print(f"exported {model.pretrained_cfg['architecture']} as {format} -> {path}")
+        print(f"exported {_model_label(args, model.pretrained_cfg)} as {format} -> {path}")
         if args.verify:
             error = verify_export(path, model, format)
             print(f"max abs difference to PyTorch over two new input sizes: {error:.3g}")
