@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,7 @@ def run_node(*args: str, block: str = "") -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_every_shipped_file_loads_and_upscales_as_in_comfyui() -> None:
-    pytest.importorskip("spandrel")
+    needs_extra("spandrel")
     from msrnet.models._pretrained import PRETRAINED_SHA256, WEIGHTS_DIR, pretrained_file
 
     files = [str(pretrained_file(name)) for name in PRETRAINED_SHA256]
@@ -122,7 +124,7 @@ for path in files:
 
 
 def test_without_msrnet_loading_an_msrnet_file_says_what_to_install(tmp_path: Path) -> None:
-    pytest.importorskip("spandrel")
+    needs_extra("spandrel")
     import torch
     from safetensors.torch import save_file
 
@@ -148,7 +150,7 @@ def test_without_msrnet_loading_an_msrnet_file_says_what_to_install(tmp_path: Pa
 
 def test_the_node_folder_recognises_msrnet_files_by_msrnet_s_keys() -> None:
     # The node folder cannot import msrnet's detector where msrnet is missing: it holds a copy.
-    pytest.importorskip("spandrel")
+    needs_extra("spandrel")
     from msrnet.integrations.spandrel import DETECT_KEYS
 
     tree = ast.parse((NODE / "__init__.py").read_text())

@@ -49,7 +49,15 @@ BROWSER_PAGES = ("", "tutorials/custom-network/")
 
 
 # --- tutorial code ----------------------------------------------------------------------------
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda p: p.name)
+# Snippets that export or train full-size models: run by `pytest -m slow`.
+SLOW_SNIPPETS = {"export.py"}
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_SNIPPETS else p for p in SNIPPETS],
+    ids=lambda p: p.name,
+)
 def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     if snippet.suffix == ".sh":

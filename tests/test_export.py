@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import torch
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet.models
 from msrnet import MultiScaleSRNet
 from msrnet.cli import main
@@ -58,8 +60,8 @@ def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_onnx_agrees_with_pytorch(model: MultiScaleSRNet, tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
+    ort = needs_extra("onnxruntime")
+    needs_extra("onnxscript")
     path = export_model(model, tmp_path / "msr.onnx", verify=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
