@@ -75,7 +75,7 @@ def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         extra = OPTIONAL_MODULES.get((e.name or "").split(".")[0])
         if extra is None:
             raise
-        pytest.skip(f'{snippet.name} needs the {extra} extra (pip install -e ".[{extra}]")')
+        pytest.skip(f'{snippet.name} needs the {extra} extra: pip install -e ".[{extra}]"')
 
 
 _SECTION_MARK = re.compile(r"^\s*(?:#|//)?\s*--8<-- \[(start|end):([\w-]+)\]\s*$")
@@ -284,7 +284,7 @@ def _has_docs_extra() -> bool:
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not _has_docs_extra():
-        pytest.skip('the docs extra is not installed (pip install -e ".[docs]")')
+        pytest.skip('needs the docs extra: pip install -e ".[docs]"')
     site = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

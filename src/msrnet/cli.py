@@ -939,10 +939,6 @@ def _run_weights(args: argparse.Namespace) -> int:
     return _copy_weights(chosen, Path(args.copy_to), args.force)
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread, so that the copy in progress is removed (atomic_write)."""
-
-
 def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
     """`msrnet weights --copy-to`: every file checked and every target decided before any write."""
     import os
@@ -977,7 +973,8 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
         if not todo:
             return 0
         dest.mkdir(parents=True, exist_ok=True)
-        # signal.signal works in the main thread only (main() called from a thread copies too).
+        # SIGTERM raised as _Terminated (as in upscale), so that atomic_write removes the partial
+        # copy as it unwinds; signal.signal works in the main thread only.
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:
@@ -1001,7 +998,7 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
+    raise _Terminated(signum)
 
 
 def _copy_chunks(src: typing.BinaryIO, out: typing.BinaryIO) -> None:
