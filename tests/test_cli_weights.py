@@ -86,6 +86,10 @@ def test_a_stale_temporary_file_of_ours_is_removed(tmp_path: Path, capsys: pytes
     assert main(["weights", "msr_small_x2.t291", "--copy-to", str(tmp_path)]) == 0
     assert f"removed {stale.name}" in capsys.readouterr().out
     assert not stale.exists() and other.exists()
+    # Also beside a file that is already there (the copy killed was a --force replacement).
+    stale.write_bytes(b"half a file")
+    assert main(["weights", "msr_small_x2.t291", "--copy-to", str(tmp_path)]) == 0
+    assert "already in" in capsys.readouterr().out and not stale.exists()
 
 
 # Runs `msrnet weights --copy-to` with its copy held after the first MiB (the test's stand-in for

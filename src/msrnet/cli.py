@@ -970,6 +970,11 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
                 )
             else:
                 todo.append((name, path, target))
+        # What a copy killed outright (SIGKILL, power loss) left beside any of these targets:
+        # atomic_write's own naming only, never another file.
+        for name in chosen if dest.is_dir() else []:
+            for stale in remove_temp_files(dest, f"{name}{SUFFIX}"):
+                print(f"{name}: removed {stale.name}, left by an interrupted copy")
         if not todo:
             return 0
         dest.mkdir(parents=True, exist_ok=True)
@@ -979,9 +984,6 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
         try:
             for name, path, target in todo:
-                # What a copy killed outright (SIGKILL, power loss) left: our own naming only.
-                for stale in remove_temp_files(dest, target.name):
-                    print(f"{name}: removed {stale.name}, left by an interrupted copy")
                 # Written beside the target, then renamed: a half-copied file never sits where a
                 # host (ComfyUI) would list it, and SIGTERM/SIGINT remove it (atomic_write).
                 with open(path, "rb") as src, atomic_write(target) as out:

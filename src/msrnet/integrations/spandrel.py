@@ -43,7 +43,7 @@ except ModuleNotFoundError as e:  # one line that says what to install, wherever
 
 from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
 
-__all__ = ["MSRNetArch", "install", "model_kwargs_from_state_dict"]
+__all__ = ["DETECT_KEYS", "MSRNetArch", "install", "model_kwargs_from_state_dict"]
 
 ARCH_ID = "msrnet"
 # Keys of msrnet's module tree that no spandrel architecture shares. The ComfyUI node folder
