@@ -33,13 +33,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from msrnet._utils import OPTIONAL_MODULES  # snippets that need an optional extra skip without it
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
 SNIPPETS = sorted(p for p in (DOCS / "snippets").iterdir() if p.suffix in (".py", ".sh"))
-# Snippets that need an optional extra skip cleanly without it.
-OPTIONAL_MODULES = {
-    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "spandrel": "spandrel", "av": "video"
-}
 CHROMIUM = Path("/usr/bin/chromium")
 # How long a reply from Chromium may take before it counts as hung (a busy machine is slow, not
 # broken).
