@@ -955,11 +955,10 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
     todo: list[tuple[str, Path, Path]] = []
     try:
         for name in chosen:
-            path = WEIGHTS_DIR / f"{name}{SUFFIX}"
-            digest = sha256sum(path)
-            if digest != PRETRAINED_SHA256[name]:
-                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
+            path, digest = WEIGHTS_DIR / f"{name}{SUFFIX}", PRETRAINED_SHA256[name]
             target = dest / path.name
+            # A target with the recorded sha256 is the shipped file, whatever the source's state:
+            # only a file to copy has its source hashed (half the reading when all are there).
             if target.is_file() and target.stat().st_size == path.stat().st_size and sha256sum(target) == digest:
                 print(f"{name}: already in {dest}")
             elif os.path.lexists(target) and not force:
@@ -968,6 +967,8 @@ def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
                 raise _CommandError(
                     f"{target} exists and is not the shipped {name}; pass --force to replace it", 1
                 )
+            elif sha256sum(path) != digest:
+                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
             else:
                 todo.append((name, path, target))
         # What a copy killed outright (SIGKILL, power loss) left beside any of these targets:
