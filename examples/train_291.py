@@ -8,7 +8,7 @@ quarter of the learning rate (``--finetune-lr``). After each scale the EMA weigh
 with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
-``src/msrnet/models/_pretrained.py``. Where a scale starts and when its weights replace the
+``src/msrnet/_catalogue.py``. Where a scale starts and when its weights replace the
 shipped file are the rules of `msrnet.train.shipping`, which ``scripts/gpu_run.py`` follows too.
 
 Length: ``--max-steps`` per scale, or ``--time-budget S`` seconds of training split over the

@@ -42,7 +42,7 @@ whose weights are new or beat the packaged ones (`msrnet.train.shipping`'s rules
 brings back allow (`MAX_OUT_FILES`; the small variants' files leave places for step f's, and
 the log names what did not fit). Copy those into
 ``src/msrnet/weights/`` and their sha256, which ``log.txt`` names, into ``PRETRAINED_SHA256``
-(``src/msrnet/models/_pretrained.py``).
+(``src/msrnet/_catalogue.py``).
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"

@@ -8,6 +8,7 @@ tree standing in for the installed one), so nothing of the test process leaks in
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from _extras import needs_extra  # tests/_extras.py
 
 import msrnet
 
@@ -66,7 +69,7 @@ def run_node(*args: str, block: str = "") -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_every_shipped_file_loads_and_upscales_as_in_comfyui() -> None:
-    pytest.importorskip("spandrel")
+    needs_extra("spandrel")
     from msrnet.models._pretrained import PRETRAINED_SHA256, WEIGHTS_DIR, pretrained_file
 
     files = [str(pretrained_file(name)) for name in PRETRAINED_SHA256]
@@ -84,12 +87,78 @@ def test_every_shipped_file_loads_and_upscales_as_in_comfyui() -> None:
         assert r["max_diff"] < 1e-5, r
 
 
+# msrnet is on no package index: the command that works installs it from a clone.
+INSTALL_COMMAND = 'python -m pip install "PATH/TO/msrnet[spandrel]"'
+
+
 def test_without_msrnet_the_log_says_what_to_install() -> None:
     proc = run_node(block="sys.modules['msrnet'] = None")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "ERROR [msrnet] msrnet files cannot be loaded" in proc.stdout
-    assert 'pip install "msrnet[spandrel]"' in proc.stdout
+    assert INSTALL_COMMAND in proc.stdout
     assert "IMPORT FAILED: msrnet custom node:" in proc.stdout
+
+
+# The node folder imported as ComfyUI does, with msrnet hidden (not installed), then "Load Upscale
+# Model" on each file: the error the web UI shows, one JSON line per file.
+LOAD_WITHOUT_MSRNET = r"""
+import importlib.util, json, os, sys
+sys.modules["msrnet"] = None
+node_dir, files = sys.argv[1], sys.argv[2:]
+spec = importlib.util.spec_from_file_location("custom_nodes_msrnet", os.path.join(node_dir, "__init__.py"))
+module = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(module)
+    print("IMPORTED")
+except ImportError as e:
+    pass
+import spandrel
+for path in files:
+    try:
+        spandrel.ModelLoader().load_from_file(path)
+        error = None
+    except spandrel.UnsupportedModelError as e:
+        error = str(e)
+    print(json.dumps({"file": os.path.basename(path), "error": error}))
+"""
+
+
+def test_without_msrnet_loading_an_msrnet_file_says_what_to_install(tmp_path: Path) -> None:
+    needs_extra("spandrel")
+    import torch
+    from safetensors.torch import save_file
+
+    from msrnet.models._pretrained import pretrained_file
+
+    shipped = pretrained_file("msr_small_x4.real")
+    other = tmp_path / "other.safetensors"  # not msrnet's: spandrel's own answer is kept
+    save_file({"conv.weight": torch.zeros(3, 3, 3, 3)}, str(other))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD_WITHOUT_MSRNET, str(NODE), str(shipped), str(other)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "IMPORTED" not in proc.stdout  # ComfyUI still lists the node as IMPORT FAILED
+    results = {r["file"]: r["error"] for r in map(json.loads, proc.stdout.splitlines())}
+    message = results["msr_small_x4.real.safetensors"]
+    assert message.startswith("this is an msrnet model: install msrnet into the Python that runs ComfyUI")
+    assert INSTALL_COMMAND in message
+    # ... and why the node could not import msrnet (here: the test's hiding of it).
+    assert message.endswith("then restart ComfyUI (import of msrnet halted; None in sys.modules)")
+    assert results["other.safetensors"] == ""
+
+
+def test_the_node_folder_recognises_msrnet_files_by_msrnet_s_keys() -> None:
+    # The node folder cannot import msrnet's detector where msrnet is missing: it holds a copy.
+    needs_extra("spandrel")
+    from msrnet.integrations.spandrel import DETECT_KEYS
+
+    tree = ast.parse((NODE / "__init__.py").read_text())
+    copies = [
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["_MSRNET_KEYS"]
+    ]
+    assert copies == [DETECT_KEYS]
 
 
 def test_node_folder_has_what_comfyui_tooling_reads() -> None:

@@ -33,13 +33,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from msrnet._utils import OPTIONAL_MODULES  # snippets that need an optional extra skip without it
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
 SNIPPETS = sorted(p for p in (DOCS / "snippets").iterdir() if p.suffix in (".py", ".sh"))
-# Snippets that need an optional extra skip cleanly without it.
-OPTIONAL_MODULES = {
-    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "spandrel": "spandrel", "av": "video"
-}
 CHROMIUM = Path("/usr/bin/chromium")
 # How long a reply from Chromium may take before it counts as hung (a busy machine is slow, not
 # broken).
@@ -49,7 +47,15 @@ BROWSER_PAGES = ("", "tutorials/custom-network/")
 
 
 # --- tutorial code ----------------------------------------------------------------------------
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda p: p.name)
+# Snippets that export or train full-size models: run by `pytest -m slow`.
+SLOW_SNIPPETS = {"export.py"}
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW_SNIPPETS else p for p in SNIPPETS],
+    ids=lambda p: p.name,
+)
 def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     if snippet.suffix == ".sh":
@@ -67,7 +73,7 @@ def test_snippet_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         extra = OPTIONAL_MODULES.get((e.name or "").split(".")[0])
         if extra is None:
             raise
-        pytest.skip(f'{snippet.name} needs the {extra} extra (pip install -e ".[{extra}]")')
+        pytest.skip(f'{snippet.name} needs the {extra} extra: pip install -e ".[{extra}]"')
 
 
 _SECTION_MARK = re.compile(r"^\s*(?:#|//)?\s*--8<-- \[(start|end):([\w-]+)\]\s*$")
@@ -276,7 +282,7 @@ def _has_docs_extra() -> bool:
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not _has_docs_extra():
-        pytest.skip('the docs extra is not installed (pip install -e ".[docs]")')
+        pytest.skip('needs the docs extra: pip install -e ".[docs]"')
     site = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

@@ -45,6 +45,7 @@ def test_train_291_refuses_to_package_other_architectures(monkeypatch: pytest.Mo
     assert exit_.value.code == 2
 
 
+@pytest.mark.slow
 def test_train_291_chains_scales_and_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _data_291(tmp_path / "data", (80, 72), (48, 40), seed=0)
     package = tmp_path / "weights"
@@ -107,6 +108,7 @@ def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
     assert (shipped.read_bytes() != before) == better
 
 
+@pytest.mark.slow
 def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,6 +127,7 @@ def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
     assert (shipped.read_bytes() != before) == better
 
 
+@pytest.mark.slow
 def test_train_291_fine_tune_lr_is_its_own_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     common, _ = _ship_small_x2(tmp_path, 4, monkeypatch)
     _run("train_291.py", [*common, "--finetune-lr", "5e-4", "--output-dir", str(tmp_path / "second")],
@@ -135,6 +138,7 @@ def test_train_291_fine_tune_lr_is_its_own_option(tmp_path: Path, monkeypatch: p
     assert first["lr"] == 1e-3
 
 
+@pytest.mark.slow
 def test_train_291_gives_each_scale_the_weights_of_its_own_levels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +159,7 @@ def test_train_291_refuses_too_few_level_weights(monkeypatch: pytest.MonkeyPatch
     assert exit_.value.code == 2
 
 
+@pytest.mark.slow
 def test_train_291_real_tag_starts_from_the_clean_weights_and_is_scored_degraded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

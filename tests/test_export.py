@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import torch
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet.models
 from msrnet import MultiScaleSRNet
 from msrnet.cli import main
@@ -58,8 +60,8 @@ def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_onnx_agrees_with_pytorch(model: MultiScaleSRNet, tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
+    ort = needs_extra("onnxruntime")
+    needs_extra("onnxscript")
     path = export_model(model, tmp_path / "msr.onnx", verify=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
@@ -85,8 +87,15 @@ def test_export_cli(tiny_models: None, tmp_path: Path, capsys: pytest.CaptureFix
     path = tmp_path / "m.pt2"
     assert main(["export", "--model", "msr_x2", "--no-pretrained", "-o", str(path), "--verify"]) == 0
     out = capsys.readouterr().out
-    assert path.is_file() and "exported msr_x2 as exported-program" in out
+    assert path.is_file() and "exported msr_x2 (random weights) as exported-program" in out
     assert "max abs difference to PyTorch" in out
+
+
+def test_export_names_the_tag_of_the_shipped_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # As `upscale` does: which of a model's shipped weights went into the file.
+    path = tmp_path / "m.pt2"
+    assert main(["export", "--model", "msr_small_x2.real", "-o", str(path)]) == 0
+    assert f"exported msr_small_x2.real (packaged weights) as exported-program -> {path}" in capsys.readouterr().out
 
 
 def test_export_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
+from _extras import needs_extra  # tests/_extras.py
+
+needs_extra("matplotlib")
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_figures.py"
 
 

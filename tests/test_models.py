@@ -236,6 +236,20 @@ def test_pretrained_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyP
         msrnet.create_model("msr_x4", pretrained=True)
 
 
+def test_pretrained_takes_a_tag_and_refuses_other_values() -> None:
+    real = msrnet.create_model("msr_small_x4", pretrained="real")
+    assert real.pretrained_cfg["tag"] == "real"
+    shipped = _pretrained.read_pretrained("msr_small_x4.real")
+    assert all(torch.equal(real.state_dict()[k].half(), v) for k, v in shipped.items())
+    assert msrnet.create_model("msr_small_x4.real", pretrained="real").pretrained_cfg["tag"] == "real"
+    assert msrnet.create_model("msr_small_x4", pretrained=True).pretrained_cfg["tag"] == "t291"
+    for wrong in ("div2k", 1, None, "True"):
+        with pytest.raises(ValueError, match=r"valid values are True, False, 'real', 't291'"):
+            msrnet.create_model("msr_small_x4", pretrained=wrong)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="names the tag 't291' but pretrained='real'"):
+        msrnet.create_model("msr_small_x4.t291", pretrained="real")
+
+
 @pytest.mark.parametrize("arch", ["msr", "msr_small"])
 @pytest.mark.parametrize("scale", [2, 4, 8])
 def test_pretrained_weights_load_offline_and_beat_bicubic(arch: str, scale: int) -> None:

@@ -5,11 +5,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet
 from msrnet.models._pretrained import PRETRAINED_SHA256, pretrained_file
 from msrnet.models.msr import CONFIG_BUFFER
 
-spandrel = pytest.importorskip("spandrel")
+spandrel = needs_extra("spandrel")
 from msrnet.integrations import spandrel as msr_spandrel  # noqa: E402
 
 msr_spandrel.install()

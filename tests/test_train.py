@@ -209,6 +209,7 @@ def _checkpoint_ema(out: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(out / "checkpoint.pt")["ema"]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [
@@ -339,6 +340,7 @@ def test_cli_time_budget(data: Path, tmp_path: Path) -> None:
     assert _log(out)[-1]["train_seconds"] >= 1.5
 
 
+@pytest.mark.slow
 def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Path, tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 
@@ -367,6 +369,7 @@ def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Pa
     model.load_state_dict(load_file(compiled["weights"]))
 
 
+@pytest.mark.slow
 def test_compile_mode_compiles_the_whole_forward_in_that_mode(data: Path, tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 

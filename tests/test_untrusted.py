@@ -22,8 +22,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet
-from msrnet.integrations.spandrel import model_kwargs_from_state_dict
 from msrnet.models.msr import CONFIG_BUFFER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +92,7 @@ def test_spandrel_refuses_a_config_or_stem_that_disagrees_with_the_tensors(tmp_p
     # The issue's cases, as written: a 1.6 MB file (msr_small_x4) whose msrnet_config says
     # level_scales [2, 1024] or [2, 4096], or projection_kernel 100000, or whose stem weight
     # is (64, 3, 1, 151).
+    needs_extra("spandrel")
     out = run_capped(
         """
         import spandrel
@@ -120,7 +122,7 @@ def test_spandrel_refuses_a_config_or_stem_that_disagrees_with_the_tensors(tmp_p
 
 
 def test_spandrel_still_loads_what_msrnet_writes(tmp_path: Path) -> None:
-    spandrel = pytest.importorskip("spandrel")
+    spandrel = needs_extra("spandrel")
     from msrnet.integrations import spandrel as msr_spandrel
 
     msr_spandrel.install()
@@ -164,6 +166,9 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_model_kwargs_from_a_malformed_state_dict_is_a_value_error(case: str) -> None:
+    needs_extra("spandrel")
+    from msrnet.integrations.spandrel import model_kwargs_from_state_dict
+
     with pytest.raises(ValueError):
         model_kwargs_from_state_dict(MALFORMED[case](_tiny_state()))
 
@@ -220,7 +225,7 @@ def test_the_limits_can_be_raised_and_lowered(monkeypatch: pytest.MonkeyPatch) -
 
 # --- 6. a PNG bomb under a video name --------------------------------------------------------
 def test_a_745_kb_16000x16000_png_named_mp4_is_refused_like_the_png(tmp_path: Path) -> None:
-    pytest.importorskip("av")
+    needs_extra("av")
     out = run_capped(
         """
         import struct, zlib
@@ -255,7 +260,9 @@ big = st.one_of(st.integers(-3, 9), st.integers(10, 10**12), st.floats(allow_nan
 """
 
 
+@pytest.mark.slow
 def test_fuzz_spandrel_load(tmp_path: Path) -> None:
+    needs_extra("spandrel")
     out = run_capped(
         """
         from msrnet.integrations.spandrel import MSRNetArch
@@ -293,6 +300,7 @@ def test_fuzz_spandrel_load(tmp_path: Path) -> None:
     assert out.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_fuzz_local_dir_folders(tmp_path: Path) -> None:
     out = run_capped(
         """
@@ -322,6 +330,7 @@ def test_fuzz_local_dir_folders(tmp_path: Path) -> None:
     assert out.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_fuzz_load_weights(tmp_path: Path) -> None:
     out = run_capped(
         """
@@ -364,8 +373,9 @@ def test_fuzz_load_weights(tmp_path: Path) -> None:
     assert out.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_fuzz_video_probing(tmp_path: Path) -> None:
-    pytest.importorskip("av")
+    needs_extra("av")
     out = run_capped(
         """
         sys.path.insert(0, os.environ["MSRNET_TESTS"])

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from _extras import needs_extra  # tests/_extras.py
+
 import msrnet.models
 from msrnet.cli import main
 from msrnet.inference import upscale
 
-av = pytest.importorskip("av")
+av = needs_extra("av")
 
 from msrnet.video import default_codec, upscale_video  # noqa: E402
 

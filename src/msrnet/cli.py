@@ -153,6 +153,15 @@ def _cli_model(
     return model
 
 
+def _model_label(args: argparse.Namespace, pretrained_cfg: dict[str, Any]) -> str:
+    """What `_cli_model` built, as commands print it: 'msr_x4.t291 (packaged weights)'."""
+    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
+    arch = pretrained_cfg["architecture"]
+    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
+        arch = f"{arch}.{pretrained_cfg['tag']}"
+    return f"{arch} ({weights})"
+
+
 # Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
 # (docs/inference.md#the-first-call), a hundred times more on a GPU.
@@ -465,17 +474,14 @@ def _refuse_overwrites(sources: list[Path], writes: list[Path]) -> None:
 def _what_runs(run: _UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
     """The summary's account of the run: 'x4 with msr_x4.t291 (packaged weights) on cpu (float32)'."""
     args = run.args
-    weights = args.weights or ("packaged weights" if args.pretrained else "random weights")
-    arch = pretrained_cfg["architecture"]
-    if args.pretrained and not args.weights and pretrained_cfg.get("tag"):
-        arch = f"{arch}.{pretrained_cfg['tag']}"
     factor = f"x{args.outscale:g}" if args.outscale is not None else f"x{run.scale}"
     dtype = str(run.dtype).removeprefix("torch.")
     if args.dtype == "auto":
         from msrnet.device import bf16_reason
 
         dtype = f"{dtype}, auto: {bf16_reason(run.device)}"
-    return f"{factor} with {arch} ({weights}) on {run.device} ({dtype}{', compiled' if run.compile else ''})"
+    compiled = ", compiled" if run.compile else ""
+    return f"{factor} with {_model_label(args, pretrained_cfg)} on {run.device} ({dtype}{compiled})"
 
 
 def _upscale_image(run: _UpscaleRun, src: Path, dst: Path) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -969,7 +975,7 @@ def _run_export(args: argparse.Namespace) -> int:
     model = _cli_model(args, "export", code=2)
     try:
         path = export_model(model, args.output, format, opset_version=args.opset)
-        print(f"exported {model.pretrained_cfg['architecture']} as {format} -> {path}")
+        print(f"exported {_model_label(args, model.pretrained_cfg)} as {format} -> {path}")
         if args.verify:
             error = verify_export(path, model, format)
             print(f"max abs difference to PyTorch over two new input sizes: {error:.3g}")
@@ -982,6 +988,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
 # --- weights ---------------------------------------------------------------------------------
 def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
+    def folder(value: str) -> str:
+        if not value:  # "" would quietly mean the current folder
+            raise argparse.ArgumentTypeError("an empty folder name (write . for the current folder)")
+        return value
+
     p = subparsers.add_parser(
         "weights",
         help="list the weights files that ship with msrnet, or copy them (e.g. into ComfyUI)",
@@ -993,54 +1004,104 @@ def _add_weights_parser(subparsers: argparse._SubParsersAction) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help="only these models or files (msr_x4, msr_x4.t291); default: all",
+        help="only these models or files (msr_x4, msr_x4.t291, msr_x4.t291.safetensors); default: all",
     )
-    p.add_argument("--copy-to", metavar="DIR", default=None, help="copy the files into DIR (created if missing)")
+    p.add_argument("--copy-to", metavar="DIR", type=folder, default=None, help="copy the files into DIR (created if missing)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --copy-to: replace a file of the same name in DIR that is not the shipped one "
+        "(refused without it)",
+    )
     p.set_defaults(func=_run_weights)
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    from importlib.resources import files
+    # The catalogue is torch-free: listing and copying answer at once (tests/test_cli_weights.py).
+    from msrnet._catalogue import SUFFIX, WEIGHTS_DIR, resolve_names
 
-    from msrnet._utils import atomic_write, sha256sum
-
-    folder = Path(str(files("msrnet") / "weights"))
-    shipped = {f.name.removesuffix(".safetensors"): f for f in sorted(folder.glob("*.safetensors"))}
-    chosen = {n: f for n, f in shipped.items() if not args.names or {n, n.split(".", 1)[0]} & set(args.names)}
-    unknown = [n for n in args.names if not any(n in (s, s.split(".", 1)[0]) for s in shipped)]
-    if unknown:
-        raise _CommandError(f"no shipped weights named {unknown[0]!r}; shipped: {', '.join(shipped) or 'none'}", 2)
+    try:
+        chosen = resolve_names(args.names)
+    except ValueError as e:
+        raise _CommandError(str(e), 2)
     if args.copy_to is None:
-        for name, path in chosen.items():
+        for name in chosen:
+            path = WEIGHTS_DIR / f"{name}{SUFFIX}"
             scale = name.split(".", 1)[0].rsplit("_x", 1)[-1]
-            print(f"{name:<20} x{scale:<3} {path.stat().st_size / 1e6:6.1f} MB  {path}")
+            size = f"{path.stat().st_size / 1e6:6.1f} MB" if path.is_file() else "missing (reinstall msrnet)"
+            print(f"{name:<20} x{scale:<3} {size}  {path}")
         return 0
+    return _copy_weights(chosen, Path(args.copy_to), args.force)
 
-    # Imported only here (msrnet.models loads torch and timm): the sha256 each file must have.
-    from msrnet.models._pretrained import PRETRAINED_SHA256
 
-    dest = Path(args.copy_to)
+def _copy_weights(chosen: list[str], dest: Path, force: bool) -> int:
+    """`msrnet weights --copy-to`: every file checked and every target decided before any write."""
+    import os
+    import signal
+    import threading
+
+    from msrnet._catalogue import PRETRAINED_SHA256, SUFFIX, WEIGHTS_DIR
+    from msrnet._utils import atomic_write, remove_temp_files, sha256sum
+
+    if dest.is_symlink() and not dest.exists():
+        raise _CommandError(f"--copy-to {dest} is a symbolic link to {os.readlink(dest)}, which does not exist", 2)
     if dest.exists() and not dest.is_dir():
         raise _CommandError(f"--copy-to {dest} is a file, not a folder", 2)
+    todo: list[tuple[str, Path, Path]] = []
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, path in chosen.items():
-            digest = sha256sum(path)
-            if digest != PRETRAINED_SHA256.get(name):
-                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
+        for name in chosen:
+            path, digest = WEIGHTS_DIR / f"{name}{SUFFIX}", PRETRAINED_SHA256[name]
             target = dest / path.name
-            if target.is_file() and not target.is_symlink() and sha256sum(target) == digest:
+            # A target with the recorded sha256 is the shipped file, whatever the source's state:
+            # only a file to copy has its source hashed (half the reading when all are there).
+            if target.is_file() and target.stat().st_size == path.stat().st_size and sha256sum(target) == digest:
                 print(f"{name}: already in {dest}")
-                continue
-            # Written beside the target, then renamed: a half-copied file never sits where a
-            # host (ComfyUI) would list it.
-            with open(path, "rb") as src, atomic_write(target) as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-            print(f"{name}: copied -> {target}")
+            elif os.path.lexists(target) and not force:
+                # Someone's file of that name (an older copy, their own training): never replaced
+                # unasked, and refused before anything is written.
+                raise _CommandError(
+                    f"{target} exists and is not the shipped {name}; pass --force to replace it", 1
+                )
+            elif sha256sum(path) != digest:
+                raise _CommandError(f"{path} does not match its recorded sha256 (reinstall msrnet)", 1)
+            else:
+                todo.append((name, path, target))
+        # What a copy killed outright (SIGKILL, power loss) left beside any of these targets:
+        # atomic_write's own naming only, never another file.
+        for name in chosen if dest.is_dir() else []:
+            for stale in remove_temp_files(dest, f"{name}{SUFFIX}"):
+                print(f"{name}: removed {stale.name}, left by an interrupted copy")
+        if not todo:
+            return 0
+        dest.mkdir(parents=True, exist_ok=True)
+        # SIGTERM raised as _Terminated (as in upscale), so that atomic_write removes the partial
+        # copy as it unwinds; signal.signal works in the main thread only.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+        try:
+            for name, path, target in todo:
+                # Written beside the target, then renamed: a half-copied file never sits where a
+                # host (ComfyUI) would list it, and SIGTERM/SIGINT remove it (atomic_write).
+                with open(path, "rb") as src, atomic_write(target) as out:
+                    _copy_chunks(src, out)
+                print(f"{name}: copied -> {target}")
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+    except _Terminated:
+        raise _CommandError(f"stopped by SIGTERM; no partial file is left in {dest}", 128 + signal.SIGTERM) from None
     except OSError as e:
         raise _CommandError(str(e), 1)
     return 0
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _copy_chunks(src: typing.BinaryIO, out: typing.BinaryIO) -> None:
+    while chunk := src.read(1 << 20):
+        out.write(chunk)
 
 
 # --- entry point -----------------------------------------------------------------------------

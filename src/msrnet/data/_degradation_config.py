@@ -445,7 +445,9 @@ PRESETS: dict[str, DegradationConfig] = {
         ),
         clean_prob=0.2,
     ),
-    # Real-ESRGAN's second-order pipeline (Wang et al., 2021, table of its defaults).
+    # After Real-ESRGAN's second-order pipeline (Wang et al., 2021): its ranges, but a few draws
+    # of our own (anisotropy, the resizes' direction and reference size, the second stage's
+    # chance, the final sinc width), listed in docs/real-photos.md#presets.
     "real": DegradationConfig(
         stages=(
             Stage(

@@ -44,9 +44,17 @@ except ModuleNotFoundError as e:  # one line that says what to install, wherever
 from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
 from msrnet.models.weights import count_non_finite
 
-__all__ = ["MSRNetArch", "install", "model_kwargs_from_state_dict"]
+__all__ = ["DETECT_KEYS", "MSRNetArch", "install", "model_kwargs_from_state_dict"]
 
 ARCH_ID = "msrnet"
+# Keys of msrnet's module tree that no spandrel architecture shares. The ComfyUI node folder
+# holds a copy (it must recognise msrnet files where msrnet is not installed).
+DETECT_KEYS = (
+    "stem.layers.0.weight",
+    "levels.0.blocks.0.up_proj.weight",
+    "levels.0.compress.0.weight",
+    "levels.0.to_residual.weight",
+)
 
 # Measured by benchmarks/precision.py on the shipped msr_x2/x4/x8 (whole model and input cast,
 # as spandrel's users do; docs/integrations.md has the numbers): fp16 and bf16 outputs stay
@@ -192,13 +200,7 @@ class MSRNetArch(Architecture[MultiScaleSRNet]):
         super().__init__(
             id=ARCH_ID,
             name="msrnet",
-            # Keys of msrnet's module tree that no spandrel architecture shares.
-            detect=KeyCondition.has_all(
-                "stem.layers.0.weight",
-                "levels.0.blocks.0.up_proj.weight",
-                "levels.0.compress.0.weight",
-                "levels.0.to_residual.weight",
-            ),
+            detect=KeyCondition.has_all(*DETECT_KEYS),
         )
 
     def load(self, state_dict: StateDict) -> ImageModelDescriptor[MultiScaleSRNet]:

@@ -15,7 +15,7 @@ def build_model(
     model: str | None = None,
     weights: str | Path | None = None,
     *,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     **model_kwargs: Any,
 ) -> MultiScaleSRNet:
     """A model, in eval mode on the CPU, from a registered name, a weights file or both.
@@ -37,7 +37,8 @@ def build_model(
             ``weights``).
         weights: a ``.safetensors`` / ``.pth`` / ``.pt`` state dict; ``pretrained`` is then
             ignored.
-        pretrained: load the weights that ship with msrnet for ``model``.
+        pretrained: load the weights that ship with msrnet for ``model`` (True, or a tag:
+            ``"real"``; `create_model`'s rule).
         model_kwargs: constructor arguments (`MultiScaleSRNet`); for a weights file they
             replace its ``model_kwargs`` metadata.
 

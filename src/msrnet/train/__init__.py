@@ -6,7 +6,9 @@ One module per concern:
 - `msrnet.train.trainer`: `TrainState` and `RunContext`, `train_step`, `validate`, `save` and `train`;
 - `msrnet.train.losses`: `pyramid_loss` and the per-pixel `LOSSES`;
 - `msrnet.train.checkpoint`: the checkpoint file format;
-- `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``.
+- `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``;
+- `msrnet.train.shipping`: where a run of a shipped architecture starts, when its weights
+  replace the shipped file, and the copy (`examples/train_291.py`, `scripts/gpu_run.py`).
 
 The names below load on first use (PEP 562), so reading `TrainConfig` does not import torch.
 """

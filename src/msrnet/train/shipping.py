@@ -14,10 +14,10 @@ that recipe on a GPU, one architecture at a time) follow the same rules, kept he
   (`compare_with_shipped`). The shipped file is the bar whatever the run started from.
 - Full-size weights for degraded inputs (``real``) ship only if they also beat the small
   variant's shipped file of the same scale and tag (``msr_small_x4.real`` for ``msr_x4.real``)
-  on every (set, degraded condition) score: a full-size file that a 14 times cheaper one beats
+  on every (set, degraded condition) score: a full-size file that a 17 times cheaper one beats
   where it is meant to be used has no reason to ship (`compare_with_small`).
 - `ship` copies them into the weights folder and returns the sha256 that ``PRETRAINED_SHA256``
-  (``msrnet.models``) lists.
+  (``msrnet._catalogue``) lists.
 """
 from __future__ import annotations
 
