@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", type=Path, default=Path("runs/t291"))
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model's blocks (default: on a CPU with native bf16 only)")
+                   help="torch.compile the model's blocks (default: on a CPU, not on CUDA)")
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
                    help="torch.compile the whole forward in this mode, e.g. reduce-overhead (CUDA "
                    "graphs; implies --compile; default: the regional compile of the blocks)")

@@ -63,7 +63,7 @@ def main() -> int:
     p.add_argument("--output-dir", default=None)
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model's blocks (default: on a CPU with native bf16 only)")
+                   help="torch.compile the model's blocks (default: on a CPU, not on CUDA)")
     p.add_argument("--resume", action="store_true", help="continue from --output-dir/checkpoint.pt")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()

@@ -275,7 +275,7 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 def _compile_argv(choice: dict[str, Any]) -> list[str]:
     """train_291.py's options for the compile ``choice`` of step b."""
     if not choice["compile"]:
-        return []
+        return ["--no-compile"]  # step b measured eager faster (train_291's default compiles on a CPU)
     mode = choice.get("compile_mode")
     return ["--compile"] + ([] if mode is None else ["--compile-mode", mode])
 

@@ -8,7 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import torch
+
+# Training runs default to torch.compile on a CPU (`TrainConfig.compile`); a test of something
+# else must not pay a compile (tens of seconds) for it. torch's own switch, inherited by the
+# commands tests run in subprocesses; tests of compiling take the `real_compile` fixture.
+os.environ["TORCH_COMPILE_DISABLE"] = "1"
+
+import torch  # noqa: E402 -- after the switch, which torch._dynamo reads on import
 from hypothesis import HealthCheck, settings
 
 # Machine load must not fail a test: no example has a deadline, and slow data generation is not
@@ -52,6 +58,15 @@ def use_tiny_models(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         monkeypatch.setattr(msrnet.models, "build_model", build)
 
     return use
+
+
+@pytest.fixture
+def real_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.compile compiles in this test (and in the commands it runs)."""
+    import torch._dynamo.config
+
+    monkeypatch.delenv("TORCH_COMPILE_DISABLE")
+    monkeypatch.setattr(torch._dynamo.config, "disable", False)
 
 
 @pytest.fixture(autouse=True)

@@ -140,6 +140,22 @@ def test_amp_on_a_cpu_without_native_bf16_trains_fp32_and_says_why(
     assert err.count("msrnet train: training in float32, not bf16: CPU without native bf16") == 1
 
 
+def test_the_default_compiles_on_a_cpu_and_not_on_cuda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from msrnet.train.trainer import compile_enabled
+
+    config = TrainConfig(train_dir=str(tmp_path), output_dir=str(tmp_path / "o"))
+    monkeypatch.delenv("TORCH_COMPILE_DISABLE")
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
+    assert compile_enabled(config, CPU) and not compile_enabled(config, torch.device("cuda"))
+    assert not compile_enabled(replace(config, compile=False), CPU)
+    assert compile_enabled(replace(config, compile=True), torch.device("cuda"))
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: False)  # no C++ compiler
+    assert not compile_enabled(config, CPU)
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
+    monkeypatch.setenv("TORCH_COMPILE_DISABLE", "1")  # torch's own switch
+    assert not compile_enabled(config, CPU)
+
+
 def test_the_first_step_counts_against_the_time_budget(tmp_path: Path) -> None:
     images = _smooth_images(tmp_path / "images", 2, (40, 40))
     summary = train(_config(images, tmp_path / "run", max_steps=3))

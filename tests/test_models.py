@@ -297,7 +297,7 @@ def test_torch_export_with_dynamic_batch_height_width() -> None:
 
 
 @pytest.mark.slow
-def test_torch_compile_matches_eager() -> None:
+def test_torch_compile_matches_eager(real_compile: None) -> None:
     net = tiny_net(2)
     compiled = torch.compile(net, dynamic=True)
     for shape in [(1, 3, 6, 7), (2, 3, 9, 5)]:

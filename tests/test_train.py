@@ -341,7 +341,9 @@ def test_cli_time_budget(data: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Path, tmp_path: Path) -> None:
+def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(
+    data: Path, tmp_path: Path, real_compile: None
+) -> None:
     from torch._dynamo.utils import counters
 
     from msrnet.models import PyramidResidualBlock
@@ -354,7 +356,7 @@ def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Pa
 
     # Without an EMA the compiled model is the validated one; its images have their own sizes.
     settings = {"max_steps": 4, "log_every": 1, "ema_decay": 0.0, "val_dir": str(data / "val"), "val_every": 2}
-    eager = train(_config(data, tmp_path / "eager", **settings))
+    eager = train(_config(data, tmp_path / "eager", compile=False, **settings))
     torch._dynamo.reset()
     counters.clear()
     compiled = train(_config(data, tmp_path / "compiled", compile=True, **settings))
@@ -370,13 +372,13 @@ def test_compile_compiles_each_kind_of_block_once_and_trains_like_eager(data: Pa
 
 
 @pytest.mark.slow
-def test_compile_mode_compiles_the_whole_forward_in_that_mode(data: Path, tmp_path: Path) -> None:
+def test_compile_mode_compiles_the_whole_forward_in_that_mode(data: Path, tmp_path: Path, real_compile: None) -> None:
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     settings = {"max_steps": 3, "log_every": 1, "ema_decay": 0.0}
-    eager = train(_config(data, tmp_path / "eager", **settings))
+    eager = train(_config(data, tmp_path / "eager", compile=False, **settings))
     # On the CPU reduce-overhead has no CUDA graphs to capture: the path, not the speed-up.
     compiled = train(_config(data, tmp_path / "whole", compile=True, compile_mode="reduce-overhead", **settings))
     assert counters["stats"]["unique_graphs"] >= 1

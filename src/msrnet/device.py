@@ -10,11 +10,12 @@ Elsewhere (AVX2 CPUs, say) bf16 is emulated and slower than fp32, so fp32 stays 
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "default_dtype", "bf16_reason"]
+__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason"]
 
 # /proc/cpuinfo flags of the x86 extensions that compute bf16 dot products in hardware.
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -54,6 +55,13 @@ def cpu_has_native_bf16() -> bool:
     if answer is not None:
         return answer
     return any(flag in _cpuinfo_flags() for flag in _BF16_FLAGS)
+
+
+@functools.cache
+def cpu_can_compile() -> bool:
+    """Whether ``torch.compile`` can build CPU kernels here: inductor compiles them with a C++
+    compiler (g++ by default), which a machine may lack (Windows, slim containers)."""
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
 
 
 def bf16_reason(device: torch.device) -> str:
