@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -61,12 +61,13 @@ def use_tiny_models(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 
 @pytest.fixture
-def real_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+def real_compile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """torch.compile compiles in this test (and in the commands it runs)."""
     import torch._dynamo.config
 
     monkeypatch.delenv("TORCH_COMPILE_DISABLE")
-    monkeypatch.setattr(torch._dynamo.config, "disable", False)
+    with torch._dynamo.config.patch(disable=False):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -166,12 +166,13 @@ def test_documented_list_models_output_is_the_real_one() -> None:
     shown = []
     for f in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
         text = f.read_text(encoding="utf-8")
-        shown += re.findall(r"msrnet\.list_models\(\)\)\"?\n# (.+)", text)
+        # print(msrnet.list_models()) or print(msrnet.list_models('FILTER')), then its output
+        shown += re.findall(r"msrnet\.list_models\(('[^']*')?\)\)\"?[^\n]*\n# (.+)", text)
         for version in re.findall(r"msrnet --version +# msrnet (\S+)", text):
             assert version == msrnet.__version__, f"{f.name} shows version {version}"
     assert shown, "no documented list_models() output found"
-    for line in shown:
-        assert line == str(msrnet.list_models())
+    for pattern, line in shown:
+        assert line == str(msrnet.list_models(*([pattern.strip("'")] if pattern else [])))
 
 
 # The widest code line the site shows without a scrollbar: about 85 characters at 1280 px with
