@@ -14,6 +14,7 @@ from PIL import Image
 
 import msrnet
 import msrnet.device
+from msrnet import cli
 from msrnet.cli import upscale as upscale_cli
 from msrnet.inference import resolve_dtype
 from msrnet.train import TrainConfig, load_checkpoint, train
