@@ -1,7 +1,7 @@
 """The msrnet command line: ``msrnet upscale | benchmark | train | export | weights`` (or ``python -m msrnet``).
 
 One module per command (`upscale`, with its video options in `video`; `benchmark`, `train`,
-`export`, `weights`), each a pair of functions, ``add_parser`` and ``run``; what they share
+`export`, `weights`), each with its ``--help`` text, ``add_arguments`` and ``run``; what they share
 (errors and exit codes, warnings, SIGTERM, the --model flags) is in `_common`, and `main`
 (`_main`) prints how every command ended. The work itself lives in the library
 (`msrnet.inference`, `msrnet.evaluate`, `msrnet.train`, `msrnet.export`, `msrnet.video`), so

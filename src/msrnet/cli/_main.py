@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 from msrnet import __version__
@@ -16,15 +17,22 @@ __all__ = ["build_parser", "main"]
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
+# Each command is a module with HELP and DESCRIPTION (its --help), add_arguments(parser),
+# run(args) -> exit status, and saved(args): what an interrupted run leaves behind, in words.
+COMMANDS: dict[str, ModuleType] = {
+    "upscale": upscale, "benchmark": benchmark, "train": train, "export": export, "weights": weights,
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """``msrnet``'s parser: each command's module adds its subparser, with ``func`` (what runs)
-    and ``saved`` (what an interrupted run leaves behind, in words)."""
+    """``msrnet``'s parser: one subparser per module of `COMMANDS`."""
     parser = argparse.ArgumentParser(prog="msrnet", description="Multi-scale pyramid super-resolution networks.")
     parser.add_argument("--version", action="version", version=f"msrnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (upscale, benchmark, train, export, weights):
-        command.add_parser(subparsers)
+    for name, command in COMMANDS.items():
+        p = subparsers.add_parser(name, help=command.HELP, description=command.DESCRIPTION)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run, saved=command.saved)
     return parser
 
 

@@ -11,17 +11,18 @@ from msrnet._catalogue import BENCHMARK_CONDITION_NAMES, MAX_SEED
 from msrnet._utils import first_line
 from msrnet.cli._common import CommandError, UsageError, add_model_args, cli_model, user_errors
 
-__all__ = ["add_parser", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "benchmark",
-        help="Y-PSNR/SSIM on benchmark sets, as the field's tables",
-        description="Score a model (or the bicubic baseline) on folders of HR images: LR made by "
-        "MATLAB-exact bicubic down-scaling, output rounded to uint8, PSNR/SSIM on Y (BT.601) with "
-        "`scale` pixels shaved. One row per (dataset, scale).",
-    )
+HELP = "Y-PSNR/SSIM on benchmark sets, as the field's tables"
+DESCRIPTION = (
+    "Score a model (or the bicubic baseline) on folders of HR images: LR made by "
+    "MATLAB-exact bicubic down-scaling, output rounded to uint8, PSNR/SSIM on Y (BT.601) with "
+    "`scale` pixels shaved. One row per (dataset, scale)."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p, default=None, also="; or 'bicubic', the baseline (needs --scale)")
     p.add_argument(
         "--dataset",
@@ -53,7 +54,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the condition's noise (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON list of result objects")
-    p.set_defaults(func=run, saved=_saved)
 
 
 def _seed(value: str) -> int:
@@ -131,7 +131,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         )
 
 
-def _saved(args: argparse.Namespace) -> str:
+def saved(args: argparse.Namespace) -> str:
     """What an interrupted benchmark leaves: no scores, and the images saved so far."""
     saved = f"; the images saved so far are in {args.save_images}" if args.save_images else ""
     return f"no scores were printed{saved}"

@@ -6,17 +6,18 @@ import argparse
 from msrnet._utils import first_line, missing_extra
 from msrnet.cli._common import CommandError, UsageError, add_model_args, cli_model, model_label, user_errors
 
-__all__ = ["add_parser", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX or a torch.export program",
-        description="Export a model (float32) with dynamic batch, height and width, as ONNX "
-        "(needs `pip install \"msrnet[onnx]\"`) or as a torch.export program (.pt2, load with "
-        "torch.export.load(path).module()).",
-    )
+HELP = "export a model to ONNX or a torch.export program"
+DESCRIPTION = (
+    "Export a model (float32) with dynamic batch, height and width, as ONNX "
+    "(needs `pip install \"msrnet[onnx]\"`) or as a torch.export program (.pt2, load with "
+    "torch.export.load(path).module())."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument(
         "-o", "--output", required=True, help="output file (.onnx or .pt2), in a folder that exists"
@@ -33,7 +34,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the exported file at two new sizes (onnxruntime for ONNX) and compare with PyTorch",
     )
-    p.set_defaults(func=run, saved=_saved)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved(args: argparse.Namespace) -> str:
+def saved(args: argparse.Namespace) -> str:
     """What an interrupted export leaves: nothing (the file is written whole or not at all)."""
     return "the output being written was discarded"

@@ -15,29 +15,20 @@ from msrnet._utils import first_line, parse_json, read_json
 from msrnet.cli._common import CommandError, UsageError, user_errors
 from msrnet.train.config import TrainConfig, config_from_dict, field_defaults, field_help, float_list
 
-__all__ = ["add_parser", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 
-def _json_object(value: str) -> dict[str, Any]:
-    try:
-        parsed = parse_json(value, "the option's value")
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e}: {value[:80]!r}") from None
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
-    return parsed
+HELP = "train a model on a folder of HR images"
+DESCRIPTION = (
+    "Train (or fine-tune) a model on random patches of a folder of HR images, LR made "
+    "by MATLAB-exact bicubic down-scaling; Y-PSNR on --val-dir. Run under torchrun for several "
+    "GPUs/processes. Writes config.json, log.jsonl, checkpoint.pt and best.safetensors to "
+    "--output-dir. Options left out take their values from --config, else the defaults shown. "
+    "See docs/training.md."
+)
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="train a model on a folder of HR images",
-        description="Train (or fine-tune) a model on random patches of a folder of HR images, LR made "
-        "by MATLAB-exact bicubic down-scaling; Y-PSNR on --val-dir. Run under torchrun for several "
-        "GPUs/processes. Writes config.json, log.jsonl, checkpoint.pt and best.safetensors to "
-        "--output-dir. Options left out take their values from --config, else the defaults shown. "
-        "See docs/training.md.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         metavar="JSON",
@@ -80,7 +71,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         else:
             options.update(type=base, metavar=f.name.split("_")[-1].upper())
         p.add_argument("--" + f.name.replace("_", "-"), **options)
-    p.set_defaults(func=run, saved=_saved)
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    try:
+        parsed = parse_json(value, "the option's value")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}: {value[:80]!r}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
+    return parsed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from msrnet.train import train
 
-    args.run_dir = config.output_dir  # for the line an interrupt prints (`_saved`)
+    args.run_dir = config.output_dir  # for the line an interrupt prints (`saved`)
     try:
         summary = train(config)
     except user_errors() as e:  # a bad data folder, a checkpoint of another run, a device
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved(args: argparse.Namespace) -> str:
+def saved(args: argparse.Namespace) -> str:
     """What an interrupted ``msrnet train`` leaves, and how to go on from it."""
     if getattr(args, "run_dir", None) is None:  # stopped before the run began
         return "nothing was written"

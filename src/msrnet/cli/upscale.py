@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported inside the command, so that --help is ins
     import torch
     from torch import nn
 
-__all__ = ["SLOW_WORK", "COMPILE_WORK", "add_parser", "run"]
+__all__ = ["SLOW_WORK", "COMPILE_WORK", "HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 # Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
@@ -33,7 +33,16 @@ SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
 COMPILE_WORK = 1e12
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+HELP = "upscale images, folders or globs"
+DESCRIPTION = (
+    "Upscale images by the model's scale. Grayscale stays grayscale, alpha is kept, "
+    "16-bit (gray and colour) stays 16-bit, every page of a TIFF is upscaled, EXIF orientation is "
+    "applied, and EXIF, XMP, ICC profiles and DPI are kept; what cannot be kept is named in a warning. "
+    "Large images run in blended tiles. See docs/inference.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     def tile(value: str) -> int | str | None:
         if value in ("auto", "none"):
             return None if value == "none" else value
@@ -46,14 +55,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
         return int(value)
 
-    p = subparsers.add_parser(
-        "upscale",
-        help="upscale images, folders or globs",
-        description="Upscale images by the model's scale. Grayscale stays grayscale, alpha is kept, "
-        "16-bit (gray and colour) stays 16-bit, every page of a TIFF is upscaled, EXIF orientation is "
-        "applied, and EXIF, XMP, ICC profiles and DPI are kept; what cannot be kept is named in a warning. "
-        "Large images run in blended tiles. See docs/inference.md.",
-    )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (not recursive) or globs")
     p.add_argument(
         "-o",
@@ -103,7 +104,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="output scale up to the model's: the smallest pyramid level >= F, resized to F (Lanczos)",
     )
     video.add_args(p)
-    p.set_defaults(func=run, saved=_saved)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _saved(args: argparse.Namespace) -> str:
+def saved(args: argparse.Namespace) -> str:
     return "the output being written was discarded"
 
 

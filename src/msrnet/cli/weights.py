@@ -14,22 +14,23 @@ from msrnet._catalogue import PRETRAINED_SHA256, SUFFIX, WEIGHTS_DIR, resolve_na
 from msrnet._utils import atomic_write, remove_temp_files, sha256sum
 from msrnet.cli._common import CommandError, UsageError, raise_on_sigterm
 
-__all__ = ["add_parser", "run"]
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+HELP = "list the weights files that ship with msrnet, or copy them (e.g. into ComfyUI)"
+DESCRIPTION = (
+    "List the pretrained weights files inside the installed package (name, scale, "
+    "size, path), or copy them into a folder with --copy-to, e.g. ComfyUI/models/upscale_models "
+    "(each file's sha256 is checked first). See docs/integrations.md."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     def folder(value: str) -> str:
         if not value:  # "" would quietly mean the current folder
             raise argparse.ArgumentTypeError("an empty folder name (write . for the current folder)")
         return value
 
-    p = subparsers.add_parser(
-        "weights",
-        help="list the weights files that ship with msrnet, or copy them (e.g. into ComfyUI)",
-        description="List the pretrained weights files inside the installed package (name, scale, "
-        "size, path), or copy them into a folder with --copy-to, e.g. ComfyUI/models/upscale_models "
-        "(each file's sha256 is checked first). See docs/integrations.md.",
-    )
     p.add_argument(
         "names",
         nargs="*",
@@ -43,7 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="with --copy-to: replace a file of the same name in DIR that is not the shipped one "
         "(refused without it)",
     )
-    p.set_defaults(func=run, saved=_saved)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +110,6 @@ def _copy_chunks(src: typing.BinaryIO, out: typing.BinaryIO) -> None:
         out.write(chunk)
 
 
-def _saved(args: argparse.Namespace) -> str:
+def saved(args: argparse.Namespace) -> str:
     """What an interrupted ``--copy-to`` leaves: whole files only."""
     return "the file being copied was discarded; files copied before it are complete"
