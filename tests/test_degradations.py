@@ -314,7 +314,7 @@ def test_a_condition_is_the_recipe_its_name_spells() -> None:
     assert Condition.from_name("clean") == Condition()
     assert Condition.from_name("noise5-jpeg75") == Condition(noise_sigma=5.0, jpeg_quality=75)
     assert BENCHMARK_CONDITIONS["jpeg50"] == Condition(jpeg_quality=50)
-    for name in ("blur", "jpeg", "jpeg101", "noise-1", "noise5-", "Clean"):
+    for name in ("blur", "jpeg", "jpeg101", "jpeg0", "noise-1", "noise5-", "-jpeg75", "jpeg75-noise5", "noise²", "Clean"):
         with pytest.raises(ValueError, match=f"unknown condition '{name}'"):
             Condition.from_name(name)
 

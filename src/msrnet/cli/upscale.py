@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def saved(args: argparse.Namespace) -> str:
+    """What an interrupted upscale leaves: the outputs written before, none in part."""
     return "the output being written was discarded"
 
 

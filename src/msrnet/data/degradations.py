@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -494,15 +495,17 @@ class Condition:
         """
         if name == "clean":
             return cls()
-        sigma, quality = 0.0, None
-        for part in name.split("-"):
-            if part.startswith("noise") and part[5:].isdigit():
-                sigma = float(part[5:])
-            elif part.startswith("jpeg") and part[4:].isdigit() and 1 <= int(part[4:]) <= 100:
-                quality = int(part[4:])
-            else:
-                raise ValueError(f"unknown condition {name!r}; conditions: {', '.join(BENCHMARK_CONDITION_NAMES)}")
-        return cls(noise_sigma=sigma, jpeg_quality=quality)
+        # noise<sigma>, jpeg<quality> or noise<sigma>-jpeg<quality>: the order they are applied in.
+        parts = re.fullmatch(r"(?:noise(\d{1,3}))?(-)?(?:jpeg(\d{1,3}))?", name, re.ASCII)
+        if (
+            parts is None
+            or not (parts[1] or parts[3])
+            or bool(parts[2]) != bool(parts[1] and parts[3])
+            or (parts[3] is not None and not 1 <= int(parts[3]) <= 100)
+        ):
+            raise ValueError(f"unknown condition {name!r}; conditions: {', '.join(BENCHMARK_CONDITION_NAMES)}")
+        sigma, quality = parts[1], parts[3]
+        return cls(noise_sigma=float(sigma or 0), jpeg_quality=None if quality is None else int(quality))
 
     @staticmethod
     def check_seed(seed: int) -> None:
