@@ -173,7 +173,8 @@ SMALL = dict(stem_widths=(8, 8), num_blocks=3, level_chans=(8, 8, 8))
 
 def test_list_models() -> None:
     assert msrnet.list_models() == [
-        "msr_small_x2", "msr_small_x4", "msr_small_x8", "msr_x2", "msr_x4", "msr_x8"
+        "msr_medium_x2", "msr_medium_x4", "msr_medium_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8",
+        "msr_x2", "msr_x4", "msr_x8",
     ]
     assert msrnet.list_models("msr_x4") == ["msr_x4"]
     assert {"msr_x2.t291", "msr_x4.t291", "msr_x8.t291"} <= set(msrnet.list_models(pretrained=True))
