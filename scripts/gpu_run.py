@@ -385,7 +385,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
 
 def _score_key(row: dict[str, Any]) -> str:
     """A train_291.py result row's key in `msrnet.train.shipping.Verdict.scores`."""
-    return row["dataset"] + (f"/{row['degradation']}" if row.get("degradation") else "")
+    return row["dataset"] + (f"/{row['condition']}" if row.get("condition") else "")
 
 
 def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:

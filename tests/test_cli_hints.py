@@ -12,7 +12,7 @@ import torch
 
 import msrnet
 from msrnet._utils import OPTIONAL_MODULES, missing_extra
-from msrnet.cli import MODEL_NAMES, main
+from msrnet.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Import names whose distribution is called something else.
@@ -78,10 +78,6 @@ def test_spandrel_integration_without_spandrel_says_which_extra() -> None:
     )
 
 
-def test_model_names_are_the_registered_ones() -> None:
-    assert sorted(MODEL_NAMES) == sorted(msrnet.list_models())
-
-
 @pytest.mark.parametrize("command", ["upscale", "export"])
 def test_help_lists_the_models_and_their_tags(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
@@ -107,11 +103,11 @@ def test_a_slow_image_is_announced_before_the_wait(
     slow: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     use_tiny_models: Callable[..., None],
 ) -> None:
-    import msrnet.cli
+    import msrnet.cli.upscale
 
     use_tiny_models(stem_widths=(8, 8), num_blocks=2, se_ratio=0)
     # The threshold is in parameters x pixels, not seconds: no wall clock is involved.
-    monkeypatch.setitem(msrnet.cli.SLOW_WORK, "cpu", 0.0 if slow else 1e30)
+    monkeypatch.setitem(msrnet.cli.upscale.SLOW_WORK, "cpu", 0.0 if slow else 1e30)
     argv = ["upscale", "--demo", "--model", "msr_x2", "--no-pretrained", "--device", "cpu", "-o", str(tmp_path)]
     assert main(argv) == 0
     err = capsys.readouterr().err

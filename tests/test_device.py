@@ -15,6 +15,7 @@ from PIL import Image
 import msrnet
 import msrnet.device
 from msrnet import cli
+from msrnet.cli import upscale as upscale_cli
 from msrnet.inference import resolve_dtype
 from msrnet.train import TrainConfig, load_checkpoint, train
 from msrnet.train.trainer import amp_enabled
@@ -204,21 +205,21 @@ def test_compile_auto_pays_only_on_native_bf16_and_long_jobs(
 ) -> None:
     model = msrnet.create_model("msr_small_x4")
     n_params = sum(p.numel() for p in model.parameters())
-    side = int((cli.COMPILE_WORK / n_params / 4) ** 0.5) + 1  # four images of side^2 pay
+    side = int((upscale_cli.COMPILE_WORK / n_params / 4) ** 0.5) + 1  # four images of side^2 pay
     Image.new("RGB", (side, side)).save(tmp_path / "a.png")
     big = [tmp_path / "a.png"] * 4
     monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
-    assert cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
-    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, big[:3])
-    assert not cli._compile_pays(_args(), model, CPU, torch.float32, big)  # --dtype fp32 asked
-    assert cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.bfloat16, big[:1])
-    assert not cli._compile_pays(_args(compile="off"), model, CPU, torch.bfloat16, big)
+    assert upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big[:3])
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big)  # --dtype fp32 asked
+    assert upscale_cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.bfloat16, big[:1])
+    assert not upscale_cli._compile_pays(_args(compile="off"), model, CPU, torch.bfloat16, big)
     monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
-    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
-    assert cli._compile_pays(_args(compile="on"), model, CPU, torch.float32, big[:1])
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
+    assert upscale_cli._compile_pays(_args(compile="on"), model, CPU, torch.float32, big[:1])
     # An unreadable file counts for nothing here; it fails when it is upscaled.
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert not cli._compile_pays(_args(), model, CPU, torch.bfloat16, [tmp_path / "bad.png"])
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, [tmp_path / "bad.png"])
 
 
 def test_demo_names_the_dtype_and_why(

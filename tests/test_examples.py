@@ -168,7 +168,7 @@ def test_train_291_real_tag_starts_from_the_clean_weights_and_is_scored_degraded
     _run("train_291.py", [*real_args, "--output-dir", str(tmp_path / "real")], monkeypatch)
     rows = json.loads((tmp_path / "real" / "results.json").read_text())
     assert all(r["init"] == str(clean) and r["train_degradation"] == "web" for r in rows)
-    assert [r.get("degradation", "clean") for r in rows if r["dataset"] == "Set5"] == [
+    assert [r.get("condition", "clean") for r in rows if r["dataset"] == "Set5"] == [
         "clean", "jpeg75", "jpeg50", "noise10", "noise5-jpeg75"
     ]
     config = json.loads((tmp_path / "real" / "x2" / "config.json").read_text())

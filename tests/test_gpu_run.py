@@ -70,7 +70,7 @@ def test_rehearsal_runs_every_step_and_writes_what_comes_back(
     # Step f: x4 then x8, each from its t291 run, scored on every degraded condition too.
     real = steps["real"]
     assert [r["model"] for r in real] == ["msr_x4"] * 10 + ["msr_x8"] * 10
-    assert {r.get("degradation") for r in real} == {None, "jpeg75", "jpeg50", "noise10", "noise5-jpeg75"}
+    assert {r.get("condition") for r in real} == {None, "jpeg75", "jpeg50", "noise10", "noise5-jpeg75"}
     assert all(r["train_degradation"] == "web" and r["steps"] == 3 and r["beats_small"] for r in real)
     assert real[0]["init"].endswith("runs/x4/best.safetensors")
     assert real[10]["init"].endswith("runs/x8/best.safetensors")
@@ -311,13 +311,13 @@ def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_co
         (runs / "x4" / "best.safetensors").write_bytes(b"weights")
         keys = [(d, c) for d in shipping.SHIPPING_SETS for c in (None, *shipping.DEGRADED_CONDITIONS)]
         rows = [{"model": "msr_x4", "dataset": d, "psnr": 30.0, "ssim": 0.9, "steps": 3, "init": None}
-                | ({"degradation": c} if c else {}) for d, c in keys]  # fmt: skip
+                | ({"condition": c} if c else {}) for d, c in keys]  # fmt: skip
         (runs / "results.json").write_text(json.dumps(rows))
         return 0, ""
 
     def evaluate(weights: Path, folder: Path, scale: int, **kwargs: object) -> dict[str, float]:
         # The small file is better on one condition only when small_psnr is above 30.
-        worse = kwargs["degradation"] == "noise10" and folder.name == "Set14"
+        worse = kwargs["condition"] == "noise10" and folder.name == "Set14"
         return {"psnr": small_psnr if worse else 29.0, "ssim": 0.9}
 
     monkeypatch.setattr(run, "command", command)

@@ -15,19 +15,21 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from msrnet._lazy import attach
 
 __version__ = "0.1.0"
 
-# attribute -> the module that defines it (None: the attribute is that submodule).
+# attribute -> the submodule that defines it (None: the attribute is that submodule).
 _LAZY: dict[str, str | None] = {
-    "FeatureExtractor": "msrnet.models",
-    "PyramidResidualBlock": "msrnet.models",
-    "MultiScaleSRNet": "msrnet.models",
-    "create_model": "msrnet.models",
-    "list_models": "msrnet.models",
-    "upscale": "msrnet.inference",
-    "save_pretrained": "msrnet.hub",
+    "FeatureExtractor": "models",
+    "PyramidResidualBlock": "models",
+    "MultiScaleSRNet": "models",
+    "create_model": "models",
+    "list_models": "models",
+    "upscale": "inference",
+    "save_pretrained": "hub",
     "ops": None,
     "metrics": None,
     "data": None,
@@ -41,18 +43,7 @@ if TYPE_CHECKING:
     from .inference import upscale
     from .models import FeatureExtractor, MultiScaleSRNet, PyramidResidualBlock, create_model, list_models
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'msrnet' has no attribute {name!r}")
-    module = importlib.import_module(_LAZY[name] or f"msrnet.{name}")
-    value = module if _LAZY[name] is None else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = attach(__name__, _LAZY)
 
 
 class _RegisterWithTimm(importlib.abc.MetaPathFinder):

@@ -1,15 +1,46 @@
-"""The catalogue of the weights that ship inside msrnet: their names, folder and sha256.
+"""The names msrnet's command line shows before it imports torch, and the shipped weights' table.
 
-Each shipped file is ``msrnet/weights/<arch>.<tag>.safetensors``. This module is the one owner
-of the table and of what a name of a shipped file may look like; it imports neither torch nor
-anything else of msrnet, so that ``msrnet weights`` (listing, ``--copy-to``) answers at once.
+This module is the one owner of each list of names that ``msrnet --help`` and argument
+checks need: the registered models (`MODEL_NAMES`), the fixed benchmark conditions
+(`BENCHMARK_CONDITION_NAMES`, their seeds up to `MAX_SEED`), the per-pixel losses
+(`LOSS_NAMES`) and the degradation presets (`DEGRADATION_PRESETS`). The torch modules take
+their keys from here (`msrnet.models.msr` registers one entry point per model name,
+`msrnet.data.degradations` builds one `Condition` per condition name, ...), so no list is kept
+by hand in two places. It imports neither torch nor anything else of msrnet, so that
+``--help`` and ``msrnet weights`` answer at once.
+
+The weights that ship inside msrnet are ``msrnet/weights/<arch>.<tag>.safetensors``; this
+module owns their sha256 table and what a name of a shipped file may look like.
 `msrnet.models._pretrained` reads the files through it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["WEIGHTS_DIR", "PRETRAINED_SHA256", "shipped_tags", "resolve_names"]
+__all__ = [
+    "MODEL_NAMES", "BENCHMARK_CONDITION_NAMES", "MAX_SEED", "LOSS_NAMES", "DEGRADATION_PRESETS",
+    "WEIGHTS_DIR", "PRETRAINED_SHA256", "shipped_tags", "resolve_names",
+]
+
+# The registered models: msr_<variant>_x<scale>, one `@register_model` entry point each
+# (`msrnet.models.msr`, whose widths for each variant are there).
+MODEL_NAMES = (
+    "msr_x2", "msr_x4", "msr_x8", "msr_small_x2", "msr_small_x4", "msr_small_x8",
+    "msr_medium_x2", "msr_medium_x4", "msr_medium_x8",
+)
+# The fixed degradations of ``msrnet benchmark --condition`` and ``evaluate(condition=)``,
+# applied after the protocol's bicubic down-scaling. Each name is its recipe: ``noise<sigma>``
+# (Gaussian, 0-255 scale), then ``jpeg<quality>``, joined by '-'; ``clean`` is the protocol
+# itself (`msrnet.data.degradations.Condition.from_name` reads them).
+BENCHMARK_CONDITION_NAMES = ("clean", "jpeg90", "jpeg75", "jpeg50", "noise5", "noise10", "noise5-jpeg75")
+# Seeds of the conditions: up to 2**32 - 1, so that ``seed * 1_000_003 + crc32(name)`` fits the
+# generator's 64 bits for every image.
+MAX_SEED = 2**32 - 1
+# The per-pixel losses of a training config's loss spec (`msrnet.train.losses.LOSSES`).
+LOSS_NAMES = ("l1", "charbonnier", "mse", "dssim")
+# The degradation presets a training config may name instead of a .json file
+# (`msrnet.data.degradations.PRESETS`).
+DEGRADATION_PRESETS = ("bicubic", "web", "real")
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

@@ -102,7 +102,7 @@ def evaluate(
     pretrained: bool = False,
     arch: str | None = None,
     progress: bool = True,
-    degradation: str | None = None,
+    condition: str = "clean",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Score a super-resolution model on one benchmark set at one scale.
@@ -132,16 +132,16 @@ def evaluate(
         arch: the architecture of a weights file without ``arch`` metadata (see
             `~msrnet.models.build_model`).
         progress: show a progress bar on stderr.
-        degradation: a fixed condition applied to each LR image of a folder
-            (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`, e.g. ``"jpeg75"``); None for
-            the clean protocol.
+        condition: a fixed degradation applied to each LR image of a folder, by name
+            (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`, e.g. ``"jpeg75"``); ``"clean"``
+            (the default) is the protocol itself.
         seed: seed of the condition's noise.
 
     Returns:
         ``{"model": str, "dataset": str, "scale": int, "psnr": float,
         "ssim": float, "images": int, "skipped": [{"name": str, "reason": str}, ...]}``,
-        PSNR in dB and both averaged over the ``images`` scored, plus ``"degradation"`` when
-        one was applied.
+        PSNR in dB and both averaged over the ``images`` scored, plus ``"condition"`` and
+        ``"seed"`` when the condition is not ``"clean"``.
 
     Raises:
         ValueError: no image could be scored, or the output's size is not ``scale`` times
@@ -154,10 +154,10 @@ def evaluate(
     borrowed = preserved(fn) if isinstance(fn, nn.Module) else contextlib.nullcontext()
     if isinstance(dataset_dir, (str, Path)):
         dataset: Dataset[Sample] | Sequence[Sample] = BenchmarkDataset(
-            dataset_dir, scale, degradation=degradation, seed=seed
+            dataset_dir, scale, condition=condition, seed=seed
         )
-    elif degradation is not None:
-        raise ValueError("degradation applies to a folder of HR images, not to a ready dataset")
+    elif condition != "clean":
+        raise ValueError("condition applies to a folder of HR images, not to a ready dataset")
     else:
         dataset = dataset_dir
     dataset_name = getattr(dataset, "name", type(dataset).__name__)
@@ -251,8 +251,8 @@ def evaluate(
         "images": len(psnrs),
         "skipped": skipped,
     }
-    if degradation is not None:
-        result |= {"degradation": degradation, "seed": seed}
+    if condition != "clean":
+        result |= {"condition": condition, "seed": seed}
     return result
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msrnet._catalogue import DEGRADATION_PRESETS
 from msrnet._utils import read_json
 
 __all__ = [
@@ -431,42 +432,42 @@ def _check_modes(name: str, modes: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be a non-empty list of {', '.join(RESIZE_MODES)}, got {modes}")
 
 
-PRESETS: dict[str, DegradationConfig] = {
-    # The benchmark protocol: MATLAB bicubic down-scaling and nothing else.
-    "bicubic": DegradationConfig(),
-    # Images as the web serves them: mild noise (phone-camera grain) and JPEG at common
-    # qualities on the bicubic LR patch; a fifth of the samples stay clean.
-    "web": DegradationConfig(
-        stages=(
-            Stage(
-                noise=Noise(prob=0.5, gaussian_prob=1.0, sigma=(1.0, 12.0), gray_prob=0.2),
-                jpeg=JPEG(prob=0.8, quality=(35, 95)),
-            ),
+# The benchmark protocol: MATLAB bicubic down-scaling and nothing else.
+_BICUBIC = DegradationConfig()
+# Images as the web serves them: mild noise (phone-camera grain) and JPEG at common qualities on
+# the bicubic LR patch; a fifth of the samples stay clean.
+_WEB = DegradationConfig(
+    stages=(
+        Stage(
+            noise=Noise(prob=0.5, gaussian_prob=1.0, sigma=(1.0, 12.0), gray_prob=0.2),
+            jpeg=JPEG(prob=0.8, quality=(35, 95)),
         ),
-        clean_prob=0.2,
     ),
-    # After Real-ESRGAN's second-order pipeline (Wang et al., 2021): its ranges, but a few draws
-    # of our own (anisotropy, the resizes' direction and reference size, the second stage's
-    # chance, the final sinc width), listed in docs/real-photos.md#presets.
-    "real": DegradationConfig(
-        stages=(
-            Stage(
-                blur=Blur(),
-                resize=Resize(scale=(0.15, 1.5)),
-                noise=Noise(sigma=(1.0, 30.0), poisson_scale=(0.05, 3.0)),
-                jpeg=JPEG(quality=(30, 95)),
-            ),
-            Stage(
-                blur=Blur(prob=0.8, sigma=(0.2, 1.5)),
-                resize=Resize(scale=(0.3, 1.2)),
-                noise=Noise(sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)),
-                prob=0.8,
-            ),
+    clean_prob=0.2,
+)
+# After Real-ESRGAN's second-order pipeline (Wang et al., 2021): its ranges, but a few draws of
+# our own (anisotropy, the resizes' direction and reference size, the second stage's chance, the
+# final sinc width), listed in docs/real-photos.md#presets.
+_REAL = DegradationConfig(
+    stages=(
+        Stage(
+            blur=Blur(),
+            resize=Resize(scale=(0.15, 1.5)),
+            noise=Noise(sigma=(1.0, 30.0), poisson_scale=(0.05, 3.0)),
+            jpeg=JPEG(quality=(30, 95)),
         ),
-        bicubic_first=False,
-        final=Final(),
+        Stage(
+            blur=Blur(prob=0.8, sigma=(0.2, 1.5)),
+            resize=Resize(scale=(0.3, 1.2)),
+            noise=Noise(sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)),
+            prob=0.8,
+        ),
     ),
-}
+    bicubic_first=False,
+    final=Final(),
+)
+# One config per name of `msrnet._catalogue.DEGRADATION_PRESETS` (bicubic, web, real), in its order.
+PRESETS: dict[str, DegradationConfig] = dict(zip(DEGRADATION_PRESETS, (_BICUBIC, _WEB, _REAL), strict=True))
 
 
 

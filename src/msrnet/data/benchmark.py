@@ -54,7 +54,7 @@ class BenchmarkDataset(Dataset[Sample]):
 
     Each HR image is mod-cropped to a multiple of ``scale`` and its LR image is
     MATLAB's bicubic down-scaling of the uint8 image (:func:`bicubic_degrade`), then, with
-    ``degradation``, that LR image degraded by a fixed condition
+    a ``condition`` other than ``clean``, that LR image degraded by a fixed condition
     (`~msrnet.data.degradations.BENCHMARK_CONDITIONS`: JPEG, Gaussian noise) seeded by
     ``seed`` and the file's name, so the LR bytes are the same on every run and machine.
 
@@ -68,8 +68,8 @@ class BenchmarkDataset(Dataset[Sample]):
         scale: integer super-resolution factor.
         channels: passed to :func:`~msrnet.data.io.read_image`; ``None`` keeps each
             file's own channel count.
-        degradation: a condition name (``"jpeg75"``, ``"noise10"``, ...) or a `Condition`;
-            None for the clean protocol.
+        condition: a condition name (``"clean"``, the protocol, the default; ``"jpeg75"``,
+            ``"noise10"``, ...) or a `Condition`.
         seed: seed of the condition's noise.
     """
 
@@ -78,19 +78,17 @@ class BenchmarkDataset(Dataset[Sample]):
         root: str | Path,
         scale: int,
         channels: int | None = 3,
-        degradation: str | Condition | None = None,
+        condition: str | Condition = "clean",
         seed: int = 0,
     ) -> None:
         if scale < 1:
             raise ValueError(f"scale must be a positive integer, got {scale}")
-        if isinstance(degradation, str):
-            if degradation not in BENCHMARK_CONDITIONS:
-                raise ValueError(
-                    f"unknown degradation {degradation!r}; conditions: {', '.join(BENCHMARK_CONDITIONS)}"
-                )
-            degradation = BENCHMARK_CONDITIONS[degradation]
+        if isinstance(condition, str):
+            if condition not in BENCHMARK_CONDITIONS:
+                raise ValueError(f"unknown condition {condition!r}; conditions: {', '.join(BENCHMARK_CONDITIONS)}")
+            condition = BENCHMARK_CONDITIONS[condition]
         Condition.check_seed(seed)  # here, not per image: a bad seed would fail every image alike
-        self.degradation, self.seed = degradation, seed
+        self.condition, self.seed = condition, seed
         self.root = Path(root)
         self.name = self.root.name
         self.scale = scale
@@ -112,9 +110,9 @@ class BenchmarkDataset(Dataset[Sample]):
             # Not an IndexError: DataLoader and the sequence protocol read that as the end.
             raise ValueError(f"{path.name}: smaller than the scale x{self.scale}")
         lr = bicubic_degrade(hr, self.scale)
-        if self.degradation is not None:
+        if self.condition != Condition():  # clean changes nothing: no round trip through tensors
             chw = torch.from_numpy(lr.transpose(2, 0, 1).copy())
-            lr = self.degradation.apply(chw, self.seed, path.name).permute(1, 2, 0).numpy()
+            lr = self.condition.apply(chw, self.seed, path.name).permute(1, 2, 0).numpy()
         return {"lr": uint8_to_tensor(lr), "hr": uint8_to_tensor(hr), "name": path.stem}
 
 

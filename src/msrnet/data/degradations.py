@@ -20,7 +20,7 @@ Random parameters are drawn from one ``torch.Generator`` on the CPU (the same st
 device, so a resumed run repeats exactly); noise is drawn there too and moved to the batch's
 device, which for LR patches is a few hundred kilobytes a step.
 
-`BENCHMARK_CONDITIONS` are the fixed degradations of ``msrnet benchmark --degradation``: applied
+`BENCHMARK_CONDITIONS` are the fixed degradations of ``msrnet benchmark --condition``: applied
 to the protocol's bicubic LR image with a seed per image, so the same seed gives the same LR
 bytes on any machine and in any order.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor
 
+from msrnet._catalogue import BENCHMARK_CONDITION_NAMES, MAX_SEED
 from msrnet.ops.imresize import imresize
 
 # The configs, their limits and `load_degradation` live in a torch-free module; they are part
@@ -470,11 +472,6 @@ def degrade(
 # Fixed degradations for benchmarks.
 
 
-# Seeds of the conditions: up to 2**32 - 1, so that ``seed * 1_000_003 + crc32(name)`` fits the
-# generator's 64 bits for every image.
-MAX_SEED = 2**32 - 1
-
-
 @dataclass(frozen=True)
 class Condition:
     """A fixed degradation of a benchmark's bicubic LR image: Gaussian noise, then JPEG.
@@ -488,6 +485,27 @@ class Condition:
 
     noise_sigma: float = 0.0
     jpeg_quality: int | None = None
+
+    @classmethod
+    def from_name(cls, name: str) -> Condition:
+        """The condition a name spells: ``"clean"``, ``"jpeg75"``, ``"noise5"``, ``"noise5-jpeg75"``.
+
+        Raises:
+            ValueError: a name that is not ``clean`` or ``noise<sigma>``/``jpeg<quality>`` parts.
+        """
+        if name == "clean":
+            return cls()
+        # noise<sigma>, jpeg<quality> or noise<sigma>-jpeg<quality>: the order they are applied in.
+        parts = re.fullmatch(r"(?:noise(\d{1,3}))?(-)?(?:jpeg(\d{1,3}))?", name, re.ASCII)
+        if (
+            parts is None
+            or not (parts[1] or parts[3])
+            or bool(parts[2]) != bool(parts[1] and parts[3])
+            or (parts[3] is not None and not 1 <= int(parts[3]) <= 100)
+        ):
+            raise ValueError(f"unknown condition {name!r}; conditions: {', '.join(BENCHMARK_CONDITION_NAMES)}")
+        sigma, quality = parts[1], parts[3]
+        return cls(noise_sigma=float(sigma or 0), jpeg_quality=None if quality is None else int(quality))
 
     @staticmethod
     def check_seed(seed: int) -> None:
@@ -511,13 +529,7 @@ class Condition:
         return torch.floor(x[0] * 255.0 + 0.5).to(torch.uint8)
 
 
-# The conditions of `msrnet benchmark --degradation`, applied after the protocol's bicubic
-# down-scaling.
-BENCHMARK_CONDITIONS: dict[str, Condition] = {
-    "jpeg90": Condition(jpeg_quality=90),
-    "jpeg75": Condition(jpeg_quality=75),
-    "jpeg50": Condition(jpeg_quality=50),
-    "noise5": Condition(noise_sigma=5.0),
-    "noise10": Condition(noise_sigma=10.0),
-    "noise5-jpeg75": Condition(noise_sigma=5.0, jpeg_quality=75),
-}
+# The conditions of `msrnet benchmark --condition`, applied after the protocol's bicubic
+# down-scaling: one per name of `msrnet._catalogue.BENCHMARK_CONDITION_NAMES` (``clean``, the
+# protocol itself, is the condition that changes nothing).
+BENCHMARK_CONDITIONS: dict[str, Condition] = {name: Condition.from_name(name) for name in BENCHMARK_CONDITION_NAMES}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from msrnet._catalogue import MODEL_NAMES
 from msrnet._utils import parse_json
 
 from ._pretrained import WEIGHTS_DIR, pretrained_file, read_pretrained
@@ -673,55 +674,30 @@ def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: An
     return model
 
 
-@register_model
-def msr_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """x2 model: 12 blocks at one 2x level."""
-    return _create_msr("msr_x2", 2, pretrained, **kwargs)
+# The structure of each variant: its widths at a scale (msr: the network's defaults), and the
+# sentence its entry points' docstrings open with.
+_VARIANTS: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
+    "msr": (lambda scale: {}, "full size (blocks per level: `default_blocks_per_level`)"),
+    "msr_small": (_small_widths, "the msr structure with a narrow stem and levels"),
+    "msr_medium": (_medium_widths, "the msr structure at four times msr_small's cost"),
+}
 
 
-@register_model
-def msr_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """x4 model: 8 blocks at 2x, 4 at 4x."""
-    return _create_msr("msr_x4", 4, pretrained, **kwargs)
+def _entry_point(name: str) -> Callable[..., MultiScaleSRNet]:
+    """The ``@register_model`` function of a name of `MODEL_NAMES`: ``msr_small_x4`` is
+    msr_small's widths at x4. timm registers a function by its ``__name__``."""
+    variant, scale = name.rsplit("_x", 1)
+    widths, about = _VARIANTS[variant]
+
+    def create(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
+        return _create_msr(name, int(scale), pretrained, **{**widths(int(scale)), **kwargs})
+
+    create.__name__ = create.__qualname__ = name
+    create.__doc__ = f"x{scale} model, {about}; ``kwargs`` override `MultiScaleSRNet`'s arguments."
+    return create
 
 
-@register_model
-def msr_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """x8 model: 6 blocks at 2x, 4 at 4x, 2 at 8x."""
-    return _create_msr("msr_x8", 8, pretrained, **kwargs)
-
-
-@register_model
-def msr_small_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Small x2 model: msr_x2's structure with a narrow stem and level."""
-    return _create_msr("msr_small_x2", 2, pretrained, **{**_small_widths(2), **kwargs})
-
-
-@register_model
-def msr_small_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Small x4 model: msr_x4's structure with a narrow stem and levels."""
-    return _create_msr("msr_small_x4", 4, pretrained, **{**_small_widths(4), **kwargs})
-
-
-@register_model
-def msr_small_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Small x8 model: msr_x8's structure with a narrow stem and levels."""
-    return _create_msr("msr_small_x8", 8, pretrained, **{**_small_widths(8), **kwargs})
-
-
-@register_model
-def msr_medium_x2(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Medium x2 model: msr_x2's structure at four times msr_small_x2's cost."""
-    return _create_msr("msr_medium_x2", 2, pretrained, **{**_medium_widths(2), **kwargs})
-
-
-@register_model
-def msr_medium_x4(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Medium x4 model: msr_x4's structure at four times msr_small_x4's cost."""
-    return _create_msr("msr_medium_x4", 4, pretrained, **{**_medium_widths(4), **kwargs})
-
-
-@register_model
-def msr_medium_x8(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    """Medium x8 model: msr_x8's structure at four times msr_small_x8's cost."""
-    return _create_msr("msr_medium_x8", 8, pretrained, **{**_medium_widths(8), **kwargs})
+# One entry point per registered name (`msrnet._catalogue.MODEL_NAMES`, torch-free, so that
+# ``msrnet --help`` lists them at once): msrnet.models.msr.msr_x4 is timm.create_model's "msr_x4".
+for _name in MODEL_NAMES:
+    globals()[_name] = register_model(_entry_point(_name))

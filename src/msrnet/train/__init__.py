@@ -14,10 +14,11 @@ The names below load on first use (PEP 562), so reading `TrainConfig` does not i
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
+from msrnet._lazy import attach
+
+_LAZY: dict[str, str | None] = {
     "TrainConfig": "config",
     "RESUMABLE_FIELDS": "config",
     "TrainState": "trainer",
@@ -40,14 +41,4 @@ if TYPE_CHECKING:
     from .losses import LOSSES, pyramid_loss
     from .trainer import RunContext, TrainState, train, train_step, validate
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'msrnet.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"msrnet.train.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = attach(__name__, _LAZY)

@@ -11,11 +11,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from msrnet._catalogue import DEGRADATION_PRESETS, LOSS_NAMES
+
 __all__ = [
     "TrainConfig",
     "RESUMABLE_FIELDS",
-    "LOSS_NAMES",
-    "DEGRADATION_PRESETS",
     "COMPILE_MODES",
     "config_changes",
     "config_diff",
@@ -26,13 +26,9 @@ __all__ = [
     "parse_loss",
 ]
 
-# The per-pixel losses of `msrnet.train.losses.LOSSES`, named here so that a config's loss spec
-# is checked without importing torch.
-LOSS_NAMES = ("l1", "charbonnier", "mse", "dssim")
-# The presets of `msrnet.data.degradations.PRESETS`, named here for the same reason: a config
-# names one of them or a .json file, and whether that file holds a valid pipeline is left to
-# `msrnet.train.train`, which has torch.
-DEGRADATION_PRESETS = ("bicubic", "web", "real")
+# A config names a degradation preset or a .json file; whether that file holds a valid pipeline
+# is left to `msrnet.train.train`, which has torch. The names of the losses and presets are the
+# torch-free catalogue's, so that a config is checked without importing torch.
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:

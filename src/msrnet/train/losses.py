@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from msrnet._catalogue import LOSS_NAMES
 from msrnet.metrics import ssim_per_plane
 from msrnet.ops.imresize import imresize
 
@@ -30,14 +31,12 @@ def _dssim(pred: Tensor, target: Tensor) -> Tensor:
     return (1 - ssim_per_plane(planes[0], planes[1], data_range=1.0).mean()) / 2
 
 
-# Keyed by `LOSS_NAMES`, the names a config's loss spec is checked against.
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "l1": F.l1_loss,
-    "charbonnier": _charbonnier,
-    # The error PSNR measures, to fine-tune toward the metric itself.
-    "mse": F.mse_loss,
-    "dssim": _dssim,
-}
+# One function per name of `msrnet._catalogue.LOSS_NAMES` (l1, charbonnier, mse, dssim), in its
+# order: the names a config's loss spec is checked against without torch. mse is the error PSNR
+# measures, to fine-tune toward the metric itself.
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = dict(
+    zip(LOSS_NAMES, (F.l1_loss, _charbonnier, F.mse_loss, _dssim), strict=True)
+)
 
 
 def pyramid_loss(

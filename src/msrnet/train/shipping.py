@@ -127,7 +127,7 @@ def _scores(
     """`evaluate` rows of ``weights`` on every shipping set and condition, keyed as `Verdict`'s."""
     return {
         name if condition is None else f"{name}/{condition}": evaluate(
-            weights, data_dir / name, scale, device=device, progress=False, degradation=condition
+            weights, data_dir / name, scale, device=device, progress=False, condition=condition or "clean"
         )
         for name in SHIPPING_SETS
         for condition in conditions
