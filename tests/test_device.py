@@ -200,7 +200,7 @@ def _args(**overrides: object) -> argparse.Namespace:
     return argparse.Namespace(**{"compile": "auto", "self_ensemble": False, **overrides})
 
 
-def test_compile_auto_pays_only_on_native_bf16_and_long_jobs(
+def test_compile_auto_pays_only_on_a_cpu_that_compiles_and_long_jobs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     model = msrnet.create_model("msr_small_x4")
@@ -208,18 +208,20 @@ def test_compile_auto_pays_only_on_native_bf16_and_long_jobs(
     side = int((upscale_cli.COMPILE_WORK / n_params / 4) ** 0.5) + 1  # four images of side^2 pay
     Image.new("RGB", (side, side)).save(tmp_path / "a.png")
     big = [tmp_path / "a.png"] * 4
-    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
-    assert upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
-    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big[:3])
-    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big)  # --dtype fp32 asked
-    assert upscale_cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.bfloat16, big[:1])
-    assert not upscale_cli._compile_pays(_args(compile="off"), model, CPU, torch.bfloat16, big)
-    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
-    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, big)
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
+    for dtype in (torch.bfloat16, torch.float32):
+        assert upscale_cli._compile_pays(_args(), model, CPU, dtype, big)
+        assert not upscale_cli._compile_pays(_args(), model, CPU, dtype, big[:3])
+    assert upscale_cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.float32, big[:1])
+    assert not upscale_cli._compile_pays(_args(compile="off"), model, CPU, torch.float32, big)
+    assert not upscale_cli._compile_pays(_args(), model, torch.device("cuda"), torch.bfloat16, big)
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: False)  # no C++ compiler
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big)
     assert upscale_cli._compile_pays(_args(compile="on"), model, CPU, torch.float32, big[:1])
     # An unreadable file counts for nothing here; it fails when it is upscaled.
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.bfloat16, [tmp_path / "bad.png"])
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, [tmp_path / "bad.png"] * 8)
 
 
 def test_demo_names_the_dtype_and_why(

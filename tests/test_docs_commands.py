@@ -54,7 +54,7 @@ RUN = {
     "msrnet weights",
     "msrnet weights --copy-to $COMFY/models/upscale_models",
     "msrnet upscale --demo",
-    "python -c import msrnet; print(msrnet.list_models())",
+    "python -c import msrnet; print(msrnet.list_models('*x4'))",
     "msrnet benchmark --model bicubic --dataset $DATA/Set5 --scale 4",
     "msrnet benchmark --model bicubic --dataset $DATA/Set5 --dataset $DATA/Set14 --scale 2 --scale 4 --scale 8",
 }

@@ -26,10 +26,11 @@ __all__ = ["SLOW_WORK", "COMPILE_WORK", "HELP", "DESCRIPTION", "add_arguments", 
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
 # (docs/inference.md#the-first-call), a hundred times more on a GPU.
 SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
-# `--compile auto` compiles a job of at least this much work (same units) on a CPU with native
-# bf16, where the compiled network runs about twice as fast as the eager one and inductor's
-# one-time compile (tens of seconds) is then paid back (docs/inference.md#speed). Where bf16 is
-# emulated (AVX2) compiling gained 1.1x and auto leaves it off.
+# `--compile auto` compiles a job of at least this much work (same units: sixteen 480x320 images
+# for msr_small_x4) on a CPU that can compile. Measured on an AVX2 EPYC (one thread, loaded
+# machine): a compiled 480x320 image took 0.58 of an eager one, and the first call's compile
+# about 4.7 eager images, so the compile was won back after about 11 images; on a CPU with
+# native bf16 the compiled network ran about twice as fast again (docs/inference.md#speed).
 COMPILE_WORK = 1e12
 
 
@@ -82,8 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compile",
         choices=("auto", "on", "off"),
         default="auto",
-        help="torch.compile the network once for the whole job; auto: on a CPU with native bf16 "
-        "for jobs large enough to pay the one-time compile back",
+        help="torch.compile the network once for the whole job; auto: on a CPU, for jobs large "
+        "enough to win the one-time compile back",
     )
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument(
@@ -251,15 +252,14 @@ def _what_runs(run: UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
 def _compile_pays(
     args: argparse.Namespace, model: nn.Module, device: torch.device, dtype: torch.dtype, sources: list[Path]
 ) -> bool:
-    """Whether ``--compile`` (``auto``: a CPU with native bf16 and a job of `COMPILE_WORK`) compiles."""
+    """Whether ``--compile`` (``auto``: a CPU that can compile and a job of `COMPILE_WORK`) compiles."""
     if args.compile != "auto":
         return bool(args.compile == "on")
-    import torch
     from PIL import Image
 
-    from msrnet.device import cpu_has_native_bf16
+    from msrnet import device as hardware
 
-    if device.type != "cpu" or dtype != torch.bfloat16 or not cpu_has_native_bf16():
+    if device.type != "cpu" or not hardware.cpu_can_compile():
         return False
     pixels = 0
     for src in sources:
