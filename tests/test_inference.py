@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from msrnet import MultiScaleSRNet, inference
 from msrnet.inference import _tile_starts, auto_tile_size, resolve_dtype, upscale
+from msrnet.models import TensorBytes
 
 
 class Nearest(nn.Module):
@@ -136,7 +137,7 @@ def test_meta_probe_counts_what_the_real_forward_allocates(ensemble: bool) -> No
     real = []
     for size in (16, 32):
         probe = torch.rand(1, 3, size, size)
-        with torch.inference_mode(), inference._LiveBytes() as mode:
+        with torch.inference_mode(), TensorBytes() as mode:
             runner(probe)
         real.append(mode.peak)
     assert meta == real
