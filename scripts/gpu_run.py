@@ -187,7 +187,7 @@ def check(run: Run, device: str) -> None:
         "cuda": torch.version.cuda,
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
     }
-    for package in ("timm", "einops", "safetensors", "PIL", "spandrel"):
+    for package in ("timm", "safetensors", "PIL", "spandrel"):
         try:
             env[package] = __import__(package).__version__
         except ImportError:

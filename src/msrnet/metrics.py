@@ -21,7 +21,6 @@ from typing import TypeVar, overload
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor
 
 __all__ = ["psnr", "rgb_to_y", "ssim", "ssim_per_plane"]
@@ -174,11 +173,11 @@ def ssim_per_plane(x: Tensor, y: Tensor, data_range: float = 255.0) -> Tensor:
     """
     c1, c2 = (_SSIM_K1 * data_range) ** 2, (_SSIM_K2 * data_range) ** 2
     g = _gaussian_1d(x.device, x.dtype)
-    # The five local statistics are filtered as planes of one batch ('valid' region).
+    # The five local statistics (N, 5, H, W) are filtered as the planes (N*5, 1, H, W) of one
+    # batch ('valid' region), then split back into five (N, H', W') maps.
     moments = torch.cat((x, y, x * x, y * y, x * y), dim=1)
-    planes = rearrange(moments, "n k h w -> (n k) 1 h w")
-    stats = F.conv2d(F.conv2d(planes, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
-    mu_x, mu_y, xx, yy, xy = rearrange(stats, "(n k) 1 h w -> k n h w", k=5)
+    stats = F.conv2d(F.conv2d(moments.flatten(0, 1).unsqueeze(1), g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+    mu_x, mu_y, xx, yy, xy = stats.unflatten(0, (-1, 5)).squeeze(2).unbind(1)
     var_x = xx - mu_x * mu_x
     var_y = yy - mu_y * mu_y
     cov = xy - mu_x * mu_y
@@ -209,7 +208,8 @@ def ssim(sr: ImageT, hr: ImageT, crop_border: int, y_channel: bool = True) -> fl
             f"SSIM needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping, "
             f"got {tuple(pair.shape[-2:])}"
         )
-    sr_planes, hr_planes = rearrange(pair, "pair b c h w -> pair (b c) 1 h w")
+    # (2, B, C, H, W) -> the B*C planes (B*C, 1, H, W) of each side; their SSIMs (B*C,) -> (B, C).
+    sr_planes, hr_planes = pair.flatten(1, 2).unsqueeze(2)
     per_plane = ssim_per_plane(sr_planes, hr_planes)
-    values = rearrange(per_plane, "(b c) -> b c", b=pair.shape[1]).mean(dim=1)
+    values = per_plane.unflatten(0, (pair.shape[1], -1)).mean(dim=1)
     return _finish(values, single, isinstance(sr, np.ndarray))

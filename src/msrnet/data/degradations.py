@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
 from torch import Tensor
 
 from msrnet.ops.imresize import imresize
+from msrnet.ops.quantize import quantize
 
 # The configs, their limits and `load_degradation` live in a torch-free module; they are part
 # of this module's API.
@@ -110,7 +110,7 @@ def bicubic_downscale(hr: Tensor, size: int | tuple[int, int]) -> Tensor:
     out = hr.to(torch.float64)
     for axis_size in ((height, out.shape[-1]), (height, width)):
         if tuple(out.shape[-2:]) != axis_size:
-            out = imresize(out, size=axis_size).clamp_(0.0, 255.0).add_(0.5).floor_()
+            out = quantize(imresize(out, size=axis_size), scaled=True, inplace=True)
     return out.to(torch.uint8)
 
 
@@ -207,10 +207,12 @@ def blur(x: Tensor, kernels: Tensor) -> Tensor:
     k = kernels.shape[-1]
     pad = k // 2
     mode = "reflect" if pad < min(h, w) else "replicate"
-    # Every channel of every sample is a group of one depthwise convolution.
-    padded = F.pad(rearrange(x, "b c h w -> 1 (b c) h w"), (pad, pad, pad, pad), mode=mode)
-    weight = repeat(kernels.to(x), "b kh kw -> (b c) 1 kh kw", c=c)
-    return rearrange(F.conv2d(padded, weight, groups=b * c), "1 (b c) h w -> b c h w", b=b)
+    # Every channel of every sample is a group of one depthwise convolution: the image as
+    # (1, B*C, H, W), sample-major, and each sample's kernel repeated for its C channels as
+    # the (B*C, 1, k, k) weight.
+    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
+    weight = kernels.to(x).repeat_interleave(c, dim=0).unsqueeze(1)
+    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ def jpeg_compress(x: Tensor, quality: Tensor | Sequence[int]) -> Tensor:
         raise ValueError(f"JPEG qualities must be in [1, 100], got {qualities}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"JPEG holds 1 or 3 channels, got {x.shape[1]}")
-    levels = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    levels = quantize(x).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     decoded = []
     for image, q in zip(levels, qualities):
         buffer = io.BytesIO()
@@ -451,7 +453,7 @@ def degrade(
     check_degradation_memory(config, b, c, (height, width), scale, hr.element_size())
     lr_size = (height // scale, width // scale)
     if clean_lr is None:
-        levels = torch.floor(hr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+        levels = quantize(hr).to(torch.uint8)
         clean_lr = bicubic_downscale(levels, lr_size).to(hr.dtype) / 255.0
     if not config.stages and config.bicubic_first:
         return clean_lr
@@ -461,7 +463,7 @@ def degrade(
             x = _run_stage(x, stage, lr_size, generator)
     if not config.bicubic_first:
         x = _finish(x, config.final, lr_size, generator)
-    x = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0  # LR images are 8-bit files
+    x = quantize(x) / 255.0  # LR images are 8-bit files
     clean = _chance(b, config.clean_prob, generator).to(x.device).view(-1, 1, 1, 1)
     return torch.where(clean, clean_lr, x)
 
@@ -505,10 +507,10 @@ class Condition:
             # float64 noise on the CPU: the scalar sampler, the same bits on every CPU.
             g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode("utf-8")))
             x = add_gaussian_noise(x, torch.tensor([self.noise_sigma / 255.0]), generator=g)
-            x = torch.floor(x * 255.0 + 0.5) / 255.0
+            x = quantize(x) / 255.0
         if self.jpeg_quality is not None:
             x = jpeg_compress(x, [self.jpeg_quality])
-        return torch.floor(x[0] * 255.0 + 0.5).to(torch.uint8)
+        return quantize(x[0]).to(torch.uint8)
 
 
 # The conditions of `msrnet benchmark --degradation`, applied after the protocol's bicubic
