@@ -37,7 +37,7 @@ e. inference time of a 1280x720 output at x4, fp32 and bf16 (the weights cast on
    latency over its bf16 latency, and ``achieved_tflops`` its rate per multiply-add.
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and, for each model
-whose weights are new or beat the packaged ones (`msrnet.train.shipping`'s rules),
+whose weights are new or beat the packaged ones (``scripts/shipping.py``'s rules),
 ``<arch>.t291.safetensors`` or ``<arch>.real.safetensors``, while the 8 files a device call
 brings back allow (`MAX_OUT_FILES`; the small variants' files leave places for step f's, and
 the log names what did not fit). Copy those into
@@ -73,7 +73,7 @@ from typing import Any
 
 import torch
 
-from msrnet.train.shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
+from shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
@@ -371,7 +371,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
             continue
         rows += new
         weights = runs / f"x{scale}" / "best.safetensors"
-        # train_291.py judged the weights (`msrnet.train.shipping.compare_with_shipped`).
+        # train_291.py judged the weights (`shipping.compare_with_shipped`).
         if all(r.get("replace", True) for r in new):
             args.fresh_t291[arch] = str(weights)
             # Step f's full-size .real files, still to come, outrank the small .t291 ones: they
@@ -384,7 +384,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
 
 
 def _score_key(row: dict[str, Any]) -> str:
-    """A train_291.py result row's key in `msrnet.train.shipping.Verdict.scores`."""
+    """A train_291.py result row's key in `shipping.Verdict.scores`."""
     return row["dataset"] + (f"/{row['degradation']}" if row.get("degradation") else "")
 
 
@@ -392,7 +392,7 @@ def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> No
     """f. msr_x4.real, then msr_x2.real and msr_x8.real: each fine-tuned from its .t291 weights
     on ``--real-degradation`` LR patches, scored on the degraded conditions, and copied into
     --out only if it beats both the shipped file of its own and the small variant's
-    (`msrnet.train.shipping.compare_with_small`)."""
+    (`shipping.compare_with_small`)."""
     train_291 = _load(ROOT / "examples" / "train_291.py")
     queue = _real_queue(args)
     overhead = getattr(args, "overhead", SCALE_OVERHEAD_S[args.kind])
