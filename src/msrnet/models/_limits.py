@@ -190,7 +190,7 @@ def check_buildable(
 
     Raises:
         ModelSizeError: over a limit; the message names it and the variable that raises it.
-        Whatever ``build`` and ``verify`` raise.
+        Exception: whatever ``build`` and ``verify`` raise for a description they refuse.
     """
     limits = model_limits()
     model = bounded_build(build)
