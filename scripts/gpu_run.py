@@ -142,7 +142,7 @@ class Run:
         tmp.write_text(json.dumps(self.results, indent=2) + "\n")
         os.replace(tmp, self.out / "results.json")
 
-    def command(self, argv: list[str], timeout: float, poll: Any = None) -> tuple[int | None, str]:
+    def command(self, argv: list[str], timeout: float) -> tuple[int | None, str]:
         """Run ``argv`` with ``timeout`` seconds, logging its output; (exit code or None, stdout)."""
         self.log("$ " + " ".join(argv))
         path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
@@ -154,8 +154,6 @@ class Run:
             stop = time.monotonic() + max(1.0, timeout)
             while proc.poll() is None and time.monotonic() < stop:
                 time.sleep(1.0)
-                if poll is not None:
-                    poll()
             code = proc.poll()
             if code is None:
                 proc.kill()
