@@ -8,7 +8,6 @@ field, a list for a tuple), nothing is parsed from a string, and ``bool`` is not
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 import types
@@ -26,11 +25,15 @@ _NAMES: dict[Any, tuple[str, str]] = {
 }
 
 
-@functools.cache
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def type_hints(cls: type[Any]) -> dict[str, Any]:
     """The resolved field annotations of ``cls`` (they are strings under
     ``from __future__ import annotations``), resolved once per class."""
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _optional(hint: Any) -> tuple[Any, bool]:

@@ -605,7 +605,7 @@ def _create_msr(
 
     def build() -> MultiScaleSRNet:
         args = {**(widths or {}), **kwargs}
-        return cast(MultiScaleSRNet, build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **args))
+        return build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **args)
 
     if not set(kwargs) - _TIMM_ARGS:
         model = build()
