@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,8 @@ settings.register_profile("ci", parent=settings.get_profile("msrnet"), derandomi
 settings.load_profile("ci" if os.environ.get("CI") else "msrnet")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# torch's intra-op threads when the session started, restored for every test.
+_THREADS = torch.get_num_threads()
 # The standard sets live beside the repository (../shared/data), never inside it.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -55,8 +57,13 @@ def use_tiny_models(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads() -> None:
+def _seed_and_threads() -> Iterator[None]:
+    """Every test starts from torch seed 0 and with the intra-op thread count the session
+    started with (``OMP_NUM_THREADS`` or torch's default), whatever a test before it set."""
     torch.manual_seed(0)
+    torch.set_num_threads(_THREADS)
+    yield
+    torch.set_num_threads(_THREADS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
