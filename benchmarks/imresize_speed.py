@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from msrnet.ops import imresize
+from msrnet.ops import imresize, quantize
 from msrnet.ops.imresize import _weight_blocks
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     f64 = f32.double()
 
     def float_levels(t: torch.Tensor) -> np.ndarray:
-        return torch.floor(t.clamp(0, 1) * 255 + 0.5)[0].permute(1, 2, 0).numpy()
+        return quantize(t)[0].permute(1, 2, 0).numpy()
 
     rows: list[tuple[str, Callable[[], Any], Callable[[Any], np.ndarray]]] = [
         ("msrnet.imresize float32", lambda: imresize(f32, 1 / s), float_levels),

@@ -27,6 +27,7 @@ from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.io import list_images, read_image
 from msrnet.metrics import psnr
 from msrnet.models import create_model
+from msrnet.ops import quantize
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -48,7 +49,7 @@ def main() -> None:
     results = []
     for name in args.models:
         model = create_model(name, pretrained=True).eval().to(args.device)
-        reference = [torch.floor(model(x.to(args.device)).clamp(0, 1).cpu() * 255 + 0.5) for x in inputs]
+        reference = [quantize(model(x.to(args.device)).cpu()) for x in inputs]
         row: dict[str, object] = {"model": name, "images": len(inputs)}
         for dtype_name, dtype in DTYPES.items():
             model.to(dtype)
@@ -56,7 +57,7 @@ def main() -> None:
             for x, ref in zip(inputs, reference):
                 y = model(x.to(args.device, dtype)).float().cpu()
                 finite &= bool(torch.isfinite(y).all())
-                levels = torch.floor(y.clamp(0, 1) * 255 + 0.5)
+                levels = quantize(y)
                 diffs.append(int((levels - ref).abs().max()))
                 scores.append(float(psnr(levels / 255, ref / 255, 0)))
             row[dtype_name] = {"finite": finite, "max_uint8_diff": max(diffs),

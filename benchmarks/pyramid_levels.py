@@ -28,6 +28,7 @@ from msrnet.data.benchmark import bicubic_degrade, mod_crop
 from msrnet.data.io import list_images, read_image
 from msrnet.metrics import psnr
 from msrnet.models import create_model
+from msrnet.ops import quantize
 
 
 def _tensor(img: np.ndarray) -> torch.Tensor:
@@ -35,7 +36,7 @@ def _tensor(img: np.ndarray) -> torch.Tensor:
 
 
 def _uint8(y: torch.Tensor) -> np.ndarray:
-    return torch.floor(y[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return quantize(y[0]).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from PIL import Image
 from msrnet.inference import upscale
 from msrnet.metrics import psnr
 from msrnet.models import build_model
+from msrnet.ops import quantize
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
         lr = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255
 
     def to_uint8(x: torch.Tensor) -> np.ndarray:
-        return torch.floor(x * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        return quantize(x).to(torch.uint8).permute(1, 2, 0).numpy()
 
     start = time.perf_counter()
     reference = upscale(model, lr)

@@ -9,7 +9,7 @@ with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
 ``src/msrnet/_catalogue.py``. Where a scale starts and when its weights replace the
-shipped file are the rules of `msrnet.train.shipping`, which ``scripts/gpu_run.py`` follows too.
+shipped file are the rules of ``scripts/shipping.py``, which ``scripts/gpu_run.py`` follows too.
 
 Length: ``--max-steps`` per scale, or ``--time-budget S`` seconds of training split over the
 scales 30% / 35% / 35% (x2 / x4 / x8, renormalised over the scales chosen). x2 learns the trunk
@@ -59,9 +59,14 @@ import torch
 from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
 from msrnet.train.config import COMPILE_MODES, float_list
-from msrnet.train.shipping import compare_with_shipped, ship, warm_start
 
-PACKAGE_WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "msrnet" / "weights"
+ROOT = Path(__file__).resolve().parents[1]
+# The shipping rules are release tooling beside scripts/gpu_run.py, not part of the package.
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+from shipping import compare_with_shipped, ship, warm_start  # noqa: E402
+
+PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
 # Peak learning rate from scratch or from a smaller scale's trunk; trained weights of the same
 # model (a shipped file) are fine-tuned at a fraction of it.

@@ -37,7 +37,7 @@ e. inference time of a 1280x720 output at x4, fp32 and bf16 (the weights cast on
    latency over its bf16 latency, and ``achieved_tflops`` its rate per multiply-add.
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and, for each model
-whose weights are new or beat the packaged ones (`msrnet.train.shipping`'s rules),
+whose weights are new or beat the packaged ones (``scripts/shipping.py``'s rules),
 ``<arch>.t291.safetensors`` or ``<arch>.real.safetensors``, while the 8 files a device call
 brings back allow (`MAX_OUT_FILES`; the small variants' files leave places for step f's, and
 the log names what did not fit). Copy those into
@@ -73,7 +73,7 @@ from typing import Any
 
 import torch
 
-from msrnet.train.shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
+from shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
@@ -142,7 +142,7 @@ class Run:
         tmp.write_text(json.dumps(self.results, indent=2) + "\n")
         os.replace(tmp, self.out / "results.json")
 
-    def command(self, argv: list[str], timeout: float, poll: Any = None) -> tuple[int | None, str]:
+    def command(self, argv: list[str], timeout: float) -> tuple[int | None, str]:
         """Run ``argv`` with ``timeout`` seconds, logging its output; (exit code or None, stdout)."""
         self.log("$ " + " ".join(argv))
         path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
@@ -154,8 +154,6 @@ class Run:
             stop = time.monotonic() + max(1.0, timeout)
             while proc.poll() is None and time.monotonic() < stop:
                 time.sleep(1.0)
-                if poll is not None:
-                    poll()
             code = proc.poll()
             if code is None:
                 proc.kill()
@@ -187,7 +185,7 @@ def check(run: Run, device: str) -> None:
         "cuda": torch.version.cuda,
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
     }
-    for package in ("timm", "einops", "safetensors", "PIL", "spandrel"):
+    for package in ("timm", "safetensors", "PIL", "spandrel"):
         try:
             env[package] = __import__(package).__version__
         except ImportError:
@@ -371,7 +369,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
             continue
         rows += new
         weights = runs / f"x{scale}" / "best.safetensors"
-        # train_291.py judged the weights (`msrnet.train.shipping.compare_with_shipped`).
+        # train_291.py judged the weights (`shipping.compare_with_shipped`).
         if all(r.get("replace", True) for r in new):
             args.fresh_t291[arch] = str(weights)
             # Step f's full-size .real files, still to come, outrank the small .t291 ones: they
@@ -384,7 +382,7 @@ def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> 
 
 
 def _score_key(row: dict[str, Any]) -> str:
-    """A train_291.py result row's key in `msrnet.train.shipping.Verdict.scores`."""
+    """A train_291.py result row's key in `shipping.Verdict.scores`."""
     return row["dataset"] + (f"/{row['condition']}" if row.get("condition") else "")
 
 
@@ -392,7 +390,7 @@ def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> No
     """f. msr_x4.real, then msr_x2.real and msr_x8.real: each fine-tuned from its .t291 weights
     on ``--real-degradation`` LR patches, scored on the degraded conditions, and copied into
     --out only if it beats both the shipped file of its own and the small variant's
-    (`msrnet.train.shipping.compare_with_small`)."""
+    (`shipping.compare_with_small`)."""
     train_291 = _load(ROOT / "examples" / "train_291.py")
     queue = _real_queue(args)
     overhead = getattr(args, "overhead", SCALE_OVERHEAD_S[args.kind])

@@ -26,6 +26,8 @@ settings.register_profile("ci", parent=settings.get_profile("msrnet"), derandomi
 settings.load_profile("ci" if os.environ.get("CI") else "msrnet")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# torch's intra-op threads when the session started, restored for every test.
+_THREADS = torch.get_num_threads()
 # The standard sets live beside the repository (../shared/data), never inside it.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -71,8 +73,13 @@ def real_compile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads() -> None:
+def _seed_and_threads() -> Iterator[None]:
+    """Every test starts from torch seed 0 and with the intra-op thread count the session
+    started with (``OMP_NUM_THREADS`` or torch's default), whatever a test before it set."""
     torch.manual_seed(0)
+    torch.set_num_threads(_THREADS)
+    yield
+    torch.set_num_threads(_THREADS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -294,7 +294,7 @@ def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_co
 ) -> None:
     import argparse
 
-    from msrnet.train import shipping
+    import shipping
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     (tmp_path / "out").mkdir()
@@ -366,7 +366,7 @@ def test_real_training_starts_from_the_best_weights_at_hand(
 
 
 def test_the_small_file_sets_no_bar_where_none_ships(tmp_path: Path) -> None:
-    from msrnet.train import shipping
+    import shipping
 
     assert shipping.small_variant("msr_x8") == "msr_small_x8"
     verdict = shipping.compare_with_small({}, "msr_x4", "real", tmp_path, tmp_path, 4)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from msrnet import MultiScaleSRNet, inference
 from msrnet.inference import _tile_starts, auto_tile_size, resolve_dtype, upscale
+from msrnet.models import TensorBytes
 
 
 class Nearest(nn.Module):
@@ -136,7 +137,7 @@ def test_meta_probe_counts_what_the_real_forward_allocates(ensemble: bool) -> No
     real = []
     for size in (16, 32):
         probe = torch.rand(1, 3, size, size)
-        with torch.inference_mode(), inference._LiveBytes() as mode:
+        with torch.inference_mode(), TensorBytes() as mode:
             runner(probe)
         real.append(mode.peak)
     assert meta == real
@@ -476,6 +477,21 @@ def _images(draw: st.DrawFn) -> object:
     return x
 
 
+def _documented(image: object) -> bool:
+    """Whether `upscale`'s docstring promises to upscale ``image`` (of `_images`): a non-empty
+    PIL image of a documented mode, a uint8 / uint16 array of 1, 3 or 4 channels, or a float
+    tensor in [0, 1] of 1 or 3 channels, batched or not. Other inputs may be refused."""
+    if isinstance(image, Image.Image):
+        return image.mode in ("RGB", "RGBA", "L", "LA", "I;16", "I") and min(image.size) >= 1
+    if isinstance(image, np.ndarray):
+        channels_ok = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+        return image.dtype in (np.uint8, np.uint16) and channels_ok and min(image.shape[:2]) >= 1
+    assert isinstance(image, Tensor)
+    in_range = image.numel() > 0 and bool(torch.isfinite(image).all()) and 0 <= float(image.min()) <= float(image.max()) <= 1
+    shape_ok = image.ndim in (3, 4) and image.shape[-3] in (1, 3) and min(image.shape[-2:]) >= 1
+    return image.is_floating_point() and shape_ok and in_range
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     image=_images(),
@@ -493,7 +509,9 @@ def test_fuzz_upscale_ends_in_a_result_or_a_clear_error(
             out = upscale(FUZZ_NET, image, tile=tile, tile_overlap=overlap, dtype=dtype,  # type: ignore[arg-type]
                           self_ensemble=ensemble)
         except (ValueError, TypeError) as e:
+            # A refusal is one line with a message, and only of an input the docs do not promise.
             assert str(e), "an error without a message"
+            assert not _documented(image), f"a documented input was refused: {type(e).__name__}: {e}"
             return
     # A result is the same kind, scaled, with every value in range.
     assert type(out) is type(image)

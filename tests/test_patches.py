@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from msrnet.data import InMemoryPatchSampler, PatchDataset
+from msrnet.data import InMemoryPatchSampler
 from msrnet.ops import imresize
 
 
@@ -128,7 +128,7 @@ def test_small_images_left_out_or_refused() -> None:
         InMemoryPatchSampler([small], 2, 4, 2, device="cpu")
 
 
-def test_patch_dataset_over_a_folder(tmp_path: Path) -> None:
+def test_sampler_over_a_folder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(30, 40), (36, 36), (10, 50)]):
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
@@ -136,19 +136,20 @@ def test_patch_dataset_over_a_folder(tmp_path: Path) -> None:
         tmp_path / "gray.webp", lossless=True
     )
     with pytest.warns(UserWarning, match="1 of 4 images"):
-        ds = PatchDataset(tmp_path, scale=3, patch_size=8, repeats=2)
-    assert len(ds) == 6
-    loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=True)
-    lr, hr = next(iter(loader))
+        sampler = InMemoryPatchSampler(tmp_path, scale=3, patch_size=8, batch_size=3, device="cpu", progress=False)
+    assert sampler.num_images == 3
+    lr, hr = sampler.sample()
     assert lr.shape == (3, 3, 8, 8) and hr.shape == (3, 3, 24, 24)
     assert torch.equal(_quantized(lr), imresize(_quantized(hr), scale=1 / 3))
 
 
-def test_patch_dataset_on_train291(shared_data: Path) -> None:
-    ds = PatchDataset(shared_data / "train291", scale=4, patch_size=16, min_scale=0.5)
-    assert len(ds) == 291
-    lr, hr = ds[0]
-    assert lr.shape == (3, 16, 16) and hr.shape == (3, 64, 64)
+def test_sampler_on_train291(shared_data: Path) -> None:
+    sampler = InMemoryPatchSampler(
+        shared_data / "train291", scale=4, patch_size=16, batch_size=2, min_scale=0.5, device="cpu", progress=False
+    )
+    assert sampler.num_images == 291
+    lr, hr = sampler.sample()
+    assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 64, 64)
 
 
 @pytest.mark.cuda

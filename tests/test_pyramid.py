@@ -14,6 +14,7 @@ import msrnet.models
 from msrnet import MultiScaleSRNet
 from msrnet.cli import main
 from msrnet.inference import upscale
+from msrnet.models import TensorBytes
 
 
 @functools.cache
@@ -175,7 +176,7 @@ def test_levels_memory_probe_runs_the_pyramid_and_pays_every_strip() -> None:
         real = []
         for size in (16, 32):
             probe = torch.rand(1, 3, size, size)
-            with torch.inference_mode(), inference._LiveBytes() as mode:
+            with torch.inference_mode(), TensorBytes() as mode:
                 levels = runner(probe)
             assert [y.shape[-1] for y in levels] == [2 * size, 4 * size, 8 * size]
             del levels

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from msrnet.models import create_model, save_weights
-from msrnet.train.shipping import (
+from shipping import (
     CLEAN_TAG,
     DEGRADED_CONDITIONS,
     SHIPPING_SETS,
@@ -84,7 +84,7 @@ def test_new_weights_are_scored_as_the_field_scores_them(tmp_path: Path) -> None
 
 
 def test_every_set_and_condition_must_improve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from msrnet.train import shipping
+    import shipping
 
     shipped_file("msr_x4", "real", tmp_path).write_bytes(b"shipped")
     psnr: dict[tuple[str, str, str], float] = {}

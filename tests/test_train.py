@@ -389,6 +389,18 @@ def test_compile_mode_compiles_the_whole_forward_in_that_mode(data: Path, tmp_pa
 
 
 @pytest.mark.cuda
+def test_cuda_training_gives_the_process_its_cudnn_setting_back(data: Path, tmp_path: Path) -> None:
+    before = torch.backends.cudnn.benchmark
+    try:
+        for setting in (False, True):
+            torch.backends.cudnn.benchmark = setting
+            train(_config(data, tmp_path / str(setting), device="cuda", max_steps=2))
+            assert torch.backends.cudnn.benchmark is setting
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+@pytest.mark.cuda
 def test_cuda_training_bf16_channels_last_fused(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "cuda"
     summary = train(
@@ -628,7 +640,11 @@ def test_killed_at_random_points_the_run_resumes_to_the_same_result(data: Path, 
     args = _cli(data, out, "--max-steps", str(steps), "--ckpt-every", "1", "--lr", "2e-3", "--batch-size", "3",
                 "--warmup-steps", "2", "--log-every", "1")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    rng = np.random.default_rng()
+    # The kill points are drawn from a fixed seed, printed so that a failure names it
+    # (MSRNET_KILL_SEED explores others).
+    seed = int(os.environ.get("MSRNET_KILL_SEED", "38"))
+    print(f"kill points drawn with seed {seed}")
+    rng = np.random.default_rng(seed)
     for attempt in range(8):
         resume = ["--resume"] if (out / "checkpoint.pt").exists() else ["--overwrite"]
         proc = subprocess.Popen([sys.executable, "-m", "msrnet", *args, *resume], env=env,

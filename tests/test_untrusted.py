@@ -203,23 +203,23 @@ def test_local_dir_config_cannot_ask_for_gigabytes(tmp_path: Path) -> None:
 
 
 def test_the_limits_can_be_raised_and_lowered(monkeypatch: pytest.MonkeyPatch) -> None:
-    from msrnet.models import msr
+    from msrnet.models import ModelSizeError, model_limits, model_size
 
     monkeypatch.setenv("MSRNET_MAX_MODEL_BYTES", "1000")
-    with pytest.raises(msr.ModelSizeError, match="MSRNET_MAX_MODEL_BYTES"):
+    with pytest.raises(ModelSizeError, match="MSRNET_MAX_MODEL_BYTES"):
         msrnet.create_model("msr_x2", stem_widths=(8, 8), num_blocks=2)
     monkeypatch.delenv("MSRNET_MAX_MODEL_BYTES")
-    monkeypatch.setattr(msr, "MAX_LAYERS", 20)
-    with pytest.raises(msr.ModelSizeError, match="layers"):
+    monkeypatch.setenv("MSRNET_MAX_LAYERS", "20")
+    with pytest.raises(ModelSizeError, match="layers"):
         msrnet.create_model("msr_x2", stem_widths=(8, 8), num_blocks=2)
-    monkeypatch.setattr(msr, "MAX_LAYERS", 4096)
+    monkeypatch.delenv("MSRNET_MAX_LAYERS")
     monkeypatch.setenv("MSRNET_MAX_ACTIVATION_BYTES", str(1 << 30))
     assert msrnet.create_model("msr_x2", stem_widths=(8, 8), num_blocks=2).scale == 2
     # The shipped networks fit the defaults with room to spare.
     monkeypatch.delenv("MSRNET_MAX_ACTIVATION_BYTES")
     with torch.device("meta"):
-        size = msr.model_size(msrnet.create_model("msr_x8"))
-    limits = msr.model_limits()
+        size = model_size(msrnet.create_model("msr_x8"))
+    limits = model_limits()
     assert all(size[k] * 10 < limits[k] for k in limits), size
 
 

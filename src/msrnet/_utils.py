@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -131,6 +132,15 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_copy(source: str | Path, target: str | Path) -> Path:
+    """Copy the file ``source`` to ``target`` through `atomic_write`: readers of ``target`` see
+    the old file or the whole copy, and a link planted at ``target`` is replaced, not written
+    through. Returns ``target``."""
+    with open(source, "rb") as src, atomic_write(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return Path(target)
 
 
 def remove_temp_files(folder: Path, name: str) -> list[Path]:

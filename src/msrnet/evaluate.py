@@ -31,6 +31,7 @@ from msrnet.models import build_model, preserved
 from msrnet.models.weights import WEIGHT_SUFFIXES
 from msrnet.ops.ensemble import self_ensemble as _self_ensemble
 from msrnet.ops.imresize import imresize
+from msrnet.ops.quantize import quantize
 
 __all__ = ["bicubic_upscale", "evaluate"]
 
@@ -48,7 +49,7 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
     Returns:
         Float ``(B, C, h * scale, w * scale)`` in [0, 1] on uint8 levels.
     """
-    levels = torch.floor(lr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+    levels = quantize(lr).to(torch.uint8)
     return imresize(levels, scale).to(lr.dtype) / 255.0
 
 

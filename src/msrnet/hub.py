@@ -17,7 +17,7 @@ import torch
 from timm.models import save_for_hf
 from torch import nn
 
-from msrnet._utils import atomic_write
+from msrnet._utils import atomic_copy, atomic_write
 from msrnet.models._pretrained import PRETRAINED_SHA256, read_pretrained
 
 __all__ = ["KNOWN_RESULTS", "save_pretrained", "model_card"]
@@ -165,8 +165,7 @@ def save_pretrained(
     try:
         save_for_hf(model, str(staging), model_config={"pretrained_cfg": overrides}, safe_serialization=True)
         for written in sorted(staging.iterdir()):
-            with open(written, "rb") as src, atomic_write(folder / written.name) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            atomic_copy(written, folder / written.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     card = model_card(name, int(getattr(model, "scale")), license=license, training_data=training_data, results=results)

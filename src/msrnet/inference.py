@@ -27,15 +27,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
 from msrnet._utils import FidelityWarning
 from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
 from msrnet.device import default_dtype
-from msrnet.models import preserved
+from msrnet.models import PyramidForward, TensorBytes, preserved
 from msrnet.models.weights import count_non_finite
+from msrnet.ops import quantize
 from msrnet.ops import self_ensemble as _self_ensemble
 
 __all__ = [
@@ -139,7 +138,7 @@ class _Runner:
         self.levels = levels
         self.compile = compile
         # The module called on each tile, whose forward gives every output level.
-        self.net: nn.Module = _Pyramid(model) if levels else model
+        self.net: nn.Module = PyramidForward(model) if levels else model
         self._reduced: tuple[torch.dtype, dict[str, Tensor]] | None = None
 
     def _reduced_weights(self, dtype: torch.dtype) -> dict[str, Tensor]:
@@ -249,7 +248,7 @@ def _run_tiled(
 
     For an (h, w) LR tile the runner gives one tensor per output level, (B, C', s*h, s*w) for
     each s in ``scales``: a single output for a plain network, every level of the pyramid for
-    a `_Pyramid`. Each level is blended with the weights of its own scale, so each level of a
+    a `~msrnet.models.PyramidForward`. Each level is blended with the weights of its own scale, so each level of a
     tiled pass equals that level of an untiled pass.
 
     Tiles run row by row. Each level's weighted outputs accumulate in a float32 strip as tall
@@ -314,24 +313,6 @@ def _run_tiled(
 
 
 # --- every level of the pyramid --------------------------------------------------------------
-class _Pyramid(nn.Module):
-    """A pyramid network whose forward is its ``forward_pyramid``.
-
-    So `_Runner` (reduced dtype, self-ensemble, fp32 fallback) and the memory probe, which runs
-    the forward of a module with meta copies of its parameters, call it like any model.
-
-    Shapes: (B, C, h, w) -> [(B, C', s*h, s*w) for s in ``model.level_scales``], coarse first.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model: Any = model  # an msrnet network: it has forward_pyramid
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        levels: list[Tensor] = self.model.forward_pyramid(x)
-        return levels
-
-
 def _output_scales(model: nn.Module, levels: bool) -> list[int]:
     """The scale of each output level of `_Runner`: ``[model.scale]``, or with ``levels`` the
     pyramid's ``model.level_scales``, coarse first."""
@@ -344,50 +325,13 @@ def _output_scales(model: nn.Module, levels: bool) -> list[int]:
 
 
 # --- automatic tile size -----------------------------------------------------------------------
-class _LiveBytes(TorchDispatchMode):
-    """Tracks the bytes of tensors created inside the mode that are still alive, and their peak.
-
-    Counting tensors rather than asking the allocator works on every device, and measures the
-    model (in its dtype, with self-ensemble and channels_last) exactly as `upscale` will run it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, list[int]] = {}  # storage pointer -> [bytes, tensors referring]
-        self.current = 0
-        self.peak = 0
-
-    def _release(self, ptr: int) -> None:
-        entry = self.live[ptr]
-        entry[1] -= 1
-        if entry[1] == 0:
-            self.current -= entry[0]
-            del self.live[ptr]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, Tensor):
-                storage = t.untyped_storage()
-                # The storage's identity, which views share: its C pointer, which unlike
-                # data_ptr() also tells meta storages (all at address 0) apart.
-                ptr = storage._cdata
-                if ptr not in self.live:
-                    self.live[ptr] = [storage.nbytes(), 0]
-                    self.current += storage.nbytes()
-                    self.peak = max(self.peak, self.current)
-                self.live[ptr][1] += 1
-                weakref.finalize(t, self._release, ptr)
-        return out
-
-
 _BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], tuple[float, float]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[int] | None:
-    """`_LiveBytes` peaks of the runner's forward, run on the meta device; None where it can't.
+    """`TensorBytes` peaks of the runner's forward, run on the meta device; None where it can't.
 
     Meta tensors have shapes and dtypes but no data, so every kernel is free: counting on them
     costs a few milliseconds of Python, where two real CPU forwards cost seconds (most of the
@@ -411,7 +355,7 @@ def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[
     peaks = []
     try:
         for size in sides:
-            with _LiveBytes() as mode:
+            with TensorBytes() as mode:
                 # What the real probe counts: the input tile (which `.to()` hands back as is),
                 # its channels_last copy, the forward, the output's sum.
                 tile = torch.empty(1, in_chans, size, size, device="meta")
@@ -435,7 +379,7 @@ def _memory_model(runner: _Runner, in_chans: int) -> tuple[float, float]:
             peaks = []
             for size in (16, 32):
                 probe = torch.rand(1, in_chans, size, size)
-                with _LiveBytes() as mode:
+                with TensorBytes() as mode:
                     runner(probe)
                 peaks.append(mode.peak)
         per_pixel = max((peaks[1] - peaks[0]) / (32 * 32 - 16 * 16), 1.0)
@@ -728,10 +672,11 @@ def _store(out: Tensor, rows: Tensor, r0: int, r1: int, c0: int = 0) -> None:
 
     ``rows`` is clamped to [0, 1] (and rounded for integer outputs) in place.
     """
-    rows = rows.clamp_(0.0, 1.0)
     if out.dtype in _PEAK:
         # Round half up on the integer scale, as MATLAB's and the benchmarks' uint8() do.
-        rows.mul_(_PEAK[out.dtype]).add_(0.5).floor_()
+        rows = quantize(rows, _PEAK[out.dtype], inplace=True)
+    else:
+        rows = rows.clamp_(0.0, 1.0)
     out[:, c0 : c0 + rows.shape[1], r0:r1].copy_(rows)
 
 

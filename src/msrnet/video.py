@@ -286,8 +286,10 @@ def _levels(y: torch.Tensor, bits: int) -> np.ndarray:
     """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) uint8 (8-bit video) or uint16, rounded half up."""
     import torch
 
+    from msrnet.ops.quantize import quantize
+
     dtype, peak = (torch.uint8, 255) if bits <= 8 else (torch.int32, 65535)
-    levels = torch.floor(y.clamp(0, 1) * peak + 0.5).to(dtype).permute(0, 2, 3, 1).cpu().numpy()
+    levels = quantize(y, peak).to(dtype).permute(0, 2, 3, 1).cpu().numpy()
     return levels if bits <= 8 else levels.astype("uint16")
 
 

@@ -14,12 +14,11 @@ from msrnet.data.io import (
     uint8_to_tensor,
     write_image,
 )
-from msrnet.data.patches import InMemoryPatchSampler, PatchDataset, load_images
+from msrnet.data.patches import InMemoryPatchSampler, load_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "InMemoryPatchSampler",
-    "PatchDataset",
     "BenchmarkDataset",
     "DIV2K",
     "DegradationConfig",

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import os
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from msrnet._catalogue import DEGRADATION_PRESETS
+from msrnet._typed import coerce, from_json, type_hints
 from msrnet._utils import read_json
 
 __all__ = [
@@ -127,82 +126,20 @@ def check_degradation_memory(
 # ----------------------------------------------------------------------------------------------
 # Field types: a JSON value and a Python value are checked alike.
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    # Resolved once per class: the annotations are strings (``from __future__ import annotations``).
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
 
 def _check_types(config: Any) -> None:
-    """Check (and normalize) every field of a config dataclass as `_coerce` checks JSON values,
-    so the Python API refuses what a file would: ``JPEG(quality=(50.5, 90))`` is a ValueError
-    naming ``JPEG.quality[0]``, not a TypeError deep inside `degrade`. A list becomes a tuple,
-    an integer a float where a float is due."""
+    """Check (and normalize) every field of a config dataclass as its JSON value is checked
+    (`msrnet._typed.coerce`), so the Python API refuses what a file would:
+    ``JPEG(quality=(50.5, 90))`` is a ValueError naming ``JPEG.quality[0]``, not a TypeError deep
+    inside `degrade`. A list becomes a tuple, an integer a float where a float is due. No list
+    of a config is long when it is genuine (stages: `MAX_STAGES`): a long one is refused before
+    an object is built for each entry."""
     cls = type(config)
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        checked = _coerce(_hints(cls)[f.name], value, f"{cls.__name__}.{f.name}")
+        checked = coerce(type_hints(cls)[f.name], value, f"{cls.__name__}.{f.name}", max_items=MAX_STAGES)
         if checked is not value:
             object.__setattr__(config, f.name, checked)
-
-
-def _from_json(cls: type[Any], values: Any, where: str) -> Any:
-    """Build the frozen dataclass ``cls`` from JSON values, refusing unknown or mistyped fields."""
-    if isinstance(values, cls):  # an instance from the Python API, checked when it was built
-        return values
-    if not isinstance(values, dict):
-        raise ValueError(f"{where or 'the config'}: expected an object, got {type(values).__name__}")
-    hints = _hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where or 'the config'}: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}" if where else name) for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        return _from_json(hint, value, where)  # type: ignore[arg-type]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            # No list of a config is long when it is genuine (stages: `MAX_STAGES`); a long
-            # one is refused before an object is built for each entry.
-            if len(value) > MAX_STAGES:
-                raise ValueError(f"{where}: {len(value)} entries, at most {MAX_STAGES}")
-            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return value if type(value) is int else int(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        return value if type(value) is float else float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{where}: unsupported field type {hint}")  # a config class bug, not input
 
 
 # ----------------------------------------------------------------------------------------------
@@ -497,6 +434,6 @@ def load_degradation(spec: str | Path | DegradationConfig) -> DegradationConfig:
         )
     values = read_json(path, "JSON file")
     try:
-        return typing.cast(DegradationConfig, _from_json(DegradationConfig, values, ""))
+        return typing.cast(DegradationConfig, from_json(DegradationConfig, values, max_items=MAX_STAGES))
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from msrnet._catalogue import BENCHMARK_CONDITION_NAMES, MAX_SEED
 from msrnet.ops.imresize import imresize
+from msrnet.ops.quantize import quantize
 
 # The configs, their limits and `load_degradation` live in a torch-free module; they are part
 # of this module's API.
@@ -112,7 +113,7 @@ def bicubic_downscale(hr: Tensor, size: int | tuple[int, int]) -> Tensor:
     out = hr.to(torch.float64)
     for axis_size in ((height, out.shape[-1]), (height, width)):
         if tuple(out.shape[-2:]) != axis_size:
-            out = imresize(out, size=axis_size).clamp_(0.0, 255.0).add_(0.5).floor_()
+            out = quantize(imresize(out, size=axis_size), scaled=True, inplace=True)
     return out.to(torch.uint8)
 
 
@@ -285,7 +286,7 @@ def jpeg_compress(x: Tensor, quality: Tensor | Sequence[int]) -> Tensor:
         raise ValueError(f"JPEG qualities must be in [1, 100], got {qualities}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"JPEG holds 1 or 3 channels, got {x.shape[1]}")
-    levels = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    levels = quantize(x).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     decoded = []
     for image, q in zip(levels, qualities):
         buffer = io.BytesIO()
@@ -453,7 +454,7 @@ def degrade(
     check_degradation_memory(config, b, c, (height, width), scale, hr.element_size())
     lr_size = (height // scale, width // scale)
     if clean_lr is None:
-        levels = torch.floor(hr.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+        levels = quantize(hr).to(torch.uint8)
         clean_lr = bicubic_downscale(levels, lr_size).to(hr.dtype) / 255.0
     if not config.stages and config.bicubic_first:
         return clean_lr
@@ -463,7 +464,7 @@ def degrade(
             x = _run_stage(x, stage, lr_size, generator)
     if not config.bicubic_first:
         x = _finish(x, config.final, lr_size, generator)
-    x = torch.floor(x.clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0  # LR images are 8-bit files
+    x = quantize(x) / 255.0  # LR images are 8-bit files
     clean = _chance(b, config.clean_prob, generator).to(x.device).view(-1, 1, 1, 1)
     return torch.where(clean, clean_lr, x)
 
@@ -523,10 +524,10 @@ class Condition:
             # float64 noise on the CPU: the scalar sampler, the same bits on every CPU.
             g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode("utf-8")))
             x = add_gaussian_noise(x, torch.tensor([self.noise_sigma / 255.0]), generator=g)
-            x = torch.floor(x * 255.0 + 0.5) / 255.0
+            x = quantize(x) / 255.0
         if self.jpeg_quality is not None:
             x = jpeg_compress(x, [self.jpeg_quality])
-        return torch.floor(x[0] * 255.0 + 0.5).to(torch.uint8)
+        return quantize(x[0]).to(torch.uint8)
 
 
 # The conditions of `msrnet benchmark --condition`, applied after the protocol's bicubic

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from msrnet._utils import FidelityWarning, atomic_write
 from msrnet.data.deep import DeepImage, deep_rawmode, png_colour_chunks, read_deep, write_deep
+from msrnet.ops.quantize import quantize
 
 __all__ = [
     "ANIMATED_EXTENSIONS",
@@ -127,7 +128,7 @@ def tensor_to_uint8(x: Tensor) -> np.ndarray:
     """
     if x.dim() != 3:
         raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(x.shape)}")
-    levels = torch.floor(x.detach().float().clamp(0.0, 1.0) * 255.0 + 0.5)
+    levels = quantize(x.detach().float())
     return levels.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 

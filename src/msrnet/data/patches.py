@@ -16,31 +16,28 @@ Every patch is cut and augmented the same way, whichever class serves it:
 5. optionally degrade it further (noise, JPEG, blur, ...; `msrnet.data.degradations`), on the
    training device, with the sampler's own random stream.
 
-:class:`PatchDataset` serves one pair per item (a ``torch.utils.data.Dataset`` for a
-``DataLoader``); :class:`InMemoryPatchSampler` keeps every decoded image in one uint8 buffer on
-the training device and cuts whole batches there with a handful of tensor ops, for small
-datasets (DIV2K's 800 images are about 7 GB as uint8; train291 is 0.1 GB).
+:class:`InMemoryPatchSampler` keeps every decoded image in one uint8 buffer on the training
+device and cuts whole batches there with a handful of tensor ops (DIV2K's 800 images are about
+7 GB as uint8; train291 is 0.1 GB).
 """
 from __future__ import annotations
 
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import cast
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from msrnet.data.degradations import DegradationConfig, bicubic_downscale, degrade, load_degradation
 from msrnet.data.io import list_images, read_image
 
-__all__ = ["PatchDataset", "InMemoryPatchSampler", "load_images"]
+__all__ = ["InMemoryPatchSampler", "load_images"]
 
 
 def load_images(
@@ -194,103 +191,6 @@ class _PatchCutter:
         return self.buffer[flat]
 
 
-class PatchDataset(Dataset[tuple[Tensor, Tensor]]):
-    """Random (LR, HR) patch pairs from a folder of HR images, one pair per item.
-
-    Item ``i`` is a random patch of image ``i % num_images``, so an epoch visits every image
-    ``repeats`` times. Randomness comes from torch's global RNG, which ``DataLoader`` seeds
-    per worker. Images smaller than the HR patch are left out with a warning.
-
-    Args:
-        root: folder of HR images (png, webp, bmp, jpg; grayscale becomes R = G = B).
-        scale: super-resolution factor s.
-        patch_size: LR patch size p (the HR patch is s*p).
-        augment: random flips and 90-degree rotations.
-        min_scale: down-scaling augmentation: each HR image is first scaled by a random factor
-            in ``[min_scale, 1]`` (1 disables it; 0.5 is usual).
-        repeats: items per image per epoch.
-        cache: keep decoded images in memory (per ``DataLoader`` worker) after the first read.
-        degradation: how LR patches are made: a preset of `msrnet.data.degradations`
-            (``"bicubic"``, the protocol's, ``"web"``, ``"real"``), a JSON file, or a
-            `DegradationConfig`.
-
-    Items:
-        ``(lr, hr)``: float32 ``(3, p, p)`` and ``(3, s*p, s*p)`` in [0, 1], on uint8 levels,
-        ``lr`` being ``hr`` degraded (by default MATLAB's bicubic down-scaling alone).
-    """
-
-    def __init__(
-        self,
-        root: str | Path,
-        scale: int,
-        patch_size: int,
-        *,
-        augment: bool = True,
-        min_scale: float = 1.0,
-        repeats: int = 1,
-        cache: bool = True,
-        degradation: DegradationConfig | str = "bicubic",
-    ) -> None:
-        from PIL import Image
-
-        self.root = Path(root)
-        hr_size = scale * patch_size
-        files = list_images(self.root)
-        if not files:
-            raise FileNotFoundError(f"no images in {self.root}")
-        sizes = []
-        for path in files:  # headers only: no decoding
-            with Image.open(path) as img:
-                sizes.append(min(img.size))
-        self.files = [p for p, s in zip(files, sizes) if s >= hr_size]
-        if not self.files:
-            raise ValueError(
-                f"every image in {self.root} is smaller than the {hr_size}x{hr_size} HR patch "
-                f"(patch_size {patch_size} x scale {scale}); use a smaller patch_size"
-            )
-        if len(self.files) < len(files):
-            warnings.warn(
-                f"{len(files) - len(self.files)} of {len(files)} images in {self.root} are smaller "
-                f"than the {hr_size}x{hr_size} HR patch and are left out",
-                stacklevel=2,
-            )
-        if repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {repeats}")
-        self.scale, self.patch_size, self.augment, self.min_scale = (
-            scale,
-            patch_size,
-            augment,
-            min_scale,
-        )
-        self.repeats, self.cache = repeats, cache
-        self.degradation = load_degradation(degradation)
-        self._cutters: dict[int, _PatchCutter] = {}
-
-    def __len__(self) -> int:
-        return len(self.files) * self.repeats
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        i = index % len(self.files)
-        cutter = self._cutters.get(i)
-        if cutter is None:
-            image = torch.from_numpy(
-                np.ascontiguousarray(read_image(self.files[i], 3).transpose(2, 0, 1))
-            )
-            cutter = _PatchCutter(
-                [image],
-                self.scale,
-                self.patch_size,
-                self.augment,
-                self.min_scale,
-                torch.device("cpu"),
-                self.degradation,
-            )
-            if self.cache:
-                self._cutters[i] = cutter
-        lr, hr = cutter.cut(1, None)
-        return lr[0], hr[0]
-
-
 class InMemoryPatchSampler:
     """Batches of (LR, HR) patches cut on the training device from images held in its memory.
 
@@ -306,11 +206,14 @@ class InMemoryPatchSampler:
         patch_size: LR patch size p.
         batch_size: pairs per batch B.
         augment: random flips and 90-degree rotations (one of 8, per pair).
-        min_scale: down-scaling augmentation (see :class:`PatchDataset`); one factor per batch.
+        min_scale: down-scaling augmentation: each HR region is first scaled by a random factor
+            in ``[min_scale, 1]`` (1 disables it; 0.5 is usual), one factor per batch.
         device: where images live and batches are made (default: CUDA when available).
         seed: seed of the sampling stream (the degradations draw from it too).
         progress: progress bar while decoding.
-        degradation: how LR patches are made (see :class:`PatchDataset`).
+        degradation: how LR patches are made: a preset of `msrnet.data.degradations`
+            (``"bicubic"``, the protocol's, ``"web"``, ``"real"``), a JSON file, or a
+            `DegradationConfig`.
 
     Yields:
         ``(lr, hr)``: float32 ``(B, 3, p, p)`` and ``(B, 3, s*p, s*p)`` in [0, 1] on ``device``.

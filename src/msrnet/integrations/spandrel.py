@@ -41,8 +41,9 @@ except ModuleNotFoundError as e:  # one line that says what to install, wherever
         'msrnet.integrations.spandrel needs spandrel: pip install "msrnet[spandrel]"', name=e.name
     ) from e
 
-from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
-from msrnet.models.weights import count_non_finite
+from msrnet.models import ModelSizeError, check_buildable
+from msrnet.models.msr import CONFIG_BUFFER, MultiScaleSRNet, read_config
+from msrnet.models.weights import count_non_finite, shape_mismatch
 
 __all__ = ["DETECT_KEYS", "MSRNetArch", "install", "model_kwargs_from_state_dict"]
 
@@ -96,27 +97,6 @@ def _tensor(state_dict: StateDict, key: str, ndim: int) -> Any:
     return value
 
 
-def _stored_config(buffer: Any) -> dict[str, Any]:
-    """The config buffer's settings, each checked for the type msrnet writes."""
-    if not isinstance(buffer, torch.Tensor) or buffer.ndim != 1 or buffer.numel() > 4096:
-        raise ValueError(f"{CONFIG_BUFFER} is not the 1-d byte buffer msrnet writes")
-    try:
-        config = decode_config(buffer)
-    except (ValueError, UnicodeDecodeError, RuntimeError) as e:
-        raise ValueError(f"{CONFIG_BUFFER} is not the JSON msrnet writes: {e}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{CONFIG_BUFFER} holds {type(config).__name__}, not a JSON object")
-    scales, kernel = config.get("level_scales"), config.get("projection_kernel")
-    if not isinstance(scales, list) or not scales or not all(type(v) is int and v >= 1 for v in scales):
-        raise ValueError(f"{CONFIG_BUFFER}: level_scales must be a list of positive integers, got {scales!r}")
-    if kernel is not None and not (type(kernel) is int and kernel >= 1):
-        raise ValueError(f"{CONFIG_BUFFER}: projection_kernel must be a positive integer or null, got {kernel!r}")
-    for key in ("act_layer", "image_upsample"):
-        if not isinstance(config.get(key), str):
-            raise ValueError(f"{CONFIG_BUFFER}: {key} must be a string, got {config.get(key)!r}")
-    return config
-
-
 def _model_kwargs(state_dict: StateDict) -> dict[str, Any]:
     stem = [_tensor(state_dict, f"stem.layers.{2 * i}.weight", 4)
             for i in range(_count(state_dict, r"stem\.layers\.(\d+)\.weight"))]
@@ -150,7 +130,7 @@ def _model_kwargs(state_dict: StateDict) -> dict[str, Any]:
             f"not an msrnet state dict: it lacks the {CONFIG_BUFFER} buffer, the network settings "
             "every msrnet model saves with its weights"
         )
-    config = _stored_config(state_dict[CONFIG_BUFFER])
+    config = read_config(state_dict[CONFIG_BUFFER])
     if len(config["level_scales"]) != num_levels:
         raise ValueError(f"{CONFIG_BUFFER} names {config['level_scales']} levels, the tensors hold {num_levels}")
     return {
@@ -172,25 +152,28 @@ def _model_kwargs(state_dict: StateDict) -> dict[str, Any]:
 
 
 def _check_shapes(kwargs: dict[str, Any], state_dict: StateDict) -> None:
-    """The network of ``kwargs``, built on the meta device, has ``state_dict``'s names and shapes."""
+    """The network of ``kwargs``, built on the meta device within msrnet's limits
+    (`~msrnet.models._limits.check_buildable`), has ``state_dict``'s names and shapes."""
+    found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+
+    def verify(network: MultiScaleSRNet) -> None:
+        expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+        mismatch = shape_mismatch(expected, found, "the network its settings describe")
+        if mismatch is not None:
+            raise _Mismatch(f"the msrnet state dict does not match its own settings: {mismatch}")
+
     try:
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in MultiScaleSRNet(**kwargs).state_dict().items()}
+        check_buildable(lambda: MultiScaleSRNet(**kwargs), kwargs["in_chans"], verify=verify)
+    except (ModelSizeError, _Mismatch):
+        raise
     except (TypeError, ValueError, LookupError, RuntimeError) as e:
         # An unknown activation (KeyError), settings torch cannot build (RuntimeError): the
         # file's fault, said as the ValueError `MSRNetArch.load` documents.
         raise ValueError(f"not a buildable msrnet network: {type(e).__name__}: {e}") from None
-    found = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    if found == expected:
-        return
-    wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-    if wrong:
-        k = wrong[0]
-        detail = f"{k} is {found[k]} in the file, {expected[k]} in the network its settings describe"
-    else:
-        missing, extra = sorted(set(expected) - set(found)), sorted(set(state_dict) - set(expected))
-        detail = f"it lacks {missing[0]}" if missing else f"it has {extra[0]}, which the network has not"
-    raise ValueError(f"the msrnet state dict does not match its own settings: {detail}")
+
+
+class _Mismatch(ValueError):
+    """A state dict whose tensors are not those of the network its settings describe."""
 
 
 class MSRNetArch(Architecture[MultiScaleSRNet]):
@@ -207,9 +190,9 @@ class MSRNetArch(Architecture[MultiScaleSRNet]):
         """Rebuild the network of ``state_dict`` (from a file anyone may have written).
 
         The network the shapes and config buffer describe is first built on the meta device
-        (no memory), and must hold exactly the state dict's names and shapes, so its parameters
-        take no more memory than the file's own tensors; then its activations are held to
-        msrnet's limits (`msrnet.models.msr.MAX_ACTIVATION_BYTES`) as it is built for real.
+        (no memory) within msrnet's limits (`msrnet.models.ModelSizeError`: parameters, layer
+        outputs per pixel, layers) and must hold exactly the state dict's names and shapes, so
+        its parameters take no more memory than the file's own tensors.
 
         Raises:
             ValueError: not a complete msrnet state dict, or one whose config buffer disagrees

@@ -1,6 +1,7 @@
 """msrnet model family and registry. Importing it registers the models with timm."""
 from ._builder import build_model
-from ._helpers import preserved
+from ._helpers import PyramidForward, preserved
+from ._limits import ModelSizeError, TensorBytes, check_buildable, model_limits, model_size
 from ._registry import create_model, list_models
 from .msr import (
     FeatureExtractor,
@@ -27,4 +28,10 @@ __all__ = [
     "load_weights",
     "read_metadata",
     "preserved",
+    "PyramidForward",
+    "ModelSizeError",
+    "TensorBytes",
+    "check_buildable",
+    "model_limits",
+    "model_size",
 ]

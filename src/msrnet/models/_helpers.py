@@ -1,18 +1,39 @@
-"""A model's mode, device and memory format: `preserved`, for functions that borrow a model.
+"""Helpers for functions that run a caller's model.
 
-`preserved` is the one policy for functions that run a caller's model (`~msrnet.evaluate.evaluate`,
+`preserved` is the one policy for functions that borrow a model (`~msrnet.evaluate.evaluate`,
 `~msrnet.upscale`): they may move it and switch it to eval mode, and hand it back as they
-found it.
+found it. `PyramidForward` calls a pyramid network's every level as its forward.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["preserved"]
+__all__ = ["PyramidForward", "preserved"]
+
+
+class PyramidForward(nn.Module):
+    """A pyramid network whose ``forward`` is its ``forward_pyramid``: every level, coarse first.
+
+    So whatever calls a module's forward sees the whole pyramid: the trainer's DDP and
+    ``torch.compile``, `~msrnet.upscale`'s runner (reduced dtype, self-ensemble) and its
+    memory probe. It holds no parameters of its own; its state dict is ``model``'s, under
+    ``model.``.
+
+    Shapes: (B, C, h, w) -> [(B, C', s*h, s*w) for s in ``model.level_scales``].
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model: Any = model  # an msrnet network: it has forward_pyramid
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        levels: list[Tensor] = self.model.forward_pyramid(x)
+        return levels
 
 
 def _memory_format(model: nn.Module) -> torch.memory_format:

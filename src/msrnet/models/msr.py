@@ -2,7 +2,8 @@
 
 The model family in one file, timm style: the building blocks (`FeatureExtractor`,
 `PyramidResidualBlock`, `PyramidLevel`), the network (`MultiScaleSRNet`), the pretrained
-configs (`default_cfgs`) and the `@register_model` entry points.
+configs (`default_cfgs`) and the `@register_model` entry points. How large a network a
+description from a file may ask for is `_limits`'s rule, which the entry points apply.
 
 The network (docs/architecture.md has the diagram): a stem maps the image to LR-space
 features; a chain of blocks, grouped into pyramid levels (2x, 4x, 8x), each up-projects the
@@ -18,9 +19,9 @@ pyramid; feature widths shrink as resolution grows so every level costs about th
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -30,12 +31,11 @@ import torch.nn.functional as F
 from timm.layers import SEModule, create_act_layer, get_act_layer
 from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretrained, register_model
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from msrnet._catalogue import MODEL_NAMES
 from msrnet._utils import parse_json
 
+from ._limits import bounded_build, check_buildable
 from ._pretrained import WEIGHTS_DIR, pretrained_file, read_pretrained
 
 __all__ = [
@@ -46,121 +46,12 @@ __all__ = [
     "default_level_scales",
     "default_blocks_per_level",
     "CONFIG_BUFFER",
+    "MAX_CONFIG_BYTES",
     "decode_config",
-    "MAX_MODEL_BYTES",
-    "MAX_ACTIVATION_BYTES",
-    "MAX_LAYERS",
-    "ModelSizeError",
-    "model_limits",
-    "model_size",
+    "read_config",
 ]
 
 ActLayer = str | type[nn.Module]
-
-# Name of the buffer holding the settings that leave no tensor behind (level scales, projection
-# kernel, activation, image interpolation), as UTF-8 JSON bytes. Loaders that see only a state
-# dict (spandrel, hence ComfyUI and chaiNNer) read the network from tensor shapes plus this.
-# The bytes are stored as float32: every integer up to 256 is exact in fp16 and bf16 too, so the
-# buffer survives ``model.half()``, fp16 weight files and ``model.to(dtype)`` unchanged.
-CONFIG_BUFFER = "msrnet_config"
-
-
-def decode_config(buffer: torch.Tensor) -> dict[str, Any]:
-    """The settings stored in a `CONFIG_BUFFER` tensor (any dtype holding byte values), as a dict."""
-    text = bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8")
-    return cast(dict[str, Any], parse_json(text, CONFIG_BUFFER))  # bounded: files carry it
-
-
-# Limits on a network built from a description (a `local-dir:` / `hf-hub:` config.json, a weights
-# file's metadata, spandrel's reading of a state dict), checked before any tensor is allocated:
-# a few bytes of JSON must not make msrnet allocate gigabytes. Each is read when a model is built,
-# from the environment variable of its name (MSRNET_MAX_MODEL_BYTES, ...) if set, else from the
-# constant here; raise either to build larger networks. The shipped networks are far below them
-# (msr_x8: 29 MB of parameters, 0.15 MB of layer outputs per LR pixel, 210 layers).
-#
-# Float32 bytes of the parameters and buffers.
-MAX_MODEL_BYTES = 2 << 30
-# Float32 bytes of every layer output of one forward pass, per input (LR) pixel: what a tile of
-# one pixel costs, which no tiling can reduce (it grows with the square of the scale).
-MAX_ACTIVATION_BYTES = 16 << 20
-# Modules of the network: building each costs Python time and memory even on the meta device.
-MAX_LAYERS = 4096
-
-
-class ModelSizeError(ValueError):
-    """A network description whose parameters, activations or layers exceed msrnet's limits."""
-
-
-def model_limits() -> dict[str, int]:
-    """The limits in force: ``MAX_MODEL_BYTES``, ``MAX_ACTIVATION_BYTES``, ``MAX_LAYERS``.
-
-    Each comes from the environment variable ``MSRNET_<NAME>`` when it is set, else from the
-    module constant of that name (which a caller may also raise: ``msr.MAX_MODEL_BYTES = ...``).
-    """
-    limits = {}
-    for name in ("MAX_MODEL_BYTES", "MAX_ACTIVATION_BYTES", "MAX_LAYERS"):
-        value = os.environ.get(f"MSRNET_{name}")
-        try:
-            limits[name] = int(value) if value else int(globals()[name])
-        except ValueError:
-            raise ValueError(f"MSRNET_{name} must be an integer, got {value!r}") from None
-    return limits
-
-
-def _integer(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _integers(name: str, values: Any, low: int = 1) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
-    return tuple(_integer(f"{name}[{i}]", v, low) for i, v in enumerate(values))
-
-
-class _OutputBytes(TorchDispatchMode):
-    """Sums the bytes of every op's output: layer outputs of a (meta-device) forward pass."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        self.total += sum(t.nelement() * 4 for t in tree_leaves(out) if isinstance(t, torch.Tensor))
-        return out
-
-
-def model_size(model: MultiScaleSRNet) -> dict[str, int]:
-    """Parameter bytes, activation bytes per LR pixel and layers of ``model``, in float32.
-
-    Meant for a model on the meta device (no memory): activations are counted by running it
-    on an 8x8 meta input and summing every op's output, an upper bound of the peak.
-    """
-    params = sum(t.nelement() * 4 for t in (*model.parameters(), *model.buffers()))
-    side = 8
-    with torch.no_grad(), _OutputBytes() as counter:
-        model.forward_pyramid(torch.empty(1, model.in_chans, side, side, device="meta"))
-    layers = sum(1 for _ in model.modules())
-    return {"MAX_MODEL_BYTES": params, "MAX_ACTIVATION_BYTES": counter.total // (side * side), "MAX_LAYERS": layers}
-
-
-_SIZE_WHAT = {
-    "MAX_MODEL_BYTES": "bytes of parameters",
-    "MAX_ACTIVATION_BYTES": "bytes of layer outputs per input pixel",
-    "MAX_LAYERS": "layers",
-}
-
-
-def _check_limits(sizes: dict[str, int], limits: dict[str, int], at_least: bool = False) -> None:
-    for name, size in sizes.items():
-        if size > limits[name]:
-            raise ModelSizeError(
-                f"this network would need {'at least ' if at_least else ''}{size} {_SIZE_WHAT[name]}, "
-                f"over msrnet's limit of {limits[name]} "
-                f"(msrnet.models.msr.{name}, or the environment variable MSRNET_{name}, raises it)"
-            )
 
 
 def _conv(in_chans: int, out_chans: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -431,10 +322,9 @@ class MultiScaleSRNet(nn.Module):
             raise ValueError(
                 f"msrnet models map images to images and have no classifier; got num_classes={num_classes}"
             )
-        # Descriptions come from files (config.json, weights metadata, spandrel): every number is
-        # checked for its type and the layer count bounded before anything is built, then the
-        # network is built on the meta device and measured before it is built for real.
-        limits = model_limits()
+        # Descriptions may come from files (config.json, weights metadata, spandrel): every
+        # number is checked for its type before anything is built. Their size is the loaders'
+        # to bound (`_limits.check_buildable`).
         _integer("scale", scale)
         _integer("in_chans", in_chans)
         if out_chans is not None:
@@ -453,22 +343,6 @@ class MultiScaleSRNet(nn.Module):
         _integer("kernel_size", kernel_size)
         if isinstance(se_ratio, bool) or not isinstance(se_ratio, (int, float)) or not 0 <= se_ratio <= 1:
             raise ValueError(f"se_ratio must be a number in [0, 1], got {se_ratio!r}")
-        blocks = sum(blocks_per_level) if blocks_per_level is not None else num_blocks
-        levels = len(level_scales) if level_scales is not None else max(1, int(math.log2(scale)))
-        # A lower bound of the module count (the exact count is checked on the meta-device
-        # build): a back-projecting block holds at least up- and down-projection, activation,
-        # refinement convs and activations, attention and their containers; the last holds 3.
-        layers = 2 * len(stem_widths) + (blocks - 1) * (5 + 2 * refine_convs) + 3 + 3 * levels
-        _check_limits({"MAX_LAYERS": layers}, limits, at_least=True)
-        if torch.get_default_device().type != "meta":
-            with torch.device("meta"):
-                probe = MultiScaleSRNet(
-                    scale, in_chans, out_chans, stem_widths, num_blocks, blocks_per_level, level_chans,
-                    level_scales, projection_kernel, refine_convs, kernel_size, se_ratio, act_layer,
-                    image_upsample,
-                )
-            _check_limits(model_size(probe), limits)
-            del probe
         level_scales = tuple(level_scales or default_level_scales(scale))
         if level_scales[-1] != scale or any(b % a for a, b in zip(level_scales, level_scales[1:])):
             raise ValueError(
@@ -588,6 +462,69 @@ class MultiScaleSRNet(nn.Module):
         return self.forward_pyramid(x)[-1]
 
 
+# --- the settings buffer and the constructor's argument checks ------------------------------
+# Name of the buffer holding the settings that leave no tensor behind (level scales, projection
+# kernel, activation, image interpolation), as UTF-8 JSON bytes. Loaders that see only a state
+# dict (spandrel, hence ComfyUI and chaiNNer) read the network from tensor shapes plus this.
+# The bytes are stored as float32: every integer up to 256 is exact in fp16 and bf16 too, so the
+# buffer survives ``model.half()``, fp16 weight files and ``model.to(dtype)`` unchanged.
+CONFIG_BUFFER = "msrnet_config"
+
+
+# A settings buffer is a few hundred JSON bytes; a longer one is not msrnet's, and is not read.
+MAX_CONFIG_BYTES = 4096
+
+
+def decode_config(buffer: torch.Tensor) -> dict[str, Any]:
+    """The settings stored in a `CONFIG_BUFFER` tensor (any dtype holding byte values), as a dict."""
+    text = bytes(buffer.detach().to("cpu").round().to(torch.uint8).tolist()).decode("utf-8")
+    return cast(dict[str, Any], parse_json(text, CONFIG_BUFFER))  # bounded: files carry it
+
+
+def read_config(buffer: Any) -> dict[str, Any]:
+    """The settings of a `CONFIG_BUFFER` from a file, each checked for the type msrnet writes.
+
+    Args:
+        buffer: the file's entry: a 1-d tensor of at most `MAX_CONFIG_BYTES` byte values.
+
+    Returns:
+        ``{"level_scales": [int, ...], "projection_kernel": int | None, "act_layer": str,
+        "image_upsample": str}`` (and whatever else the JSON holds).
+
+    Raises:
+        ValueError: anything else, in one line.
+    """
+    if not isinstance(buffer, torch.Tensor) or buffer.ndim != 1 or buffer.numel() > MAX_CONFIG_BYTES:
+        raise ValueError(f"{CONFIG_BUFFER} is not the 1-d byte buffer msrnet writes")
+    try:
+        config = decode_config(buffer)
+    except (ValueError, RuntimeError) as e:  # bytes that are not UTF-8 JSON, values out of byte range
+        raise ValueError(f"{CONFIG_BUFFER} is not the JSON msrnet writes: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{CONFIG_BUFFER} holds {type(config).__name__}, not a JSON object")
+    scales, kernel = config.get("level_scales"), config.get("projection_kernel")
+    if not isinstance(scales, list) or not scales or not all(type(v) is int and v >= 1 for v in scales):
+        raise ValueError(f"{CONFIG_BUFFER}: level_scales must be a list of positive integers, got {scales!r}")
+    if kernel is not None and not (type(kernel) is int and kernel >= 1):
+        raise ValueError(f"{CONFIG_BUFFER}: projection_kernel must be a positive integer or null, got {kernel!r}")
+    for key in ("act_layer", "image_upsample"):
+        if not isinstance(config.get(key), str):
+            raise ValueError(f"{CONFIG_BUFFER}: {key} must be a string, got {config.get(key)!r}")
+    return config
+
+
+def _integer(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _integers(name: str, values: Any, low: int = 1) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}")
+    return tuple(_integer(f"{name}[{i}]", v, low) for i, v in enumerate(values))
+
+
 def _cfg(arch: str, scale: int, tag: str, **kwargs: Any) -> dict[str, Any]:
     file = pretrained_file(f"{arch}.{tag}")
     return {
@@ -627,8 +564,9 @@ SMALL_STEM_WIDTHS = (64, 32)
 SMALL_LEVEL_WIDTH = 16
 
 
-# The medium variants: four times msr_small's cost (at most 2.0 M multiply-adds per LR pixel
-# at x4), trained on the CPU; widths chosen by the sweep in docs/design-choices.md.
+# The medium variants: at most four times msr_small's cost (2.0 M multiply-adds per LR pixel at
+# x4; the chosen widths cost 1.74 M), trained on the CPU; widths chosen by the sweep in
+# docs/design-choices.md.
 MEDIUM_STEM_WIDTHS = (128, 64)
 MEDIUM_LEVEL_WIDTH = 24
 
@@ -658,8 +596,30 @@ def _user_weights(pretrained_cfg: dict[str, Any]) -> bool:
     return bool(file) and Path(str(file)).resolve().parent != WEIGHTS_DIR.resolve()
 
 
-def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-    model = build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **kwargs)
+# What timm's `create_model` passes to an entry point beside the constructor's arguments.
+_TIMM_ARGS = frozenset(inspect.signature(build_model_with_cfg).parameters)
+
+
+def _create_msr(
+    variant: str, scale: int, pretrained: bool = False, widths: dict[str, Any] | None = None, **kwargs: Any
+) -> MultiScaleSRNet:
+    """Build a registered variant (``widths``: its own, which ``kwargs`` may override)."""
+
+    def build() -> MultiScaleSRNet:
+        args = {**(widths or {}), **kwargs}
+        return build_model_with_cfg(MultiScaleSRNet, variant, pretrained=False, scale=scale, **args)
+
+    if not set(kwargs) - _TIMM_ARGS:
+        model = build()
+    elif torch.get_default_device().type == "meta":
+        # A probe already (a loader's `check_buildable`, which measures it): only bounded.
+        model = bounded_build(build)
+    else:
+        # Constructor arguments describe another network than the registered one, maybe from a
+        # stranger's file (a `local-dir:` / `hf-hub:` config.json, a weights file's metadata):
+        # it is built on the meta device and held to msrnet's limits before it is built for real.
+        check_buildable(build)
+        model = build()
     if pretrained:
         cfg = model.pretrained_cfg
         if not _user_weights(cfg):
@@ -679,7 +639,7 @@ def _create_msr(variant: str, scale: int, pretrained: bool = False, **kwargs: An
 _VARIANTS: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     "msr": (lambda scale: {}, "full size (blocks per level: `default_blocks_per_level`)"),
     "msr_small": (_small_widths, "the msr structure with a narrow stem and levels"),
-    "msr_medium": (_medium_widths, "the msr structure at four times msr_small's cost"),
+    "msr_medium": (_medium_widths, "the msr structure at 3.5 times msr_small's cost"),
 }
 
 
@@ -690,7 +650,7 @@ def _entry_point(name: str) -> Callable[..., MultiScaleSRNet]:
     widths, about = _VARIANTS[variant]
 
     def create(pretrained: bool = False, **kwargs: Any) -> MultiScaleSRNet:
-        return _create_msr(name, int(scale), pretrained, **{**widths(int(scale)), **kwargs})
+        return _create_msr(name, int(scale), pretrained, widths(int(scale)), **kwargs)
 
     create.__name__ = create.__qualname__ = name
     create.__doc__ = f"x{scale} model, {about}; ``kwargs`` override `MultiScaleSRNet`'s arguments."

@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from msrnet._utils import atomic_write, first_line, parse_json
 
+from ._limits import check_buildable
 from ._registry import create_model
-from .msr import CONFIG_BUFFER, MultiScaleSRNet, decode_config
+from .msr import CONFIG_BUFFER, MAX_CONFIG_BYTES, MultiScaleSRNet, read_config
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -45,6 +46,7 @@ __all__ = [
     "read_metadata",
     "load_matching_weights",
     "count_non_finite",
+    "shape_mismatch",
 ]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
@@ -200,38 +202,54 @@ def _existing(path: str | Path) -> Path:
     return path
 
 
-def _meta_model(arch: str, model_kwargs: Mapping[str, Any], path: Path) -> nn.Module:
-    """``arch`` built on the meta device: names and shapes without memory."""
+def _check_buildable(arch: str, kwargs: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], path: Path) -> None:
+    """``arch`` with ``kwargs``, built on the meta device (no memory), has the file's tensor
+    names and shapes, and is within msrnet's limits (`~msrnet.models.check_buildable`).
+
+    Raises:
+        WeightsError: naming the file, the tensor that does not fit or the limit.
+    """
+    what = arch + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
+
+    def fits(model: MultiScaleSRNet) -> None:
+        mismatch = shape_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, shapes)
+        if mismatch is not None:
+            raise WeightsError(f"{path}: does not fit {what}: {mismatch}")
+
     try:
-        with torch.device("meta"):
-            return create_model(arch, **model_kwargs)
+        check_buildable(lambda: create_model(arch, **kwargs), verify=fits)
+    except WeightsError:
+        raise
     except (TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot build {arch} with model_kwargs {dict(model_kwargs)}: {e}") from None
+        raise WeightsError(f"{path}: cannot build {what}: {e}") from None
 
 
-def _check_fits(
-    model: nn.Module, shapes: Mapping[str, tuple[int, ...]], arch: str, kwargs: Mapping[str, Any], path: Path
-) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if expected == dict(shapes):
-        return
-    what = f"{arch}" + (f" with model_kwargs {dict(kwargs)}" if kwargs else "")
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(shapes) if expected[k] != shapes[k])
+def shape_mismatch(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], network: str = "the model"
+) -> str | None:
+    """Why a file's tensors do not fit a network, in words; None when they do.
+
+    Args:
+        expected: the network's state dict, as names and shapes (of its meta-device build).
+        found: the file's tensors, as names and shapes.
+        network: how the message names the network.
+    """
+    if dict(expected) == dict(found):
+        return None
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
     if wrong:
         k = wrong[0]
-        detail = f"{k} is {shapes[k]} in the file, {expected[k]} in the model"
-    elif CONFIG_BUFFER in missing:
-        detail = (
+        return f"{k} is {found[k]} in the file, {expected[k]} in {network}"
+    if CONFIG_BUFFER in missing:
+        return (
             f"the file lacks the {CONFIG_BUFFER} buffer, the network settings every msrnet model "
             "saves with its weights (level scales, activation, ...)"
         )
-    elif missing:
-        detail = f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
-    else:
-        detail = f"the file has {len(unexpected)} tensors it lacks, e.g. {unexpected[0]}"
-    raise WeightsError(f"{path}: does not fit {what}: {detail}")
+    if missing:
+        return f"the file lacks {len(missing)} of its tensors, e.g. {missing[0]}"
+    return f"the file has {len(unexpected)} tensors {network} lacks, e.g. {unexpected[0]}"
 
 
 def _stored_scale(path: Path, shapes: Mapping[str, tuple[int, ...]], state: Mapping[str, Tensor] | None) -> int:
@@ -242,8 +260,8 @@ def _stored_scale(path: Path, shapes: Mapping[str, tuple[int, ...]], state: Mapp
     """
     name_it = f"cannot tell the architecture of {path}: name it (--model NAME, arch=...)"
     shape = shapes.get(CONFIG_BUFFER)
-    # A buffer of a few hundred JSON bytes; a larger one is not msrnet's and is not read.
-    if shape is None or len(shape) != 1 or shape[0] > 4096:
+    # Read only when its shape is that of msrnet's buffer: a longer one is not read at all.
+    if shape is None or len(shape) != 1 or shape[0] > MAX_CONFIG_BYTES:
         raise WeightsError(f"{name_it}; it has no arch metadata and no {CONFIG_BUFFER} buffer")
     try:
         if state is not None:
@@ -251,11 +269,9 @@ def _stored_scale(path: Path, shapes: Mapping[str, tuple[int, ...]], state: Mapp
         else:
             with safe_open(str(path), framework="pt") as f:
                 buffer = f.get_tensor(CONFIG_BUFFER)
-        scale = decode_config(buffer)["level_scales"][-1]
+        scale: int = read_config(buffer)["level_scales"][-1]
     except Exception as e:  # garbage bytes, JSON of another shape: the file is not msrnet's
         raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer is unreadable ({first_line(e)})") from None
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise WeightsError(f"{name_it}; its {CONFIG_BUFFER} buffer records scale {scale!r}")
     return scale
 
 
@@ -288,7 +304,7 @@ def load_weights(
         shapes = {k: tuple(v.shape) for k, v in state.items()}
     arch = arch or metadata.arch or f"msr_x{_stored_scale(path, shapes, state)}"
     kwargs = dict(metadata.model_kwargs if model_kwargs is None else model_kwargs)
-    _check_fits(_meta_model(arch, kwargs, path), shapes, arch, kwargs, path)
+    _check_buildable(arch, kwargs, shapes, path)
     if state is None:
         state = read_weights(path)[0]
     model = create_model(arch, **kwargs)

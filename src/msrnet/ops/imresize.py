@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from msrnet.ops.quantize import quantize
+
 __all__ = ["imresize"]
 
 # MATLAB's bicubic kernel support: |x| <= 2.
@@ -196,11 +198,6 @@ def _output_geometry(
     return (sizes[0] / in_size[0], sizes[1] / in_size[1]), (sizes[0], sizes[1])
 
 
-def _round_uint8_(x: Tensor) -> Tensor:
-    """Saturate and round half away from zero in place, as MATLAB's conversion to uint8 does."""
-    return x.clamp_(0.0, 255.0).add_(0.5).floor_()
-
-
 def imresize(
     x: Tensor,
     scale: float | Sequence[float] | None = None,
@@ -233,27 +230,27 @@ def imresize(
     """
     if x.dim() < 2:
         raise ValueError(f"imresize: expected a tensor with >= 2 dims, got shape {tuple(x.shape)}")
-    quantize = x.dtype == torch.uint8
-    if not (quantize or x.is_floating_point()):
+    uint8 = x.dtype == torch.uint8
+    if not (uint8 or x.is_floating_point()):
         raise TypeError(f"imresize: expected a floating-point or uint8 tensor, got {x.dtype}")
     in_size = (x.shape[-2], x.shape[-1])
     if min(in_size) == 0:
         raise ValueError(f"imresize: the image is empty, shape {tuple(x.shape)}")
     scales, out_size = _output_geometry(in_size, scale, size)
 
-    out = x.to(torch.float64) if quantize else x
+    out = x.to(torch.float64) if uint8 else x
     # MATLAB resizes the dimension with the smaller scale factor first (a stable
     # sort, so height first on ties); with rounding in between, order matters.
     for dim in sorted((0, 1), key=lambda d: scales[d]):
         if scales[dim] == 1 and out_size[dim] == in_size[dim]:
             # MATLAB's weights are exactly one-hot here: the pass is the identity.
             continue
-        if quantize:
+        if uint8:
             weights, cols = _tap_tensors(in_size[dim], out_size[dim], scales[dim], antialias, out.device)
-            out = _round_uint8_(_resize_dim_taps(out, dim, weights, cols))
+            out = quantize(_resize_dim_taps(out, dim, weights, cols), scaled=True, inplace=True)
         else:
             blocks = _weight_blocks(
                 in_size[dim], out_size[dim], scales[dim], antialias, out.device, out.dtype
             )
             out = _resize_dim(out, dim, blocks)
-    return out.to(torch.uint8) if quantize else out
+    return out.to(torch.uint8) if uint8 else out

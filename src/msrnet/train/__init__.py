@@ -3,12 +3,14 @@
 One module per concern:
 
 - `msrnet.train.config`: `TrainConfig` (torch-free: the CLI builds ``msrnet train`` from it);
-- `msrnet.train.trainer`: `TrainState` and `RunContext`, `train_step`, `validate`, `save` and `train`;
+- `msrnet.train.trainer`: `TrainState` and `RunContext`, `train_step`, `validate`, `keep_best`, `save`
+  and `train`;
 - `msrnet.train.losses`: `pyramid_loss` and the per-pixel `LOSSES`;
 - `msrnet.train.checkpoint`: the checkpoint file format;
-- `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``;
-- `msrnet.train.shipping`: where a run of a shipped architecture starts, when its weights
-  replace the shipped file, and the copy (`examples/train_291.py`, `scripts/gpu_run.py`).
+- `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``.
+
+Which trained weights ship with msrnet is release tooling, outside the package
+(``scripts/shipping.py``).
 
 The names below load on first use (PEP 562), so reading `TrainConfig` does not import torch.
 """
@@ -26,6 +28,7 @@ _LAZY: dict[str, str | None] = {
     "train": "trainer",
     "train_step": "trainer",
     "validate": "trainer",
+    "keep_best": "trainer",
     "pyramid_loss": "losses",
     "LOSSES": "losses",
     "save_checkpoint": "checkpoint",
@@ -39,6 +42,6 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from .config import RESUMABLE_FIELDS, TrainConfig
     from .losses import LOSSES, pyramid_loss
-    from .trainer import RunContext, TrainState, train, train_step, validate
+    from .trainer import RunContext, TrainState, keep_best, train, train_step, validate
 
 __getattr__, __dir__ = attach(__name__, _LAZY)

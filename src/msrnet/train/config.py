@@ -5,19 +5,18 @@ import argparse
 import json
 import math
 import re
-import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from msrnet._catalogue import DEGRADATION_PRESETS, LOSS_NAMES
+from msrnet._typed import coerce, describe, type_hints
 
 __all__ = [
     "TrainConfig",
     "RESUMABLE_FIELDS",
     "COMPILE_MODES",
-    "config_changes",
     "config_diff",
     "config_from_dict",
     "field_defaults",
@@ -181,7 +180,7 @@ class TrainConfig:
         Raises:
             ValueError: naming the first field that is wrong, what it needs and what it got.
         """
-        hints = _type_hints()
+        hints = type_hints(TrainConfig)
         for f in fields(self):
             setattr(self, f.name, _checked(f.name, getattr(self, f.name), hints[f.name]))
         for name, rule in _RULES.items():
@@ -273,71 +272,13 @@ _RULES: dict[str, _Rule] = {
 }
 
 
-_HINTS: dict[str, Any] = {}
-
-
-def _type_hints() -> dict[str, Any]:
-    # Resolved once: the annotations are strings (``from __future__ import annotations``).
-    if not _HINTS:
-        _HINTS.update(typing.get_type_hints(TrainConfig))
-    return _HINTS
-
-
-def _describe(kind: Any) -> str:
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        args = typing.get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return "a list of numbers"
-        return f"a list of {len(args)} numbers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        kind, "a JSON object" if origin is dict else str(kind)
-    )
-
-
-_MISMATCH = object()
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _checked(name: str, value: Any, kind: Any) -> Any:
-    """``value`` if it has the type ``kind`` (a field's annotation), as that type; else ValueError.
-
-    Exact only: an int is a float, a list of numbers a tuple; bool is not an int (JSON's
-    ``true`` would otherwise train 1 step), and nothing is parsed from a string.
-    """
-    optional = False
-    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        if value is None:
-            return None
-        optional = True
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    origin = typing.get_origin(kind)
-    result: Any = _MISMATCH
-    if kind is bool:
-        result = value if isinstance(value, bool) else _MISMATCH
-    elif kind is int:
-        result = value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
-    elif kind is float:
-        result = float(value) if _is_number(value) else _MISMATCH
-    elif kind is str:
-        result = value if isinstance(value, str) else _MISMATCH
-    elif origin is dict:
-        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            result = value
-    elif origin is tuple:
-        args = typing.get_args(kind)
-        size = None if len(args) == 2 and args[1] is Ellipsis else len(args)
-        if isinstance(value, (list, tuple)) and (size is None or len(value) == size):
-            if all(map(_is_number, value)):
-                result = tuple(float(v) for v in value)
-    else:  # a field of a kind this function does not know: accepted as given
-        result = value
-    if result is _MISMATCH:
-        raise ValueError(f"{name} must be {_describe(kind)}{' or null' if optional else ''}, got {value!r}")
-    return result
+    """``value`` if it has the type ``kind`` (a field's annotation), as that type
+    (`msrnet._typed.coerce`: exact only); else a ValueError that names the field and its type."""
+    try:
+        return coerce(kind, value, name)
+    except ValueError:
+        raise ValueError(f"{name} must be {describe(kind)}, got {value!r}") from None
 
 
 def field_defaults() -> dict[str, Any]:
@@ -375,12 +316,6 @@ def config_diff(stored: dict[str, Any], config: TrainConfig) -> dict[str, tuple[
     new = config.to_dict()
     old = json.loads(json.dumps({**field_defaults(), **stored}))
     return {k: (old.get(k), new[k]) for k in new if old.get(k) != new[k]}
-
-
-def config_changes(stored: dict[str, Any], config: TrainConfig) -> list[str]:
-    """Names of the fields where ``config`` differs from a checkpoint's ``stored`` config,
-    besides `RESUMABLE_FIELDS`: the changes that make a run not resumable."""
-    return [k for k in config_diff(stored, config) if k not in RESUMABLE_FIELDS]
 
 
 def config_from_dict(values: dict[str, Any], source: str | Path = "config") -> TrainConfig:

@@ -1,5 +1,5 @@
 """The run: `TrainState` (what a checkpoint holds), `RunContext` (what stays fixed),
-`train_step`, `validate`, `save` and `train`.
+`train_step`, `validate`, `keep_best`, `save` and `train`.
 
 One step: a batch of (LR, HR) patches is cut on the training device
 (`~msrnet.data.InMemoryPatchSampler`), the model predicts every level of its pyramid
@@ -55,7 +55,7 @@ from msrnet.data.patches import InMemoryPatchSampler, load_images
 from msrnet import device as hardware
 from msrnet.device import bf16_reason, default_dtype
 from msrnet.evaluate import evaluate
-from msrnet.models import MultiScaleSRNet, create_model
+from msrnet.models import PyramidForward, create_model
 from msrnet.models.msr import PyramidResidualBlock
 from msrnet.models.weights import load_matching_weights, save_weights
 
@@ -64,7 +64,9 @@ from .config import RESUMABLE_FIELDS, TrainConfig, config_diff
 from .losses import pyramid_loss
 from .outputs import CONFIG_NAME, LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, lock_run_folder, prepare_output_dir
 
-__all__ = ["TrainState", "RunContext", "train", "train_step", "validate", "save", "compile_blocks", "BUDGET_TICKS"]
+__all__ = [
+    "TrainState", "RunContext", "train", "train_step", "validate", "keep_best", "save", "compile_blocks", "BUDGET_TICKS",
+]
 
 # With a time budget the schedule's position is the share of the budget spent, in these units.
 BUDGET_TICKS = 10_000
@@ -147,7 +149,7 @@ class TrainState:
 class RunContext:
     """What stays fixed during a run, beside `TrainState`, which holds what changes.
 
-    `train` builds it once; `train_step`, `validate` and `save` read it.
+    `train` builds it once; `train_step`, `validate`, `keep_best` and `save` read it.
 
     Attributes:
         config: the run's settings.
@@ -188,17 +190,6 @@ class RunContext:
         return self.rank == 0
 
 
-class _Pyramid(nn.Module):
-    """Routes ``forward`` to ``forward_pyramid``, so DDP sees the pyramid."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return cast(MultiScaleSRNet, self.model).forward_pyramid(x)
-
-
 def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Tensor:
     """One optimizer step on a batch ``lr`` ``(B, 3, p, p)``, ``hr`` ``(B, 3, s*p, s*p)``.
 
@@ -225,11 +216,12 @@ def train_step(state: TrainState, run: RunContext, lr: Tensor, hr: Tensor) -> Te
     return loss.detach()
 
 
-def validate(state: TrainState, run: RunContext) -> float:
-    """Y-PSNR / SSIM of the scored weights; every process scores its share of the images.
+def validate(state: TrainState, run: RunContext) -> dict[str, float]:
+    """``{"psnr", "ssim"}``: Y-PSNR / SSIM of the scored weights over the validation images.
 
-    Sharing the work keeps the other ranks from idling in a collective (and hitting its timeout)
-    while one scores a long validation set. Exports ``best.safetensors`` on a new best.
+    Every process scores its share of the images: sharing the work keeps the other ranks from
+    idling in a collective (and hitting its timeout) while one scores a long validation set.
+    Changes nothing: `keep_best` decides what the scores mean for the weights.
     """
     assert run.val_items is not None
     shard = run.val_items[run.rank :: run.world]
@@ -244,26 +236,29 @@ def validate(state: TrainState, run: RunContext) -> float:
         sums = sums.to(run.device)
         dist.all_reduce(sums)
     psnr, ssim = (sums[:2] / sums[2]).tolist()
-    run.log.write({"event": "val", "step": state.step, "psnr": psnr, "ssim": ssim})
-    if psnr > state.best_psnr:
-        state.best_psnr = psnr
-        if run.main:
-            _export(state, run, psnr)
-    return psnr
+    return {"psnr": psnr, "ssim": ssim}
 
 
-def _export(state: TrainState, run: RunContext, psnr: float | None) -> None:
-    extra: dict[str, Any] = {"step": state.step}
+def keep_best(state: TrainState, run: RunContext, psnr: float | None) -> bool:
+    """Export the scored weights as ``best.safetensors`` (rank 0) when they are the best so far:
+    a validation ``psnr`` over ``state.best_psnr`` (which it becomes), or, in a run without
+    validation (``psnr`` None), the latest. Returns whether they were kept."""
     if psnr is not None:
-        extra["psnr"] = f"{psnr:.4f}"
-    save_weights(
-        state.scored, run.out_dir / WEIGHTS_NAME, arch=run.arch, model_kwargs=run.config.model_kwargs, **extra
-    )
+        if psnr <= state.best_psnr:
+            return False
+        state.best_psnr = psnr
+    if run.main:
+        extra: dict[str, Any] = {"step": state.step}
+        if psnr is not None:
+            extra["psnr"] = f"{psnr:.4f}"
+        save_weights(
+            state.scored, run.out_dir / WEIGHTS_NAME, arch=run.arch, model_kwargs=run.config.model_kwargs, **extra
+        )
+    return True
 
 
 def save(state: TrainState, run: RunContext) -> None:
-    """Write the checkpoint (rank 0, with every process's data stream); without validation,
-    also the latest weights as ``best.safetensors``."""
+    """Write the checkpoint (rank 0, with every process's data stream)."""
     rng = state.rng_state()
     if run.world > 1:
         gathered: list[Any] = [None] * run.world
@@ -276,8 +271,6 @@ def save(state: TrainState, run: RunContext) -> None:
             **state.state_dict(), "rng": gathered,
         }
         save_checkpoint(payload, run.out_dir / CHECKPOINT_NAME)
-        if run.val_items is None:
-            _export(state, run, None)
 
 
 def amp_enabled(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
@@ -491,6 +484,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # Ranks other than 0 belong to the run whose rank 0 takes the lock: they do not probe it.
     check_output_dir(out_dir, resumed is not None, config.overwrite, locked=os.environ.get("RANK", "0") != "0")
     rank, world, device, created_group = _setup_distributed(config.device)
+    # The run autotunes cuDNN for its fixed patch shapes (`_build_state`); the process gets its
+    # own setting back, for whatever it runs next.
+    cudnn_benchmark = torch.backends.cudnn.benchmark
     try:
         # One training per run folder: a second one into the same folder stops here.
         with lock_run_folder(out_dir, active=rank == 0):
@@ -498,6 +494,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             check_output_dir(out_dir, resumed is not None, config.overwrite, locked=True)
             return _train(config, rank, world, device, resumed, pipeline)
     finally:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         if created_group:
             dist.destroy_process_group()
 
@@ -541,7 +538,7 @@ def _build_state(config: TrainConfig, rank: int, device: torch.device, pipeline:
     the schedule and the EMA; the torch RNG is left seeded for ``rank``."""
     main = rank == 0
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed patch shapes
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes; `train` restores it
 
     # Same init everywhere (DDP also broadcasts rank 0's); the data streams differ per rank.
     torch.manual_seed(config.seed)
@@ -609,7 +606,7 @@ def _build_net(model: nn.Module, config: TrainConfig, world: int, device: torch.
     """
     if compiled and config.compile_mode is None:
         compile_blocks(model)
-    net: nn.Module = _Pyramid(model)
+    net: nn.Module = PyramidForward(model)
     if world > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     if compiled and config.compile_mode is not None:
@@ -670,90 +667,134 @@ def _start_run_folder(
     return log
 
 
-def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any]:
-    """Step until ``max_steps`` or the time budget; log, validate and checkpoint on their
-    periods and at the end. Returns `train`'s summary."""
-    config, device, world = run.config, run.device, run.world
+class _Interval:
+    """The training steps since the last ``train`` log line: their summed loss (on the device,
+    so that no step waits for the host) and their training time."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def restart(self) -> None:
+        self.loss_sum.zero_()
+        self.steps, self.start = 0, time.perf_counter()
+
+
+def _schedule_position(state: TrainState, config: TrainConfig) -> int:
+    """Where the learning-rate schedule stands: the step, or with a time budget its share spent."""
+    if config.time_budget is None:
+        return state.step
+    return min(BUDGET_TICKS, int(BUDGET_TICKS * state.train_seconds / config.time_budget))
+
+
+def _finished(state: TrainState, config: TrainConfig) -> bool:
     budget = config.time_budget
+    return state.step >= config.max_steps or (budget is not None and state.train_seconds >= budget)
 
-    def schedule_position() -> int:
-        if budget is None:
-            return state.step
-        return min(BUDGET_TICKS, int(BUDGET_TICKS * state.train_seconds / budget))
 
-    def finished() -> bool:
-        return state.step >= config.max_steps or (budget is not None and state.train_seconds >= budget)
-
-    state.scheduler.step_update(schedule_position())
-    bar = tqdm(
-        total=config.max_steps if budget is None else round(budget),
+def _progress_bar(state: TrainState, run: RunContext) -> tqdm:
+    """Steps done of ``max_steps``, or with a time budget its seconds spent."""
+    budget = run.config.time_budget
+    return tqdm(
+        total=run.config.max_steps if budget is None else round(budget),
         initial=state.step if budget is None else round(state.train_seconds),
         desc=f"train {run.arch}",
         unit="step" if budget is None else "s",
         dynamic_ncols=True,
-        disable=not (config.progress and run.main),
+        disable=not (run.config.progress and run.main),
         file=sys.stderr,
     )
+
+
+def _timed_step(state: TrainState, run: RunContext, interval: _Interval, first: bool) -> float:
+    """One training step on a fresh batch; returns its host seconds, which the budget counts.
+
+    On CUDA the host runs at most a queue's length ahead of the GPU; the first step of a process
+    (compilation, autotuning) is waited for, so that it counts against the budget whole.
+    """
+    step_start = time.perf_counter()
+    lr_patch, hr_patch = state.sampler.sample()
+    interval.loss_sum += train_step(state, run, lr_patch, hr_patch)
+    interval.steps += 1
+    if first and run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    seconds = time.perf_counter() - step_start
+    state.train_seconds += seconds
+    return seconds
+
+
+def _log_train(state: TrainState, run: RunContext, interval: _Interval) -> float:
+    """Write the interval's ``train`` line (mean loss over every process, throughput) and start
+    the next interval; returns the mean loss."""
+    if run.world > 1:
+        dist.all_reduce(interval.loss_sum)
+    elapsed = max(time.perf_counter() - interval.start, 1e-9)
+    loss = interval.loss_sum.item() / (interval.steps * run.world)
+    run.log.write(
+        {
+            "event": "train",
+            "step": state.step,
+            "loss": loss,
+            "lr": state.optimizer.param_groups[0]["lr"],
+            "samples_per_s": interval.steps * run.config.batch_size * run.world / elapsed,
+            "train_seconds": round(state.train_seconds, 3),
+        }
+    )
+    interval.restart()
+    return loss
+
+
+def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any]:
+    """Step until ``max_steps`` or the time budget; log, validate (keeping the best weights) and
+    checkpoint on their periods and at the end. Returns `train`'s summary."""
+    config = run.config
+    state.scheduler.step_update(_schedule_position(state, config))
+    bar = _progress_bar(state, run)
     state.model.train()
-    loss_sum, interval_steps, interval_start = torch.zeros((), device=device), 0, time.perf_counter()
+    interval = _Interval(run.device)
     last_loss, last_psnr = math.nan, None
     timings = {"startup": 0.0, "first_step": 0.0, "validation": 0.0, "checkpoint": 0.0}
-    first_step = True
-    while not finished():
+    first = True
+    while not _finished(state, config):
         step_start = time.perf_counter()
-        lr_patch, hr_patch = state.sampler.sample()
-        loss_sum += train_step(state, run, lr_patch, hr_patch)
-        interval_steps += 1
-        if first_step and device.type == "cuda":
-            torch.cuda.synchronize(device)
-        # Host time; on CUDA the host runs at most a queue's length ahead of the GPU. The first
-        # step of a process holds compilation and autotuning: it counts against the budget
-        # (a compiled run pays for its compile), and not in the throughput of the log.
-        seconds = time.perf_counter() - step_start
-        state.train_seconds += seconds
-        if budget is not None:
-            bar.update(min(seconds, max(0.0, budget - bar.n)))
-        if first_step:
-            timings["startup"] = step_start - run_start
-            timings["first_step"] = seconds
-            interval_start, first_step = time.perf_counter(), False
-        if budget is None:
-            bar.update(1)
-        state.scheduler.step_update(schedule_position())
+        seconds = _timed_step(state, run, interval, first)
+        if first:
+            # The first step holds compilation and autotuning: not in the log's throughput.
+            timings["startup"], timings["first_step"] = step_start - run_start, seconds
+            interval.start, first = time.perf_counter(), False
+        bar.update(1 if config.time_budget is None else min(seconds, max(0.0, config.time_budget - bar.n)))
+        state.scheduler.step_update(_schedule_position(state, config))
 
-        done = finished()
+        done = _finished(state, config)
         if state.step % config.log_every == 0 or done:
-            if world > 1:
-                dist.all_reduce(loss_sum)
-            elapsed = max(time.perf_counter() - interval_start, 1e-9)
-            last_loss = loss_sum.item() / (interval_steps * world)
-            lr_now = state.optimizer.param_groups[0]["lr"]
-            run.log.write(
-                {
-                    "event": "train",
-                    "step": state.step,
-                    "loss": last_loss,
-                    "lr": lr_now,
-                    "samples_per_s": interval_steps * config.batch_size * world / elapsed,
-                    "train_seconds": round(state.train_seconds, 3),
-                }
-            )
-            postfix = {"step": str(state.step), "loss": f"{last_loss:.4f}", "lr": f"{lr_now:.2e}"}
+            last_loss = _log_train(state, run, interval)
+            postfix = {"step": str(state.step), "loss": f"{last_loss:.4f}", "lr": f"{state.optimizer.param_groups[0]['lr']:.2e}"}
             if last_psnr is not None:
                 postfix["psnr"] = f"{last_psnr:.2f}"
             bar.set_postfix(postfix, refresh=False)
-            loss_sum.zero_()
-            interval_steps, interval_start = 0, time.perf_counter()
         paused = time.perf_counter()
         if run.val_items is not None and (state.step % config.val_every == 0 or done):
-            last_psnr = validate(state, run)
+            scores = validate(state, run)
+            run.log.write({"event": "val", "step": state.step, **scores})
+            last_psnr = scores["psnr"]
+            keep_best(state, run, last_psnr)
             timings["validation"] += time.perf_counter() - paused
         checkpoint_start = time.perf_counter()
         if state.step % config.ckpt_every == 0 or done:
             save(state, run)
+            if run.val_items is None:
+                keep_best(state, run, None)  # without validation, the latest weights
             timings["checkpoint"] += time.perf_counter() - checkpoint_start
-        interval_start += time.perf_counter() - paused  # throughput counts training time only
+        interval.start += time.perf_counter() - paused  # throughput counts training time only
     bar.close()
+    return _summary(state, run, last_loss, timings, run_start)
+
+
+def _summary(
+    state: TrainState, run: RunContext, last_loss: float, timings: dict[str, float], run_start: float
+) -> dict[str, Any]:
+    """`train`'s return value (its docstring has the keys)."""
     return {
         "step": state.step,
         "loss": last_loss,
@@ -769,4 +810,3 @@ def _loop(state: TrainState, run: RunContext, run_start: float) -> dict[str, Any
         "weights": str(run.out_dir / WEIGHTS_NAME),
         "output_dir": str(run.out_dir),
     }
-

@@ -1,8 +1,9 @@
-"""Shipping trained weights in the package: where a run starts, when its weights replace the
-shipped file, and the copy.
+"""Release tooling: shipping trained weights in the source tree's weights folder -- where a run
+starts, when its weights replace the shipped file, and the copy. Not part of the msrnet package.
 
 `examples/train_291.py` (the recipe of the shipped weights) and `scripts/gpu_run.py` (which runs
-that recipe on a GPU, one architecture at a time) follow the same rules, kept here:
+that recipe on a GPU, one architecture at a time) follow the same rules, kept here; both import
+it as ``shipping`` (this folder on ``sys.path``):
 
 - A run of an architecture fine-tunes its shipped file for the tag (``<arch>.<tag>.safetensors``)
   or, for a tag with no file yet, the clean ``t291`` file of the same architecture. Weights the
@@ -21,12 +22,11 @@ that recipe on a GPU, one architecture at a time) follow the same rules, kept he
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msrnet._utils import atomic_write, sha256sum
+from msrnet._utils import atomic_copy, sha256sum
 from msrnet.evaluate import evaluate
 
 __all__ = [
@@ -222,7 +222,4 @@ def ship(weights: str | Path, arch: str, tag: str, package_dir: str | Path) -> s
 
     The copy replaces the shipped file in one rename, so a reader never finds half a file.
     """
-    target = shipped_file(arch, tag, package_dir)
-    with open(weights, "rb") as source, atomic_write(target) as f:
-        shutil.copyfileobj(source, f)
-    return sha256sum(target)
+    return sha256sum(atomic_copy(weights, shipped_file(arch, tag, package_dir)))
