@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from msrnet._utils import atomic_copy, sha256sum
+from msrnet.data.degradations import load_degradation
 from msrnet.evaluate import evaluate
 
 __all__ = [
@@ -118,7 +119,7 @@ class Verdict:
 def _conditions(degradation: str) -> tuple[str | None, ...]:
     """What weights trained on ``degradation`` are scored on: the protocol (None), plus every
     degraded condition for weights trained on degraded inputs."""
-    return (None,) if degradation == "bicubic" else (None, *DEGRADED_CONDITIONS)
+    return (None,) if load_degradation(degradation).is_bicubic else (None, *DEGRADED_CONDITIONS)
 
 
 def _scores(

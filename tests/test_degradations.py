@@ -398,3 +398,17 @@ def test_python_values_are_normalized_as_json_values_are(tmp_path: Path) -> None
     for preset in (config, *PRESETS.values()):
         (tmp_path / "c.json").write_text(json.dumps(preset.to_dict()))
         assert load_degradation(tmp_path / "c.json") == preset
+
+
+def test_is_bicubic_is_the_one_rule_for_nothing_to_degrade(tmp_path: Path) -> None:
+    from msrnet.data.degradations import load_degradation
+
+    assert load_degradation("bicubic").is_bicubic
+    assert not load_degradation("web").is_bicubic and not load_degradation("real").is_bicubic
+    # A file that spells the bicubic pipeline is the bicubic pipeline, whatever its name.
+    spelled = tmp_path / "plain.json"
+    spelled.write_text('{"stages": [], "bicubic_first": true}')
+    assert load_degradation(str(spelled)).is_bicubic
+    hr = torch.rand(2, 3, 16, 16)
+    clean = torch.rand(2, 3, 4, 4)
+    assert degrade(hr, 4, load_degradation(str(spelled)), clean_lr=clean) is clean

@@ -287,6 +287,13 @@ class DegradationConfig:
         _check_types(self)
         _check_config(self)
 
+    @property
+    def is_bicubic(self) -> bool:
+        """Whether the pipeline is the protocol's bicubic down-scaling alone: the one rule for
+        "nothing to degrade" (`degrade` then returns the clean LR, and a run of it is scored
+        on the protocol only)."""
+        return self.bicubic_first and not self.stages
+
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (tuples become lists): what a .json file of it holds, and
         what `load_degradation` reads back as an equal config."""

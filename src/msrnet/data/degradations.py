@@ -456,7 +456,7 @@ def degrade(
     if clean_lr is None:
         levels = quantize(hr).to(torch.uint8)
         clean_lr = bicubic_downscale(levels, lr_size).to(hr.dtype) / 255.0
-    if not config.stages and config.bicubic_first:
+    if config.is_bicubic:
         return clean_lr
     x = clean_lr if config.bicubic_first else hr
     for stage in config.stages:

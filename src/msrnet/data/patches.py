@@ -162,8 +162,8 @@ class _PatchCutter:
         if region != self.hr_size:
             hr = bicubic_downscale(hr, self.hr_size)
         lr, hr_float = bicubic_downscale(hr, self.patch_size).float().div_(255.0), hr.float().div_(255.0)
-        if self.degradation.stages or not self.degradation.bicubic_first:
-            lr = degrade(hr_float, self.scale, self.degradation, g, clean_lr=lr)
+        # `degrade` decides whether the pipeline changes anything (the bicubic preset does not).
+        lr = degrade(hr_float, self.scale, self.degradation, g, clean_lr=lr)
         return lr, hr_float
 
     def _gather(self, params: Tensor, size: int) -> Tensor:
