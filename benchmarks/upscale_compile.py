@@ -6,7 +6,12 @@ best of ``--repeats`` each, in the dtype ``--dtype`` (``auto``: `msrnet.device.d
 ``images_to_win_back`` is how many images a job needs before the compile has paid for itself.
 
     OMP_NUM_THREADS=1 python benchmarks/upscale_compile.py --size 480x320
-    OMP_NUM_THREADS=1 python benchmarks/upscale_compile.py --model msr_medium_x4 --no-pretrained
+    OMP_NUM_THREADS=1 python benchmarks/upscale_compile.py --model msr_medium_x4 --no-pretrained \
+        --baseline msr_small_x4 --size 480x320
+
+``--baseline MODEL`` also times that model eager in fp32 in the same interleaving (what
+``msrnet upscale --dtype fp32 --compile off`` runs), and reports ``vs_baseline_fp32_eager``:
+the model's time with ``--dtype`` and compiled over the baseline's.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ def main() -> None:
     p.add_argument("--size", default=None, help="resize the image to WxH first")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--baseline", default=None, help="a model timed eager in fp32 beside it")
     args = p.parse_args()
 
     image_file = args.image or resources.files("msrnet") / "assets" / "astronaut.png"
@@ -42,16 +48,25 @@ def main() -> None:
     model = msrnet.create_model(args.model, pretrained=args.pretrained)
     dtype = resolve_dtype(args.dtype, torch.device("cpu"))
 
-    def seconds(compiled: bool) -> float:
+    baseline = msrnet.create_model(args.baseline, pretrained=args.pretrained) if args.baseline else None
+
+    def seconds(mode: str) -> float:
         start = time.perf_counter()
-        msrnet.upscale(model, image, dtype=dtype, compile=compiled)
+        if mode == "baseline":
+            assert baseline is not None
+            msrnet.upscale(baseline, image, dtype="fp32")
+        else:
+            msrnet.upscale(model, image, dtype=dtype, compile=mode == "compiled")
         return time.perf_counter() - start
 
-    first_compiled, first_eager = seconds(True), seconds(False)
+    first_compiled, first_eager = seconds("compiled"), seconds("eager")
     best = {"eager": float("inf"), "compiled": float("inf")}
+    if baseline is not None:
+        seconds("baseline")  # its first call
+        best["baseline"] = float("inf")
     for _ in range(args.repeats):
         for mode in best:
-            best[mode] = min(best[mode], seconds(mode == "compiled"))
+            best[mode] = min(best[mode], seconds(mode))
     compile_cost = first_compiled - best["compiled"]
     saved = best["eager"] - best["compiled"]
     print(json.dumps({
@@ -65,6 +80,11 @@ def main() -> None:
         "compiled_s": round(best["compiled"], 3),
         "compiled_vs_eager": round(best["eager"] / best["compiled"], 3),
         "images_to_win_back": round(compile_cost / saved, 1) if saved > 0 else None,
+        **({
+            "baseline": args.baseline,
+            "baseline_fp32_eager_s": round(best["baseline"], 3),
+            "vs_baseline_fp32_eager": round(best["compiled"] / best["baseline"], 3),
+        } if baseline is not None else {}),
     }))
 
 
