@@ -209,17 +209,24 @@ def test_compile_auto_pays_only_on_a_cpu_that_compiles_and_long_jobs(
     Image.new("RGB", (side, side)).save(tmp_path / "a.png")
     big = [tmp_path / "a.png"] * 4
     monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
     for dtype in (torch.bfloat16, torch.float32):
         assert upscale_cli._compile_pays(_args(), model, CPU, dtype, big)
         assert not upscale_cli._compile_pays(_args(), model, CPU, dtype, big[:3])
     assert upscale_cli._compile_pays(_args(self_ensemble=True), model, CPU, torch.float32, big[:1])
     assert not upscale_cli._compile_pays(_args(compile="off"), model, CPU, torch.float32, big)
     assert not upscale_cli._compile_pays(_args(), model, torch.device("cuda"), torch.bfloat16, big)
-    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: False)  # no C++ compiler
+    # Without native bf16 compiling gains less: only a job the size of a video pays it back.
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: False)
     assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big)
+    many = int(4 * upscale_cli.COMPILE_WORK_WITHOUT_BF16 / upscale_cli.COMPILE_WORK) + 1
+    assert upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big[:1] * many)
+    monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: False)  # no C++ compiler
+    assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, big[:1] * many)
     assert upscale_cli._compile_pays(_args(compile="on"), model, CPU, torch.float32, big[:1])
     # An unreadable file counts for nothing here; it fails when it is upscaled.
     monkeypatch.setattr(msrnet.device, "cpu_can_compile", lambda: True)
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert not upscale_cli._compile_pays(_args(), model, CPU, torch.float32, [tmp_path / "bad.png"] * 8)
 

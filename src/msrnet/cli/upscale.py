@@ -20,18 +20,19 @@ if TYPE_CHECKING:  # torch is imported inside the command, so that --help is ins
     import torch
     from torch import nn
 
-__all__ = ["SLOW_WORK", "COMPILE_WORK", "HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
+__all__ = ["SLOW_WORK", "COMPILE_WORK", "COMPILE_WORK_WITHOUT_BF16", "HELP", "DESCRIPTION", "add_arguments", "run", "saved"]
 
 # Work (parameters x LR pixels, about the multiply-adds of a convolutional network) above which
 # `msrnet upscale` announces an image before upscaling it: about 4 s for msr_x4 on 2 CPU cores
 # (docs/inference.md#the-first-call), a hundred times more on a GPU.
 SLOW_WORK = {"cpu": 3e11, "cuda": 3e13, "mps": 3e12}
-# `--compile auto` compiles a job of at least this much work (same units: sixteen 480x320 images
-# for msr_small_x4) on a CPU that can compile. Measured on an AVX2 EPYC (one thread, loaded
-# machine): a compiled 480x320 image took 0.58 of an eager one, and the first call's compile
-# about 4.7 eager images, so the compile was won back after about 11 images; on a CPU with
-# native bf16 the compiled network ran about twice as fast again (docs/inference.md#speed).
+# `--compile auto` compiles a job of at least this much work (same units) on a CPU that can
+# compile: on one with native bf16, where the compiled network ran about twice as fast as the
+# eager one, from sixteen 480x320 images of msr_small_x4 on; elsewhere (AVX2), where it ran
+# 1.12 to 1.14 times as fast and its compile was won back after 15 (msr_small_x4) to 75
+# (msr_medium_x4) such images, only for jobs the size of a video (docs/inference.md#speed).
 COMPILE_WORK = 1e12
+COMPILE_WORK_WITHOUT_BF16 = 2e13
 
 
 HELP = "upscale images, folders or globs"
@@ -261,6 +262,7 @@ def _compile_pays(
 
     if device.type != "cpu" or not hardware.cpu_can_compile():
         return False
+    threshold = COMPILE_WORK if hardware.cpu_has_native_bf16() else COMPILE_WORK_WITHOUT_BF16
     pixels = 0
     for src in sources:
         try:
@@ -269,4 +271,4 @@ def _compile_pays(
         except (OSError, ValueError, Image.DecompressionBombError):
             continue  # reported when the image itself is upscaled
     n_params = sum(p.numel() for p in model.parameters())
-    return n_params * pixels * (8 if args.self_ensemble else 1) >= COMPILE_WORK
+    return n_params * pixels * (8 if args.self_ensemble else 1) >= threshold
