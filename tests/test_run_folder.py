@@ -9,12 +9,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,14 +64,11 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 # --- the lock --------------------------------------------------------------------------------------
-def test_a_second_training_into_a_held_folder_stops_and_loses_nothing(data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    train(_config(data, out))
-    before = _files(out)
-    assert LOCK_NAME not in before  # released (and removed) when the run ended
-    # Another process holds the folder (a training in progress).
+@contextlib.contextmanager
+def _held(out: Path) -> Iterator[int]:
+    """Another process holds ``out``'s lock, as a training in progress does; yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+        [sys.executable, "-c", "import fcntl, os, time\n"
          f"fd = os.open({str(out / LOCK_NAME)!r}, os.O_RDWR | os.O_CREAT)\n"
          "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())\n"
          "print('held', flush=True); time.sleep(600)"],
@@ -77,13 +76,23 @@ def test_a_second_training_into_a_held_folder_stops_and_loses_nothing(data: Path
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        for overrides in ({"overwrite": True}, {"resume": str(out), "max_steps": 4}):
-            with pytest.raises(ValueError, match=rf"in use by another training \(process {holder.pid}\)"):
-                train(_config(data, out, **overrides))
-            assert {k: v for k, v in _files(out).items() if k != LOCK_NAME} == before
+        yield holder.pid
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_training_into_a_held_folder_stops_and_loses_nothing(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_config(data, out))
+    before = _files(out)
+    assert LOCK_NAME not in before  # released (and removed) when the run ended
+    # Another process holds the folder (a training in progress).
+    with _held(out) as pid:
+        for overrides in ({"overwrite": True}, {"resume": str(out), "max_steps": 4}):
+            with pytest.raises(ValueError, match=rf"in use by another training \(process {pid}\)"):
+                train(_config(data, out, **overrides))
+            assert {k: v for k, v in _files(out).items() if k != LOCK_NAME} == before
 
 
 def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_warning(data: Path, tmp_path: Path) -> None:
@@ -196,20 +205,9 @@ def test_a_second_training_started_beside_a_running_one_is_told_it_is_in_use(dat
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text("{}")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, time\n"
-         f"fd = os.open({str(out / LOCK_NAME)!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())\n"
-         "print('held', flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(ValueError, match=rf"{out} is in use by another training \(process {holder.pid}\)"):
+    with _held(out) as pid:
+        with pytest.raises(ValueError, match=rf"{out} is in use by another training \(process {pid}\)"):
             train(_config(data, out))
-    finally:
-        holder.kill()
-        holder.wait()
     os.mkfifo(out / "fifo")
     (out / LOCK_NAME).unlink()
     os.mkfifo(out / LOCK_NAME)  # planted: neither blocks nor is written to
