@@ -5,7 +5,9 @@
 - a resume whose degradation file changed since the run started is refused, naming the field;
 - a run killed before its first checkpoint is answered with a hint that works (--overwrite);
 - Ctrl-C ends `msrnet train` with one line saying what was saved, exit 130;
-- warnings (an unreadable training image) are one line, ``msrnet train: warning: ...``.
+- warnings (an unreadable training image) are one line, ``msrnet train: warning: ...``;
+- a resumed run reads its ``log.jsonl`` back as a stranger's file: bounded in size, a line at a
+  time, never through a link or from a FIFO.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from PIL import Image
 
 from msrnet import cli
 from msrnet.train import CheckpointError, TrainConfig, train
-from msrnet.train.outputs import LOCK_NAME, lock_run_folder
+from msrnet.train.outputs import LOCK_NAME, MAX_LOG_BYTES, RunLog, lock_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"stem_widths": [8, 8], "level_chans": [8], "num_blocks": 2}
@@ -213,3 +215,43 @@ def test_a_second_training_started_beside_a_running_one_is_told_it_is_in_use(dat
     os.mkfifo(out / LOCK_NAME)  # planted: neither blocks nor is written to
     with pytest.raises(ValueError, match="is not a regular file"):
         train(_config(data, out, overwrite=True))
+
+
+def _line(step: int) -> str:
+    return json.dumps({"event": "train", "step": step, "loss": 0.5})
+
+
+def test_a_resumed_log_keeps_lines_up_to_the_checkpoint_and_drops_overlong_ones(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    overlong = '{"step": 1, "pad": "' + "x" * (2 << 20) + '"}'
+    log.write_text("\n".join([_line(1), overlong, _line(2), _line(3)]) + "\n")
+    with pytest.warns(UserWarning, match="unreadable log line"):
+        run_log = RunLog(log, active=True, resume_step=2)
+    run_log.close()
+    assert log.read_text().splitlines() == [_line(1), _line(2)]
+
+
+def test_a_log_larger_than_any_run_writes_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    with open(log, "wb") as f:
+        f.truncate(MAX_LOG_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(ValueError, match="move it aside"):
+        RunLog(log, active=True, resume_step=10)
+    assert log.stat().st_size == MAX_LOG_BYTES + 1  # nothing lost
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_log_that_is_a_fifo_or_a_link_is_not_read_through(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo" / "log.jsonl"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    RunLog(fifo, active=True, resume_step=10).close()  # did not wait for a writer
+    assert fifo.is_file() and fifo.read_text() == ""  # replaced by a fresh log
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(_line(1) + "\n")
+    link = tmp_path / "link" / "log.jsonl"
+    link.parent.mkdir()
+    link.symlink_to(outside)
+    RunLog(link, active=True, resume_step=10).close()
+    assert outside.read_text() == _line(1) + "\n"  # the file it pointed to is untouched
+    assert not link.is_symlink() and link.read_text() == ""

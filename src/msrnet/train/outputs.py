@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from msrnet._utils import atomic_write, parse_json, remove_temp_files
+from msrnet._utils import MAX_JSON_BYTES, atomic_write, parse_json, remove_temp_files
 
 from .checkpoint import CHECKPOINT_NAME
 
@@ -36,6 +36,10 @@ LOG_NAME = "log.jsonl"
 WEIGHTS_NAME = "best.safetensors"
 LOCK_NAME = ".lock"
 RUN_FILES = (CONFIG_NAME, LOG_NAME, CHECKPOINT_NAME, WEIGHTS_NAME)
+# A genuine log holds a line per `log_every` steps and one per validation, about 200 bytes
+# each: 64 MiB is a million of them. Resuming reads it back, so a larger one is refused rather
+# than read.
+MAX_LOG_BYTES = 64 << 20
 
 
 def check_output_dir(out_dir: Path, resuming: bool, overwrite: bool, locked: bool = False) -> None:
@@ -203,6 +207,43 @@ def prepare_output_dir(out_dir: Path, config: dict[str, Any], overwrite: bool) -
         f.write((json.dumps(config, indent=2) + "\n").encode())
 
 
+def _log_lines_up_to(path: Path, step: int) -> list[str]:
+    """The lines of the log ``path`` whose records are at or before ``step``, read as a file from
+    a stranger: a regular file (not a link, a FIFO or a device) of at most `MAX_LOG_BYTES`,
+    streamed a line at a time, a line longer than `MAX_JSON_BYTES` or one that is not JSON
+    dropped with a warning. No log (or none readable) keeps nothing.
+
+    Raises:
+        ValueError: the log is larger than `MAX_LOG_BYTES`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # no log yet, or a link planted at its name (replaced, not followed)
+        return []
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        if info.st_size > MAX_LOG_BYTES:
+            raise ValueError(
+                f"{path} is {info.st_size:,} bytes, more than a run's log of {MAX_LOG_BYTES:,}: "
+                f"move it aside to resume with a fresh log"
+            )
+        kept: list[str] = []
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_JSON_BYTES + 1), b""), 1):
+            line = raw.rstrip(b"\n")
+            try:
+                if len(raw) > MAX_JSON_BYTES:  # the rest of an overlong line reads as more lines
+                    raise ValueError("too long")
+                record = parse_json(line.decode(), f"{path}:{number}")
+            except (ValueError, UnicodeDecodeError):
+                warnings.warn(f"{path}:{number}: dropped an unreadable log line", stacklevel=3)
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line.decode())
+    return kept
+
+
 class RunLog:
     """The JSON-lines log; silent on ranks other than 0.
 
@@ -219,16 +260,7 @@ class RunLog:
         self._file: IO[str] | None = None
         if not active:
             return
-        kept: list[str] = []
-        if resume_step is not None and path.is_file():
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                try:
-                    record = parse_json(line, f"{path}:{number}")
-                except ValueError:
-                    warnings.warn(f"{path}:{number}: dropped an unreadable log line", stacklevel=2)
-                    continue
-                if isinstance(record, dict) and record.get("step", 0) <= resume_step:
-                    kept.append(line)
+        kept = [] if resume_step is None else _log_lines_up_to(path, resume_step)
         with atomic_write(path) as f:
             f.write(("".join(line + "\n" for line in kept)).encode())
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
