@@ -18,7 +18,7 @@ from msrnet import cli
 from msrnet.cli import upscale as upscale_cli
 from msrnet.inference import resolve_dtype
 from msrnet.train import TrainConfig, load_checkpoint, train
-from msrnet.train.trainer import amp_enabled
+from msrnet.train.modes import amp_enabled
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
 CPU = torch.device("cpu")
@@ -142,7 +142,7 @@ def test_amp_on_a_cpu_without_native_bf16_trains_fp32_and_says_why(
 
 
 def test_the_default_compiles_on_a_cpu_and_not_on_cuda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from msrnet.train.trainer import compile_enabled
+    from msrnet.train.modes import compile_enabled
 
     config = TrainConfig(train_dir=str(tmp_path), output_dir=str(tmp_path / "o"))
     monkeypatch.delenv("TORCH_COMPILE_DISABLE")

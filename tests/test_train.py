@@ -22,7 +22,7 @@ from msrnet import cli, create_model
 from msrnet.data import BenchmarkDataset
 from msrnet.evaluate import evaluate
 from msrnet.train import CheckpointError, TrainConfig, load_checkpoint, pyramid_loss, train
-from msrnet.train.trainer import compile_blocks
+from msrnet.train.modes import compile_blocks
 
 TINY = {"stem_widths": [16, 16], "level_chans": [8, 8], "num_blocks": 2}
 # A subprocess a test waits for is stopped only when it has hung, never for being slow on a

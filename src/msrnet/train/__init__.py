@@ -7,6 +7,8 @@ One module per concern:
   and `train`;
 - `msrnet.train.losses`: `pyramid_loss` and the per-pixel `LOSSES`;
 - `msrnet.train.checkpoint`: the checkpoint file format;
+- `msrnet.train.modes`: the device and process group, bf16 autocast, compilation;
+- `msrnet.train.resume`: the checkpoint a run resumes from, checked before anything is written;
 - `msrnet.train.outputs`: the run folder, ``config.json`` and ``log.jsonl``.
 
 Which trained weights ship with msrnet is release tooling, outside the package

@@ -52,20 +52,19 @@ from msrnet.data.benchmark import BenchmarkDataset, Sample
 from msrnet.data.degradations import DegradationConfig, check_degradation_memory, load_degradation
 from msrnet.data.io import list_images
 from msrnet.data.patches import InMemoryPatchSampler, load_images
-from msrnet import device as hardware
-from msrnet.device import bf16_reason, default_dtype
 from msrnet.evaluate import evaluate
 from msrnet.models import PyramidForward, create_model
-from msrnet.models.msr import PyramidResidualBlock
 from msrnet.models.weights import load_matching_weights, save_weights
 
-from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
-from .config import RESUMABLE_FIELDS, TrainConfig, config_diff
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, save_checkpoint
+from .config import TrainConfig
 from .losses import pyramid_loss
-from .outputs import CONFIG_NAME, LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, lock_run_folder, prepare_output_dir
+from .modes import amp_enabled, compile_blocks, compile_enabled, setup_distributed
+from .outputs import LOG_NAME, WEIGHTS_NAME, RunLog, check_output_dir, lock_run_folder, prepare_output_dir
+from .resume import Resume, resume_state
 
 __all__ = [
-    "TrainState", "RunContext", "train", "train_step", "validate", "keep_best", "save", "compile_blocks", "BUDGET_TICKS",
+    "TrainState", "RunContext", "train", "train_step", "validate", "keep_best", "save", "BUDGET_TICKS",
 ]
 
 # With a time budget the schedule's position is the share of the budget spent, in these units.
@@ -273,120 +272,8 @@ def save(state: TrainState, run: RunContext) -> None:
         save_checkpoint(payload, run.out_dir / CHECKPOINT_NAME)
 
 
-def amp_enabled(config: TrainConfig, device: torch.device) -> tuple[bool, str]:
-    """Whether a run of ``config`` on ``device`` trains under bf16 autocast, and why.
-
-    ``config.amp`` asks for bf16; it is granted where the hardware computes it
-    (`msrnet.device.default_dtype` is bf16): CUDA, and CPUs with AMX or AVX-512 BF16. Elsewhere
-    bf16 is emulated, slower than fp32, so the run trains in fp32.
-    """
-    reason = bf16_reason(device)
-    if not config.amp:
-        return False, "amp off"
-    return default_dtype(device) == torch.bfloat16, reason
-
-
-def compile_enabled(config: TrainConfig, device: torch.device) -> bool:
-    """``config.compile``, or where it is None, whether this is a CPU that can compile: there the
-    compiled step ran 1.38x (fp32, AVX2) to 4.4x (bf16, AMX) as fast as the eager one and its
-    compile (18 to 100 s) was paid back within tens of steps (docs/training.md). On CUDA the
-    eager step is already fast and compiling takes minutes: there it stays opt-in."""
-    if config.compile is not None:
-        return config.compile
-    if os.environ.get("TORCH_COMPILE_DISABLE") == "1":  # torch's own switch: compile is a no-op
-        return False
-    return device.type == "cpu" and hardware.cpu_can_compile()
-
-
 def _seed_for(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-
-
-def _setup_distributed(device: str | None) -> tuple[int, int, torch.device, bool]:
-    """(rank, world_size, device, whether this call created the process group).
-
-    Raises:
-        ValueError: ``device`` names a device type torch does not know, or CUDA without CUDA
-            (the config checks only its form, without importing torch).
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        kind = torch.device(device).type if device else ("cuda" if torch.cuda.is_available() else "cpu")
-    except RuntimeError as e:
-        raise ValueError(f"device {device!r}: {e}") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available")
-    if world > 1 and kind == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    else:
-        dev = torch.device(device or kind)
-    if dev.type == "cuda" and dev.index is not None:
-        torch.cuda.set_device(dev)
-    created = False
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if kind == "cuda" else "gloo")
-        created = True
-    rank = dist.get_rank() if world > 1 else 0
-    return rank, world, dev, created
-
-
-@dataclass
-class _Resume:
-    """The checkpoint a run resumes from, and the settings it changes (`RESUMABLE_FIELDS`)."""
-
-    path: Path
-    checkpoint: dict[str, Any]
-    changed: dict[str, tuple[Any, Any]]  # field -> (stored, new), as JSON
-
-
-# Fields that say how a run starts, not how it trains: never reported as changed on resume.
-_STARTUP_FIELDS = ("resume", "overwrite")
-
-
-def _resume_state(config: TrainConfig, degradation: dict[str, Any]) -> _Resume | None:
-    """The checkpoint to resume from, checked against ``config`` and the content of its
-    ``degradation`` (resolved) before anything is written."""
-    if not config.resume:
-        return None
-    path = Path(config.resume)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.exists() and (path.parent / CONFIG_NAME).exists():
-        # A run killed before its first checkpoint leaves config.json and nothing to resume.
-        raise FileNotFoundError(
-            f"no checkpoint at {path}: the run in {path.parent} stopped before its first checkpoint; "
-            f"start it again with --overwrite (without --resume)"
-        )
-    state = load_checkpoint(path)
-    _check_same_degradation(path, state, config, degradation)
-    diff = config_diff(state["config"], config)
-    refused = [k for k in diff if k not in RESUMABLE_FIELDS]
-    if refused:
-        details = ", ".join(f"{k} ({diff[k][0]!r} -> {diff[k][1]!r})" for k in refused)
-        raise CheckpointError(
-            f"cannot resume {path} with other settings: {details}. A resumed run may change only "
-            f"its length (max_steps, time_budget) and bookkeeping (val_every, ckpt_every, "
-            f"log_every, progress, output_dir); start a new run (another --output-dir) to change the rest"
-        )
-    changed = {k: v for k, v in diff.items() if k not in _STARTUP_FIELDS}
-    return _Resume(path, state, changed)
-
-
-def compile_blocks(model: nn.Module) -> int:
-    """``torch.compile`` every `PyramidResidualBlock` of ``model`` in place; returns how many.
-
-    Regional compilation: the blocks repeat, so each kind of block (one per pyramid level,
-    plus the last block, which does not back-project) compiles once and its code serves every
-    block like it. That takes about half the time of compiling the whole network, for the same
-    step time (docs/training.md has the measurements), and a time-budgeted run pays for
-    compilation in every process it starts. ``dynamic=False`` keeps each kind's kernels
-    specialised to its shapes instead of one shape-generic version for all. Parameter names,
-    and so checkpoints and exported weights, are unchanged.
-    """
-    blocks = [m for m in model.modules() if isinstance(m, PyramidResidualBlock)]
-    for block in blocks:
-        block.compile(dynamic=False)
-    return len(blocks)
 
 
 def _check_degradation_memory(config: TrainConfig, pipeline: DegradationConfig) -> None:
@@ -405,44 +292,6 @@ def _check_degradation_memory(config: TrainConfig, pipeline: DegradationConfig) 
         check_degradation_memory(pipeline, config.batch_size, 3, (hr, hr), scale)
     except ValueError as e:
         raise ValueError(f"degradation {config.degradation}: {e}") from None
-
-
-def _check_same_degradation(
-    path: Path, checkpoint: dict[str, Any], config: TrainConfig, degradation: dict[str, Any]
-) -> None:
-    """Refuse to resume ``checkpoint`` when ``config.degradation`` now resolves to another
-    pipeline than the one the run trained with (a file edited between the runs)."""
-    recorded = checkpoint.get("degradation")
-    if recorded is None:
-        warnings.warn(
-            f"{path} does not record its degradation pipeline (written by an older msrnet): "
-            f"resuming with {config.degradation} as it reads now",
-            stacklevel=4,
-        )
-        return
-    changed = _json_differences(recorded, degradation)
-    if changed:
-        where, old, new = changed[0]
-        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-        raise CheckpointError(
-            f"cannot resume {path}: the degradation {config.degradation} has changed since the run "
-            f"started: {where or 'the pipeline'} {old!r} -> {new!r}{more}; restore it, or start a new run "
-            f"(another --output-dir)"
-        )
-
-
-def _json_differences(old: Any, new: Any, where: str = "") -> list[tuple[str, Any, Any]]:
-    """``(field path, old, new)`` for each place where two JSON values differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [
-            d for key in sorted(set(old) | set(new))
-            for d in _json_differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
-        ]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and all(
-        isinstance(v, dict) for v in old + new
-    ):  # the stages: named one by one
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _json_differences(a, b, f"{where}[{i}]")]
-    return [] if old == new else [(where, old, new)]
 
 
 def _build_model(config: TrainConfig) -> nn.Module:
@@ -478,12 +327,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # exist and hold a valid pipeline, which takes torch to read (presets were checked by name).
     # It is read once: the run trains with, and its checkpoints record, what it read now.
     pipeline = load_degradation(config.degradation)
-    resumed = _resume_state(config, pipeline.to_dict())
+    resumed = resume_state(config, pipeline.to_dict())
     _check_degradation_memory(config, pipeline)
     out_dir = Path(config.output_dir)
     # Ranks other than 0 belong to the run whose rank 0 takes the lock: they do not probe it.
     check_output_dir(out_dir, resumed is not None, config.overwrite, locked=os.environ.get("RANK", "0") != "0")
-    rank, world, device, created_group = _setup_distributed(config.device)
+    rank, world, device, created_group = setup_distributed(config.device)
     # The run autotunes cuDNN for its fixed patch shapes (`_build_state`); the process gets its
     # own setting back, for whatever it runs next.
     cudnn_benchmark = torch.backends.cudnn.benchmark
@@ -504,7 +353,7 @@ def _train(
     rank: int,
     world: int,
     device: torch.device,
-    resumed: _Resume | None,
+    resumed: Resume | None,
     pipeline: DegradationConfig,
 ) -> dict[str, Any]:
     """Build the run, restore the checkpoint it resumes, start its folder, and train."""
@@ -626,7 +475,7 @@ def _validation_items(config: TrainConfig, scale: int) -> tuple[Sample, ...] | N
     return tuple(val_set[i] for i in range(min(len(val_set), config.val_images or len(val_set))))
 
 
-def _restore(state: TrainState, resumed: _Resume, config: TrainConfig, rank: int, world: int) -> None:
+def _restore(state: TrainState, resumed: Resume, config: TrainConfig, rank: int, world: int) -> None:
     """Load the checkpoint into ``state``, and this rank's data stream where the process count
     is the checkpoint's (else reseed it: the run then does not repeat exactly)."""
     checkpoint = resumed.checkpoint
@@ -648,7 +497,7 @@ def _restore(state: TrainState, resumed: _Resume, config: TrainConfig, rank: int
 
 
 def _start_run_folder(
-    state: TrainState, config: TrainConfig, resumed: _Resume | None, main: bool, world: int
+    state: TrainState, config: TrainConfig, resumed: Resume | None, main: bool, world: int
 ) -> RunLog:
     """Write ``config.json`` (rank 0) and open ``log.jsonl``; a resumed run logs what it changed."""
     out_dir = Path(config.output_dir)
