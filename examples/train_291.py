@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The shipping rules are release tooling beside scripts/gpu_run.py, not part of the package.
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
-from shipping import compare_with_shipped, ship, warm_start  # noqa: E402
+from shipping import compare_with_shipped, compare_with_small, needs_small_bar, ship, small_variant, warm_start  # noqa: E402
 
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
@@ -194,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         verdict = compare_with_shipped(
             weights, arch, args.tag, args.package_dir, args.data_dir, scale, device=device, degradation=args.degradation
         )
+        # A medium file (and a full-size .real one) ships only if it also beats the small file.
+        small = (
+            compare_with_small(verdict.scores, arch, args.tag, args.package_dir, args.data_dir, scale, device=device)
+            if args.package and verdict.replace and needs_small_bar(arch, args.tag) else None
+        )
         for name, score in verdict.scores.items():
             row: dict[str, Any] = score | {
                 "model": arch,
@@ -204,14 +209,20 @@ def main(argv: list[str] | None = None) -> int:
             }
             if verdict.shipped is not None:
                 row |= {"shipped_psnr": verdict.shipped[name]["psnr"], "replace": verdict.replace}
+            if small is not None:
+                if small.shipped is not None and name in small.shipped:
+                    row["small_psnr"] = small.shipped[name]["psnr"]
+                row["beats_small"] = small.replace
             results.append(row)
             print(json.dumps(row), file=sys.stderr)
         (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        if args.package and verdict.replace:
+        if args.package and verdict.replace and (small is None or small.replace):
             digest = ship(weights, arch, args.tag, args.package_dir)
             print(f'    "{arch}.{args.tag}": "{digest}",', flush=True)
-        elif args.package:
+        elif args.package and not verdict.replace:
             print(f"{arch}: the shipped weights score higher on Set5 or Set14; kept", file=sys.stderr)
+        elif args.package:
+            print(f"{arch}.{args.tag}: {small_variant(arch)}.{args.tag} scores higher; not shipped", file=sys.stderr)
         chained = str(weights)
     return 0
 

@@ -13,36 +13,50 @@ b. training throughput of msr_x4 (``benchmarks/train_speed.py``), eager: LR patc
    trains with the one whose saving over the training time left most exceeds its compile time
    in every training process (if any does). Every row goes into ``results.json``, with the
    share of the step spent making patches;
-c. msr_x8, msr_x4, msr_x2, then msr_small_x8/x4/x2 (``--no-small`` leaves them out), on the
-   291 images (``examples/train_291.py``, one model per process), each fine-tuned from the
-   packaged weights where those exist, else warm-started from the previous (larger) scale's
-   trunk; each model's training budget is its share of the time then left, msr_x8's the
-   largest (`BUDGET_SHARES`; a small model a quarter of its full one's, step f's models half);
-d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``);
-f. (run before e, which comes last) msr_x4.real, then msr_x2.real and msr_x8.real
-   (``--skip real`` leaves them out): each
-   fine-tuned from the best weights at hand (a shipped ``.real`` file; else step c's ``.t291``
-   weights where they beat the shipped ones, at the fine-tune rate; else the shipped ``.t291``
-   file) with ``train_291.py --degradation web --tag real``, and scored on Set5 and Set14,
-   clean and under every degraded benchmark condition (JPEG and noise after bicubic). The
-   default degradation is ``web`` rather than the ``real`` preset: those conditions are what
-   ``web`` trains for, and the shipped msr_small_x*.real files, the bar here, were trained on
-   it; ``--real-degradation`` picks another. A file comes back only if it beats both the
-   shipped file of its own tag and the small variant's (msr_small_x4.real for msr_x4.real) on
-   every (set, degraded condition) score;
-e. inference time of a 1280x720 output at x4, fp32 and bf16 (the weights cast once, as
-   `msrnet.upscale` runs a reduced dtype): msr_x4 and msr_small_x4 against EDSR-baseline,
-   RCAN, SwinIR and SPAN (``benchmarks/speed.py``; spandrel's peers skipped without spandrel);
-   msr_x4 and EDSR-baseline also compiled with CUDA graphs; ``bf16_speedup`` is each one's fp32
-   latency over its bf16 latency, and ``achieved_tflops`` its rate per multiply-add.
+c. the ``.t291`` models of each msr variant, on the 291 images (``examples/train_291.py``, one
+   model per process): msr_x8, msr_x4, msr_x2, then msr_medium_x8/x4/x2, then msr_small_x8/x4/x2
+   (``--no-medium`` and ``--no-small`` leave a variant out). Each is fine-tuned from its shipped
+   file where one exists (a medium file may ship from CPU training), else warm-started from the
+   previous (larger) scale's trunk of its variant. Each model's training budget is its share of
+   the time then left (``scripts/gpu_plan.py``: msr_x8's the largest; a medium model half its
+   full-size one's, a small one a quarter, step f's models half their ``.t291`` share); when
+   the time left cannot give every model still queued its minimum, the least valuable go
+   without (the order of worth, below), wherever they stand in the queue;
+d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``). A medium file comes
+   back only if it also beats the shipped small one of its scale on both;
+f. (run before e, which comes last) the ``.real`` files of msr, then of msr_medium, each x4,
+   x2, x8 (``--skip real`` leaves them out): each fine-tuned from its variant's best weights at
+   hand (a shipped ``.real`` file; else step c's ``.t291`` weights where they beat the shipped
+   ones or none ships, at the fine-tune rate; else the shipped ``.t291`` file; a model with
+   none of these, a medium one before any ships, is skipped) with ``train_291.py --degradation web --tag real``, and scored
+   on Set5 and Set14, clean and under every degraded benchmark condition (JPEG and noise after
+   bicubic). The default degradation is ``web`` rather than the ``real`` preset: those
+   conditions are what ``web`` trains for, and the shipped msr_small_x*.real files, the bar
+   here, were trained on it; ``--real-degradation`` picks another. A file comes back only if it
+   beats both the shipped file of its own tag and the small variant's (msr_small_x4.real for
+   msr_x4.real and msr_medium_x4.real) on every (set, degraded condition) score;
+e. inference time of a 1280x720 output at x4 (``benchmarks/speed.py``), fp32 and bf16 (the
+   weights cast once, as `msrnet.upscale` runs a reduced dtype): msr_x4, msr_medium_x4 and
+   msr_small_x4 against EDSR-baseline, RCAN, SwinIR and SPAN (spandrel's peers skipped without
+   spandrel), eager; then the msr variants, EDSR-baseline and SPAN compiled, with CUDA graphs
+   (``reduce-overhead``) and without (``default``), one process each while the deadline allows.
+   Each row has its ``compile_mode`` (None: eager), ``latency_vs_msr`` (over msr_x4's in the
+   same dtype and mode), ``vs_fp32_eager`` and ``achieved_tflops`` (its rate per
+   multiply-add); ``bf16_speedup`` is each one's fp32 latency over its bf16 latency.
 
 Into ``--out``: ``results.json`` (rewritten after every step), ``log.txt`` and, for each model
-whose weights are new or beat the packaged ones (``scripts/shipping.py``'s rules),
-``<arch>.t291.safetensors`` or ``<arch>.real.safetensors``, while the 8 files a device call
-brings back allow (`MAX_OUT_FILES`; the small variants' files leave places for step f's, and
-the log names what did not fit). Copy those into
-``src/msrnet/weights/`` and their sha256, which ``log.txt`` names, into ``PRETRAINED_SHA256``
-(``src/msrnet/_catalogue.py``).
+whose weights may ship (``scripts/shipping.py``'s rules), ``<arch>.t291.safetensors`` or
+``<arch>.real.safetensors``, while the 8 files a device call brings back allow
+(`MAX_OUT_FILES`: the two others leave 6 places for weights). When more files qualify, the most
+valuable come back (``scripts/gpu_plan.py``'s order of worth, which also decides what the
+deadline leaves out): the full-size files first, since a full-size model has 17 times a small
+one's multiply-adds and the GPU's time is worth what a file would cost without it; then the
+medium ones; the small ones, which a CPU trains well, last. Within a variant ``.t291`` before
+``.real`` (the next ``.real`` runs start from it), within a tag the order they train in. A
+file that a more valuable one displaces leaves ``--out``; the log names every file that did not
+fit and where its weights stay, and ``results.json``'s ``weights`` step lists what came back and
+what did not. Copy the weights into ``src/msrnet/weights/`` and their sha256, which ``log.txt``
+names, into ``PRETRAINED_SHA256`` (``src/msrnet/_catalogue.py``).
 
     # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"
@@ -53,7 +67,8 @@ A rehearsal is a test of paths, not of speed: it has no deadline (``--steps``: e
 a number of steps, and every command runs to its end, however busy the machine), so it runs
 every step and trains every model on any machine. Only a hung command is stopped, after
 `HANG_GUARD_S`, and step b's compile measurements, which ``--compile-timeout`` always bounds
-(they decide only whether training compiles; a few steps never pay for it). ``--rehearse
+(they decide only whether training compiles; a few steps never pay for it). Step e times
+eager only there: inductor on a CPU takes minutes and says nothing of a GPU. ``--rehearse
 --deadline S`` rehearses the deadline's arithmetic instead.
 """
 from __future__ import annotations
@@ -73,31 +88,40 @@ from typing import Any
 
 import torch
 
-from shipping import CLEAN_TAG, compare_with_small, ship, shipped_file, warm_start
+from gpu_plan import (
+    MAX_OUT_FILES,
+    WEIGHT_PLACES,
+    Target,
+    real_queue,
+    returned,
+    training_budget,
+    training_queue,
+)
+from shipping import CLEAN_TAG, compare_with_small, needs_small_bar, ship, shipped_file, warm_start
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
 SCALES = (2, 4, 8)
-# Per scale, beyond its training budget: process start, data, first step, validation,
+# Per model, beyond its training budget: process start, data, first step, validation,
 # checkpoint and the Set5/Set14 scoring (twice when fine-tuning). A first guess; after each
-# scale the measured overhead replaces it.
+# model the measured overhead replaces it.
 SCALE_OVERHEAD_S = {"cuda": 30.0, "cpu": 15.0}
-INFERENCE_RESERVE_S = {"cuda": 50.0, "cpu": 25.0}
-# Each full-size model's weight in sharing out the training time, in the order they train:
-# msr_x8 first and longest, since it is the weakest file (below msr_small_x8 on the held-out
-# sets) and the one the headline call loads; then x4, then x2. Fine-tuned from the shipped
-# files, no scale needs a smaller one's trunk first.
-BUDGET_SHARES = {8: 0.45, 4: 0.30, 2: 0.25}
-# With --small, the small variants share the training time at this weight relative to the full
-# ones of the same scale: they are 14 times cheaper per step.
-SMALL_SHARE = 0.25
-# The `.real` full-size models (step f) train after all the t291 ones, x4 first (the scale of
-# the shipped small .real file the issue names), at this weight relative to their t291 share.
-REAL_ORDER = (4, 2, 8)
-REAL_SHARE = 0.5
-REAL_TAG = "real"
-# What a device call brings back from --out: at most this many files, log and results included.
-MAX_OUT_FILES = 8
+# What training leaves step e: the eager timings took 33 s in the first session
+# (docs/runs/gpu-2026-11-27-a.log); the rest is a guess, until a session measures it, at what
+# msr_x4's two compiles with CUDA graphs take. The other compiled rows get what is left.
+INFERENCE_RESERVE_S = {"cuda": 110.0, "cpu": 25.0}
+# Step e's networks at x4, timed eager in fp32 and bf16: the msr variants and EDSR-baseline,
+# and spandrel's RCAN, SwinIR and SPAN where spandrel is installed.
+INFERENCE_MODELS = ("msr", "msr_medium", "msr_small", "edsr_baseline")
+SPANDREL_PEERS = ("rcan", "swinir", "span")
+# Timed compiled too (the CPU round's inference modes, on the GPU): the msr variants beside the
+# two peers as fast as they are; RCAN and SwinIR, 4 and 34 times msr_x4's latency, are far off.
+COMPILED_MODELS = ("msr", "msr_medium", "msr_small", "edsr_baseline", "span")
+# torch.compile's modes after eager, each model in its own process so that one the deadline
+# stops costs only its rows: CUDA graphs first (reduce-overhead: inductor's kernels replayed as
+# one graph, the fastest a fixed frame size runs), then the kernels alone (default), which says
+# what the graphs add. max-autotune's tuning of every convolution takes minutes.
+INFERENCE_COMPILE_MODES = ("reduce-overhead", "default")
 # A rehearsal runs the same code on the CPU with networks small enough for it, each model
 # for this many steps (the first is not timed; two more give a training time).
 REHEARSAL_KWARGS = {"stem_widths": [16, 8], "num_blocks": 3}
@@ -118,6 +142,8 @@ class Run:
         self.start = time.monotonic()
         self.deadline = deadline
         self.results: dict[str, Any] = {"steps": {}}
+        # Every weights file that may ship, and where its weights are (`_ship_to_out`).
+        self.qualified: dict[Target, Path] = {}
         self.log_file = open(out / "log.txt", "a", buffering=1)  # noqa: SIM115 -- lives as long as the run
 
     def elapsed(self) -> float:
@@ -200,13 +226,20 @@ def check(run: Run, device: str) -> None:
     run.save("tests", {"exit_code": code, "summary": summary})
 
 
-def _training_queue(args: argparse.Namespace) -> list[tuple[bool, int]]:
-    """Step c's training processes, in order: (small, scale) for each variant trained, the
-    full-size ones first, each variant's largest scale first (`BUDGET_SHARES`)."""
-    if "train" in getattr(args, "skip", []):
-        return []
-    scales = sorted(args.scales, reverse=True)
-    return [(small, scale) for small in (False, True)[: 1 + args.small] for scale in scales]
+def _variants(args: argparse.Namespace) -> list[str]:
+    """The variants this run trains (`gpu_plan.VARIANTS`): msr always, the others unless
+    ``--no-medium`` / ``--no-small`` leave them out."""
+    return ["msr"] + ["msr_medium"] * args.medium + ["msr_small"] * args.small
+
+
+def _training_queue(args: argparse.Namespace) -> list[Target]:
+    """Step c's models, in order (none when it is skipped)."""
+    return [] if "train" in args.skip else training_queue(args.scales, _variants(args))
+
+
+def _real_queue(args: argparse.Namespace) -> list[Target]:
+    """Step f's models, in order (none when it is skipped)."""
+    return [] if "real" in args.skip else real_queue(args.scales, _variants(args))
 
 
 def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -278,107 +311,18 @@ def _compile_argv(choice: dict[str, Any]) -> list[str]:
     return ["--compile"] + ([] if mode is None else ["--compile-mode", mode])
 
 
-def _real_queue(args: argparse.Namespace) -> list[int]:
-    """Step f's scales, in order (none when it is skipped)."""
-    return [] if "real" in args.skip else [s for s in REAL_ORDER if s in args.scales]
+def _budget(run: Run, args: argparse.Namespace, overhead: float, queued: list[Target]) -> tuple[bool, float | None]:
+    """Whether ``queued[0]`` trains, and its seconds of training: None with step counts (it
+    always trains); else its share of what the deadline leaves (`gpu_plan.training_budget`)."""
+    if args.steps is not None:
+        return True, None
+    budget = training_budget(run.left() - INFERENCE_RESERVE_S[args.kind], overhead, queued, args.min_budget)
+    return budget is not None, budget
 
 
-def _share(small: bool, scale: int, real: bool = False) -> float:
-    """A model's weight in sharing out the training time."""
-    return BUDGET_SHARES[scale] * (SMALL_SHARE if small else 1.0) * (REAL_SHARE if real else 1.0)
-
-
-def _budget(run: Run, args: argparse.Namespace, overhead: float, item: float, queued: list[float]) -> float:
-    """One model's seconds of training: its weight ``item`` of the time left, shared with every
-    model still ``queued`` (weights, its own among them), after each one's ``overhead``."""
-    spare = run.left() - INFERENCE_RESERVE_S[args.kind] - overhead * len(queued)
-    return spare * item / sum(queued)
-
-
-def _ship_to_out(run: Run, weights: Path, arch: str, tag: str, keep_free: int = 0) -> None:
-    """Copy ``weights`` into --out as ``<arch>.<tag>.safetensors`` while a device call can still
-    bring it back (`MAX_OUT_FILES`, less ``keep_free`` places held for later models); log its
-    sha256, or that there was no room."""
-    present = [p for p in run.out.iterdir() if p.is_file() and p.name not in ("results.json.tmp", "subprocess.stderr")]
-    if len(present) + keep_free >= MAX_OUT_FILES:
-        run.log(f"{arch}.{tag}: no room in --out ({MAX_OUT_FILES} files); the weights stay at {weights}")
-        return
-    digest = ship(weights, arch, tag, run.out)
-    run.log(f"{arch}.{tag}: new weights, sha256 {digest}")
-
-
-def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
-    """c, d. Each scale in its own process; its budget is its share of the time then left."""
-    queue = _training_queue(args)
-    later = [_share(False, scale, real=True) for scale in _real_queue(args)]  # step f's
-    overhead = SCALE_OVERHEAD_S[args.kind]
-    if choice["compile"]:
-        overhead += choice["compile_costs_s"] / (len(queue) + len(later))
-    args.overhead = overhead
-    rows: list[dict[str, Any]] = []
-    chained: dict[bool, str | None] = {False: None, True: None}  # per variant (small or not)
-
-    while queue:
-        small, scale = queue[0]
-        arch = f"msr_small_x{scale}" if small else f"msr_x{scale}"
-        budget: float | None = None
-        if args.steps is None:
-            budget = _budget(run, args, overhead, _share(small, scale), [_share(*i) for i in queue] + later)
-            if budget < args.min_budget:
-                run.log(f"{arch}: only {budget:.0f} s left for training; skipped")
-                queue.pop(0)
-                continue
-        runs = args.work_dir / ("runs_small" if small else "runs")
-        # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
-        patch_size = min(choice.get("patch_size", args.patch_size), 256 // scale)
-        argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
-                "--data-dir", str(args.data_dir), "--scales", str(scale),
-                *(["--max-steps", str(args.steps)] if budget is None else ["--time-budget", f"{budget:.1f}"]),
-                "--batch-size", str(choice["batch_size"]),
-                "--patch-size", str(patch_size), "--output-dir", str(runs), "--overwrite",
-                "--package-dir", str(args.package_dir)]
-        if args.model_kwargs:
-            argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
-        if small:
-            argv.append("--small")
-        if args.device:
-            argv += ["--device", args.device]
-        argv += _compile_argv(choice)
-        # train_291.py fine-tunes shipped weights by itself; --init would override them.
-        start = warm_start(arch, CLEAN_TAG, args.package_dir, chained=chained[small])
-        if start.weights is not None and not start.finetune:
-            argv += ["--init", start.weights]
-        if budget is None:
-            run.log(f"{arch}: {args.steps} steps of training")
-        else:
-            run.log(f"{arch}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
-        started = time.monotonic()
-        code, _ = run.command(argv, timeout=run.limit((budget or 0.0) + 2 * overhead + 30))
-        if budget is not None:
-            overhead = args.overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
-        results_file = runs / "results.json"
-        new = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
-        new = [r for r in new if r["model"] == arch]
-        if not new and choice["compile"]:
-            run.log(f"{arch}: failed with torch.compile; again without it")
-            choice["compile"] = False
-            continue
-        queue.pop(0)
-        if not new:
-            run.log(f"{arch}: no result")
-            continue
-        rows += new
-        weights = runs / f"x{scale}" / "best.safetensors"
-        # train_291.py judged the weights (`shipping.compare_with_shipped`).
-        if all(r.get("replace", True) for r in new):
-            args.fresh_t291[arch] = str(weights)
-            # Step f's full-size .real files, still to come, outrank the small .t291 ones: they
-            # keep their places in what a device call brings back.
-            _ship_to_out(run, weights, arch, CLEAN_TAG, keep_free=len(_real_queue(args)) if small else 0)
-        chained[small] = str(weights)
-        for r in new:
-            run.log(f"{arch} {r['dataset']}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
-        run.save("quality", rows)
+def _runs(args: argparse.Namespace, target: Target) -> Path:
+    """The folder of ``target``'s train_291.py run (``x<scale>/`` inside)."""
+    return args.work_dir / (target.variant if target.tag == CLEAN_TAG else f"{target.variant}.{target.tag}")
 
 
 def _score_key(row: dict[str, Any]) -> str:
@@ -386,119 +330,248 @@ def _score_key(row: dict[str, Any]) -> str:
     return row["dataset"] + (f"/{row['condition']}" if row.get("condition") else "")
 
 
+def _ship_to_out(run: Run, weights: Path, target: Target) -> None:
+    """Copy ``weights`` into --out as ``target``'s file if it ranks among the files a device call
+    brings back (`gpu_plan.returned`), displacing the least valuable one there when they are
+    all taken. The log names each copy's sha256 and each file that did not fit (its weights stay
+    in the work folder), and ``results.json``'s ``weights`` step lists both."""
+    run.qualified[target] = weights
+    ours = {t.file for t in run.qualified} | {"results.json", "log.txt", "results.json.tmp", "subprocess.stderr"}
+    # Files in --out that this run did not write (a reused folder) take places too.
+    foreign = [p for p in run.out.iterdir() if p.name not in ours]
+    kept = returned(list(run.qualified), WEIGHT_PLACES - len(foreign))
+    if target in kept:
+        run.log(f"{target.name}: new weights, sha256 {ship(weights, target.arch, target.tag, run.out)}")
+    else:
+        (run.out / target.file).unlink(missing_ok=True)  # an earlier run's
+        run.log(f"{target.name}: no room in --out ({MAX_OUT_FILES} files); the weights stay at {weights}")
+    for t, path in run.qualified.items():
+        if t not in kept and t != target and (run.out / t.file).is_file():
+            (run.out / t.file).unlink()
+            run.log(f"{t.name}: displaced from --out by {target.name}, worth more; the weights stay at {path}")
+    run.save("weights", {"returned": [t.name for t in kept],
+                         "left_out": {t.name: str(p) for t, p in run.qualified.items() if t not in kept}})
+
+
+def _train_291(run: Run, args: argparse.Namespace, choice: dict[str, Any], target: Target,
+               budget: float | None, start: list[str], overhead: float) -> tuple[int | None, list[dict[str, Any]]]:
+    """One ``examples/train_291.py`` process for ``target``: ``budget`` seconds of training (None:
+    ``--steps``), from ``start`` (its ``--init`` / ``--lr`` options); its exit code and result rows."""
+    runs = _runs(args, target)
+    # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
+    patch_size = min(choice.get("patch_size", args.patch_size), 256 // target.scale)
+    argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
+            "--data-dir", str(args.data_dir), "--scales", str(target.scale),
+            *(["--max-steps", str(args.steps)] if budget is None else ["--time-budget", f"{budget:.1f}"]),
+            "--batch-size", str(choice["batch_size"]), "--patch-size", str(patch_size),
+            "--output-dir", str(runs), "--overwrite", "--package-dir", str(args.package_dir)]
+    if target.tag != CLEAN_TAG:
+        argv += ["--degradation", args.real_degradation, "--tag", target.tag]
+    if target.variant != "msr":
+        argv.append("--" + target.variant.removeprefix("msr_"))  # --medium, --small
+    if args.model_kwargs:
+        argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
+    if args.device:
+        argv += ["--device", args.device]
+    argv += _compile_argv(choice) + start
+    # Around the training: scoring, twice when fine-tuning, on every degraded condition for .real.
+    around = (2 if target.tag == CLEAN_TAG else 3) * overhead
+    code, _ = run.command(argv, timeout=run.limit((budget or 0.0) + around + 30))
+    results_file = runs / "results.json"
+    rows = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
+    return code, [r for r in rows if r["model"] == target.arch]
+
+
+def _beats_small(args: argparse.Namespace, target: Target, rows: list[dict[str, Any]]) -> bool:
+    """Whether ``target``'s new ``rows`` clear the small variant's shipped file, where the
+    shipping rules hold it to one (`shipping.needs_small_bar`); the rows get ``beats_small``
+    and, where it ships, ``small_psnr``."""
+    if not needs_small_bar(target.arch, target.tag):
+        return True
+    scores = {_score_key(r): r for r in rows}
+    small = compare_with_small(scores, target.arch, target.tag, args.package_dir, args.data_dir,
+                               target.scale, device=args.device or args.kind)
+    for r in rows:
+        if small.shipped is not None and _score_key(r) in small.shipped:
+            r["small_psnr"] = small.shipped[_score_key(r)]["psnr"]
+        r["beats_small"] = small.replace
+    return small.replace
+
+
+def _after_training(run: Run, args: argparse.Namespace, target: Target, rows: list[dict[str, Any]],
+                    weights: Path) -> None:
+    """Log ``target``'s scores and copy its weights into --out where the shipping rules let them
+    ship: they beat its shipped file (train_291.py judged that: `shipping.compare_with_shipped`)
+    and, where one is the bar, the small variant's (`_beats_small`)."""
+    beats_small = _beats_small(args, target, rows)
+    for r in rows:
+        run.log(f"{target.name} {_score_key(r)}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
+    if not all(r.get("replace", True) for r in rows):
+        run.log(f"{target.name}: the shipped file scores higher somewhere; kept")
+    elif not beats_small:
+        run.log(f"{target.name}: msr_small_x{target.scale}.{target.tag} scores higher somewhere; not shipped")
+    else:
+        _ship_to_out(run, weights, target)
+
+
+def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
+    """c, d. Each model in its own process; its budget is its share of the time then left."""
+    queue = _training_queue(args)
+    later = _real_queue(args)  # step f's, which share the time left
+    overhead = SCALE_OVERHEAD_S[args.kind]
+    if choice["compile"]:
+        overhead += choice["compile_costs_s"] / (len(queue) + len(later))
+    args.overhead = overhead
+    rows: list[dict[str, Any]] = []
+    chained: dict[str, str | None] = {}  # per variant: the last scale's weights
+
+    while queue:
+        target = queue[0]
+        fits, budget = _budget(run, args, overhead, queue + later)
+        if not fits:
+            run.log(f"{target.name}: too little time left for training; skipped")
+            queue.pop(0)
+            continue
+        # train_291.py fine-tunes shipped weights by itself; --init would override them.
+        start = warm_start(target.arch, CLEAN_TAG, args.package_dir, chained=chained.get(target.variant))
+        init = ["--init", start.weights] if start.weights is not None and not start.finetune else []
+        if budget is None:
+            run.log(f"{target.name}: {args.steps} steps of training")
+        else:
+            run.log(f"{target.name}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
+        started = time.monotonic()
+        _, new = _train_291(run, args, choice, target, budget, init, overhead)
+        if budget is not None:
+            overhead = args.overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
+        if not new and choice["compile"]:
+            run.log(f"{target.name}: failed with torch.compile; again without it")
+            choice["compile"] = False
+            continue
+        queue.pop(0)
+        if not new:
+            run.log(f"{target.name}: no result")
+            continue
+        weights = _runs(args, target) / f"x{target.scale}" / "best.safetensors"
+        if all(r.get("replace", True) for r in new):
+            # The best .t291 weights of the variant at hand: step f starts from them.
+            args.fresh_t291[target.arch] = str(weights)
+        _after_training(run, args, target, new, weights)
+        chained[target.variant] = str(weights)
+        rows += new
+        run.save("quality", rows)
+
+
 def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
-    """f. msr_x4.real, then msr_x2.real and msr_x8.real: each fine-tuned from its .t291 weights
-    on ``--real-degradation`` LR patches, scored on the degraded conditions, and copied into
-    --out only if it beats both the shipped file of its own and the small variant's
-    (`shipping.compare_with_small`)."""
+    """f. The .real files of msr, then msr_medium, x4 first: each fine-tuned from its variant's
+    best .t291 weights at hand on ``--real-degradation`` LR patches, scored on the degraded
+    conditions, and copied into --out only if it beats both the shipped file of its own and the
+    small variant's (`shipping.compare_with_small`)."""
     train_291 = _load(ROOT / "examples" / "train_291.py")
     queue = _real_queue(args)
     overhead = getattr(args, "overhead", SCALE_OVERHEAD_S[args.kind])
     rows: list[dict[str, Any]] = []
     while queue:
-        scale = queue[0]
-        arch = f"msr_x{scale}"
-        budget: float | None = None
-        if args.steps is None:
-            weights = [_share(False, s, real=True) for s in queue]
-            budget = _budget(run, args, overhead, _share(False, scale, real=True), weights)
-            if budget < args.min_budget:
-                run.log(f"{arch}.{REAL_TAG}: only {budget:.0f} s left for training; skipped")
-                queue.pop(0)
-                continue
-        runs = args.work_dir / "runs_real"
-        argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
-                "--data-dir", str(args.data_dir), "--scales", str(scale),
-                *(["--max-steps", str(args.steps)] if budget is None else ["--time-budget", f"{budget:.1f}"]),
-                "--batch-size", str(choice["batch_size"]),
-                "--patch-size", str(min(choice.get("patch_size", args.patch_size), 256 // scale)),
-                "--degradation", args.real_degradation, "--tag", REAL_TAG,
-                "--output-dir", str(runs), "--overwrite", "--package-dir", str(args.package_dir)]
-        if args.model_kwargs:
-            argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
-        if args.device:
-            argv += ["--device", args.device]
-        argv += _compile_argv(choice)
+        target = queue.pop(0)
+        fits, budget = _budget(run, args, overhead, [target, *queue])
+        if not fits:
+            run.log(f"{target.name}: too little time left for training; skipped")
+            continue
         # A shipped .real file is fine-tuned further; else step c's t291 weights where they beat
         # the shipped .t291 file (or none ships), at the fine-tune rate; else the shipped .t291.
-        fresh = None if shipped_file(arch, REAL_TAG, args.package_dir).is_file() else args.fresh_t291.get(arch)
-        start = warm_start(arch, REAL_TAG, args.package_dir, init=fresh)
-        if start.weights is not None and not start.finetune:
-            argv += ["--init", start.weights, "--lr", str(train_291.LR * train_291.FINETUNE_LR_FRACTION)]
-        run.log(f"{arch}.{REAL_TAG}: " + (f"{args.steps} steps" if budget is None else f"{budget:.0f} s")
-                + f" of training on {args.real_degradation} LR, from {start.weights or 'scratch'}")
+        shipped = shipped_file(target.arch, target.tag, args.package_dir).is_file()
+        start = warm_start(target.arch, target.tag, args.package_dir,
+                           init=None if shipped else args.fresh_t291.get(target.arch))
+        if start.weights is None:
+            # No .t291 weights of the variant at all (a medium one before any shipped): a .real
+            # file from scratch, in the minutes a session has, would not come near the small one's.
+            run.log(f"{target.name}: no {target.arch}.{CLEAN_TAG} weights to start from; skipped")
+            continue
+        finetune_lr = train_291.LR * train_291.FINETUNE_LR_FRACTION
+        init = [] if start.finetune else ["--init", start.weights, "--lr", str(finetune_lr)]
+        run.log(f"{target.name}: " + (f"{args.steps} steps" if budget is None else f"{budget:.0f} s")
+                + f" of training on {args.real_degradation} LR, from {start.weights}")
         started = time.monotonic()
-        code, _ = run.command(argv, timeout=run.limit((budget or 0.0) + 3 * overhead + 30))
+        _, new = _train_291(run, args, choice, target, budget, init, overhead)
         if budget is not None:
             overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
-        queue.pop(0)
-        results_file = runs / "results.json"
-        new = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
-        new = [r for r in new if r["model"] == arch]
         if not new:
-            run.log(f"{arch}.{REAL_TAG}: no result")
+            run.log(f"{target.name}: no result")
             continue
-        scores = {_score_key(r): r for r in new}
-        small = compare_with_small(scores, arch, REAL_TAG, args.package_dir, args.data_dir, scale,
-                                   device=args.device or args.kind)
-        for r in new:
-            if small.shipped is not None and _score_key(r) in small.shipped:
-                r["small_psnr"] = small.shipped[_score_key(r)]["psnr"]
-            r["beats_small"] = small.replace
+        _after_training(run, args, target, new, _runs(args, target) / f"x{target.scale}" / "best.safetensors")
         rows += new
-        for r in new:
-            run.log(f"{arch}.{REAL_TAG} {_score_key(r)}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
         run.save("real", rows)
-        # train_291.py judged them against the shipped .real file; the small one is the other bar.
-        if not all(r.get("replace", True) for r in new):
-            run.log(f"{arch}.{REAL_TAG}: the shipped {arch}.{REAL_TAG} scores higher somewhere; kept")
-        elif not small.replace:
-            run.log(f"{arch}.{REAL_TAG}: msr_small_x{scale}.{REAL_TAG} scores higher on a degraded condition; not shipped")
-        else:
-            _ship_to_out(run, runs / f"x{scale}" / "best.safetensors", arch, REAL_TAG)
+
+
+def _speed_rows(report: dict[str, Any], compile_mode: str | None) -> list[dict[str, Any]]:
+    """The rows of a ``benchmarks/speed.py`` report that its process was for: eager ones
+    (``compile_mode`` None) or those compiled with ``compile_mode``."""
+    keys = ("model", "dtype", "latency_ms", "gflop_per_frame", "achieved_tflops", "first_call_s")
+    return [{k: r[k] for k in keys} | {"compile_mode": compile_mode}
+            for r in report["results"] if r["compiled"] is (compile_mode is not None)]
+
+
+def _compare(rows: list[dict[str, Any]]) -> None:
+    """Give each row, timed in whichever process, ``latency_vs_msr`` (its latency over msr_x4's
+    in the same dtype and mode) and ``vs_fp32_eager`` (its own fp32 eager latency over its
+    latency, as ``speed.py --cpu-modes`` reports on the CPU)."""
+    latency = {(r["model"], r["dtype"], r["compile_mode"]): r["latency_ms"] for r in rows}
+    for r in rows:
+        msr = latency.get(("msr", r["dtype"], r["compile_mode"]))
+        eager = latency.get((r["model"], "float32", None))
+        r["latency_vs_msr"] = round(r["latency_ms"] / msr, 2) if msr else None
+        r["vs_fp32_eager"] = round(eager / r["latency_ms"], 3) if eager else None
 
 
 def bf16_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """fp32 latency over bf16 latency, per model and compile setting (``msr/eager``,
-    ``edsr_baseline/compiled``, ...), where both were timed."""
-    latency = {(r["model"], r["compiled"], r["dtype"]): r["latency_ms"] for r in rows}
+    """fp32 latency over bf16 latency, per model and mode (``msr/eager``,
+    ``edsr_baseline/reduce-overhead``, ...), where both were timed."""
+    latency = {(r["model"], r["compile_mode"], r["dtype"]): r["latency_ms"] for r in rows}
     return {
-        f"{model}/{'compiled' if compiled else 'eager'}": round(ms / latency[model, compiled, "bfloat16"], 3)
-        for (model, compiled, dtype), ms in latency.items()
-        if dtype == "float32" and (model, compiled, "bfloat16") in latency
+        f"{model}/{mode or 'eager'}": round(ms / latency[model, mode, "bfloat16"], 3)
+        for (model, mode, dtype), ms in latency.items()
+        if dtype == "float32" and (model, mode, "bfloat16") in latency
     }
 
 
 def inference(run: Run, args: argparse.Namespace) -> None:
-    """e. msr_x4 against its peers on one 1280x720 output frame, fp32 and bf16 (weights cast
-    once, as `msrnet.upscale` runs it); msr and EDSR-baseline also compiled with CUDA graphs."""
-    models = ["msr", "msr_small", "edsr_baseline"]
-    if importlib.util.find_spec("spandrel") is not None:
-        models += ["rcan", "swinir", "span"]
-    else:
+    """e. The msr variants at x4 against their peers on one 1280x720 output frame, fp32 and bf16
+    (weights cast once, as `msrnet.upscale` runs them), eager; then each of `COMPILED_MODELS` in
+    each of `INFERENCE_COMPILE_MODES`, one process each, as long as the deadline allows."""
+    peers = SPANDREL_PEERS if importlib.util.find_spec("spandrel") is not None else ()
+    if not peers:
         run.log("spandrel is not installed: RCAN, SwinIR and SPAN are skipped")
-    argv = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--scales", "4",
-            "--dtypes", "fp32", "bf16", "--models", *models]
-    # Compiled with CUDA graphs (reduce-overhead: max-autotune's tuning of every convolution
-    # takes minutes), the two whose bf16 speed-up per multiply-add is compared. A rehearsal
-    # compiles none: inductor on a CPU takes minutes and says nothing of a GPU.
-    argv += (["--quick", "--size", "64x64", "--device", "cpu", "--compile", "none"] if args.rehearse
-             else ["--size", "1280x720", "--warmup", "3", "--iters", "10",
-                   "--compile", "msr", "edsr_baseline", "--compile-mode", "reduce-overhead"])
-    code, stdout = run.command(argv, timeout=run.limit(max(5.0, run.left() - 5)))
-    if code != 0:  # a failed step, so that it is listed as one
-        raise RuntimeError("benchmarks/speed.py " + ("ran out of time" if code is None else f"exit code {code}"))
-    report = json.loads(stdout)
-    rows = [
-        {k: r[k] for k in ("model", "dtype", "compiled", "latency_ms", "latency_vs_msr", "gflop_per_frame",
-                           "achieved_tflops", "first_call_s")}
-        for r in report["results"]
-    ]
-    for row in rows:
-        run.log(json.dumps(row))
-    speedups = bf16_speedups(rows)
-    run.log(f"bf16 speed-up over fp32: {speedups}")
-    run.save("inference", {"env": report["env"], "rows": rows, "bf16_speedup": speedups})
+    models = [*INFERENCE_MODELS, *peers]
+    speed = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--scales", "4", "--dtypes", "fp32", "bf16"]
+    speed += (["--quick", "--size", "64x64", "--device", "cpu"] if args.rehearse
+              else ["--size", "1280x720", "--warmup", "3", "--iters", "10"])
+    processes: list[tuple[str | None, list[str]]] = [(None, models)]
+    if args.rehearse:
+        run.log("a rehearsal compiles none: inductor on a CPU takes minutes and says nothing of a GPU")
+    else:
+        processes += [(mode, [m]) for mode in INFERENCE_COMPILE_MODES for m in COMPILED_MODELS if m in models]
+    rows: list[dict[str, Any]] = []
+    env = None
+    for mode, names in processes:
+        if mode is not None and run.left() < 10:
+            run.log(f"{names[0]} compiled ({mode}): no time left; not timed")
+            continue
+        compiled = ["--compile", "none"] if mode is None else ["--compile", *names, "--compile-mode", mode]
+        code, stdout = run.command([*speed, "--models", *names, *compiled], timeout=run.limit(max(5.0, run.left() - 5)))
+        if code != 0:
+            failure = "ran out of time" if code is None else f"exit code {code}"
+            if mode is None:  # a failed step, so that it is listed as one
+                raise RuntimeError(f"benchmarks/speed.py {failure}")
+            run.log(f"{names[0]} compiled ({mode}): {failure}")
+            continue
+        report = json.loads(stdout)
+        env = env or report["env"]
+        new = _speed_rows(report, mode)
+        rows += new
+        _compare(rows)
+        for row in new:
+            run.log(json.dumps(row))
+        run.save("inference", {"env": env, "rows": rows, "bf16_speedup": bf16_speedups(rows)})
+    run.log(f"bf16 speed-up over fp32: {bf16_speedups(rows)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,8 +586,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds for each compile mode's measurement in step b (default 90; rehearsal 40)")
     p.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
     p.add_argument("--rehearse", action="store_true", help="the same steps on the CPU, narrow nets")
+    p.add_argument("--medium", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train msr_medium_x* after the full-size models, and their .real files (default: on)")
     p.add_argument("--small", action=argparse.BooleanOptionalAction, default=True,
-                   help="also train msr_small_x* after the full-size models (default: on)")
+                   help="also train msr_small_x* after the medium models (default: on)")
     p.add_argument("--skip", nargs="+", default=[], choices=("check", "throughput", "train", "real", "inference"),
                    help="steps to leave out (a second call finishing what a first one did)")
     p.add_argument("--batch-size", type=int, default=None,

@@ -13,10 +13,15 @@ it as ``shipping`` (this folder on ``sys.path``):
   and condition they are scored on: Set5 and Set14 with the benchmark protocol and, for weights
   trained on degraded inputs (the ``real`` tag), on every degraded benchmark condition too
   (`compare_with_shipped`). The shipped file is the bar whatever the run started from.
-- Full-size weights for degraded inputs (``real``) ship only if they also beat the small
-  variant's shipped file of the same scale and tag (``msr_small_x4.real`` for ``msr_x4.real``)
-  on every (set, degraded condition) score: a full-size file that a 17 times cheaper one beats
-  where it is meant to be used has no reason to ship (`compare_with_small`).
+- A file of a larger variant that does not ship yet -- every medium file, and the full-size
+  ones for degraded inputs (``real``) -- ships only if it also beats the small variant's shipped
+  file of the same scale and tag (``msr_small_x4.real`` for ``msr_x4.real`` or
+  ``msr_medium_x4.real``, ``msr_small_x4.t291`` for ``msr_medium_x4.t291``) on every score its
+  tag is for: Set5 and Set14 for ``t291``, every (set, degraded condition) for the others. A
+  file that a several times cheaper one beats where it is meant to be used has no reason to
+  ship (`needs_small_bar`, `compare_with_small`). The full-size ``t291`` files shipped first
+  and are what the headline calls load: one that improves on itself ships, whatever the small
+  file scores.
 - `ship` copies them into the weights folder and returns the sha256 that ``PRETRAINED_SHA256``
   (``msrnet._catalogue``) lists.
 """
@@ -40,6 +45,7 @@ __all__ = [
     "warm_start",
     "compare_with_shipped",
     "small_variant",
+    "needs_small_bar",
     "beats_on_every_degraded_condition",
     "compare_with_small",
     "ship",
@@ -166,11 +172,28 @@ def compare_with_shipped(
     return Verdict(scores, shipped, replace)
 
 
+def _variant(arch: str) -> str:
+    """The variant of a registered msr architecture: ``msr_medium_x4`` -> ``msr_medium``."""
+    variant, _, scale = arch.rpartition("_x")
+    if variant not in ("msr", "msr_medium", "msr_small") or not scale.isdigit():
+        raise ValueError(f"{arch!r} is not an msr architecture (msr[_medium|_small]_x<scale>)")
+    return variant
+
+
 def small_variant(arch: str) -> str:
-    """The small variant of a full-size architecture: ``msr_x4`` -> ``msr_small_x4``."""
-    if not arch.startswith("msr_x"):
-        raise ValueError(f"{arch!r} is not a full-size msr architecture (msr_x<scale>)")
-    return "msr_small_" + arch.removeprefix("msr_")
+    """The small variant of a larger architecture: ``msr_x4`` or ``msr_medium_x4`` -> ``msr_small_x4``."""
+    if _variant(arch) == "msr_small":
+        raise ValueError(f"{arch!r} is the small variant already")
+    return "msr_small_x" + arch.rpartition("_x")[2]
+
+
+def needs_small_bar(arch: str, tag: str) -> bool:
+    """Whether weights of ``arch`` and ``tag`` ship only if they also beat the small variant's
+    shipped file (`compare_with_small`): every medium file, and the full-size files of a tag
+    other than `CLEAN_TAG` (``real``). Not the small files themselves, nor the full-size
+    ``t291`` ones, which shipped first and are the headline calls'."""
+    variant = _variant(arch)
+    return variant == "msr_medium" or (variant == "msr" and tag != CLEAN_TAG)
 
 
 def _degraded_keys() -> list[str]:
@@ -184,7 +207,13 @@ def beats_on_every_degraded_condition(
     """Whether ``scores`` has a higher PSNR than ``other`` on every (set, degraded condition):
     each ``"<set>/<condition>"`` of `SHIPPING_SETS` x `DEGRADED_CONDITIONS`. A key missing from
     ``scores`` fails (it was not shown to improve); one missing from ``other`` raises KeyError."""
-    return all(key in scores and scores[key]["psnr"] > other[key]["psnr"] for key in _degraded_keys())
+    return _beats_on_every(scores, other, _degraded_keys())
+
+
+def _beats_on_every(scores: dict[str, dict[str, Any]], other: dict[str, dict[str, Any]], keys: list[str]) -> bool:
+    """Whether ``scores`` has a higher PSNR than ``other`` under every one of ``keys`` (one
+    missing from ``scores`` fails: it was not shown to improve)."""
+    return all(key in scores and scores[key]["psnr"] > other[key]["psnr"] for key in keys)
 
 
 def compare_with_small(
@@ -197,25 +226,27 @@ def compare_with_small(
     *,
     device: str = "cpu",
 ) -> Verdict:
-    """Full-size weights for degraded inputs against the small variant's shipped file.
+    """Weights of a larger variant against the small variant's shipped file of the same tag.
 
     Args:
         scores: the new weights' rows, keyed as `Verdict.scores` (a `compare_with_shipped` of
-            a run with a degradation has them all).
-        arch: the full-size architecture, e.g. ``msr_x4``.
-        tag: the tag both ship under (``real``).
+            the run has them all).
+        arch: the larger architecture, e.g. ``msr_x4`` or ``msr_medium_x4``.
+        tag: the tag both ship under.
         package_dir, data_dir, scale, device: as for `compare_with_shipped`.
 
     Returns:
-        A `Verdict` whose ``shipped`` holds the small file's degraded scores (None when it does
-        not ship, which sets no bar) and whose ``replace`` says whether the new weights may ship:
-        `beats_on_every_degraded_condition`.
+        A `Verdict` whose ``shipped`` holds the small file's scores on what ``tag`` is for
+        (`CLEAN_TAG`: Set5 and Set14 with the protocol; any other: every (set, degraded
+        condition)), None when it does not ship, which sets no bar; ``replace`` says whether
+        the new weights have a higher PSNR on every one of them.
     """
     target = shipped_file(small_variant(arch), tag, package_dir)
     if not target.is_file():
         return Verdict(scores, None, replace=True)
-    small = _scores(target, Path(data_dir), scale, device, DEGRADED_CONDITIONS)
-    return Verdict(scores, small, beats_on_every_degraded_condition(scores, small))
+    conditions: tuple[str | None, ...] = (None,) if tag == CLEAN_TAG else DEGRADED_CONDITIONS
+    small = _scores(target, Path(data_dir), scale, device, conditions)
+    return Verdict(scores, small, _beats_on_every(scores, small, list(small)))
 
 
 def ship(weights: str | Path, arch: str, tag: str, package_dir: str | Path) -> str:

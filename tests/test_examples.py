@@ -108,6 +108,22 @@ def test_train_291_fine_tunes_shipped_weights_and_keeps_the_better(
     assert (shipped.read_bytes() != before) == better
 
 
+def test_train_291_ships_a_medium_file_only_if_it_beats_the_small_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common, small = _ship_small_x2(tmp_path, 4, monkeypatch)
+    medium = small.with_name("msr_medium_x2.t291.safetensors")
+
+    args = [a for a in common if a != "--small"] + ["--medium", "--output-dir", str(tmp_path / "medium")]
+    _run("train_291.py", args, monkeypatch)
+    rows = json.loads((tmp_path / "medium" / "results.json").read_text())
+    assert [r["model"] for r in rows] == ["msr_medium_x2"] * 2
+    assert all("small_psnr" in r for r in rows)  # held to msr_small_x2.t291, scored here
+    beats = all(r["psnr"] > r["small_psnr"] for r in rows)
+    assert all(r["beats_small"] == beats for r in rows)
+    assert medium.is_file() == beats
+
+
 @pytest.mark.slow
 def test_train_291_compares_with_shipped_weights_after_an_explicit_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
