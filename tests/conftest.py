@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +14,13 @@ import pytest
 # else must not pay a compile (tens of seconds) for it. torch's own switch, inherited by the
 # commands tests run in subprocesses; tests of compiling take the `real_compile` fixture.
 os.environ["TORCH_COMPILE_DISABLE"] = "1"
+
+# A test run started in the background by a shell without job control (`cmd &`, nohup, some CI
+# runners) inherits SIGINT ignored, and every msrnet command the tests start would inherit it
+# too: Python then installs no KeyboardInterrupt, and the Ctrl-C tests wait on a command that
+# never hears them. A handler (unlike SIG_IGN) is reset to the default by exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import torch  # noqa: E402 -- after the switch, which torch._dynamo reads on import
 from hypothesis import HealthCheck, settings
