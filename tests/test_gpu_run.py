@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import argparse
 import json
 import runpy
 import sys
@@ -133,7 +134,6 @@ def test_rotation_takes_contiguous_runs_that_cover_every_image(tmp_path: Path) -
 
 
 def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
 
     import torch
 
@@ -171,7 +171,6 @@ def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monke
 def test_compile_is_chosen_only_if_it_saves_more_than_every_training_process_spends_on_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medium: bool, small: bool, compiles: bool
 ) -> None:
-    import argparse
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
 
@@ -228,7 +227,6 @@ def _fake_training(
     """train_scales, then train_real unless ``skip`` holds it, with each training process
     replaced by one that takes ``seconds_per_command`` (plus its time budget) and writes the
     results train_291.py would (30 dB everywhere; nothing judged against shipped files)."""
-    import argparse
 
     import shipping
 
@@ -396,11 +394,18 @@ def test_a_medium_file_ships_only_if_it_beats_the_small_one_on_set5_and_set14(
         assert (folder / "out" / "msr_medium_x4.t291.safetensors").is_file() is (small_psnr < 30.0)
 
 
+def _real_args(tmp_path: Path, package: Path, small: bool, fresh_t291: dict[str, str]) -> argparse.Namespace:
+    """Step f's arguments for a CPU test of `train_real` at x4, the medium variant on."""
+    return argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
+                              package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0, medium=True,
+                              small=small, work_dir=tmp_path / "runs", real_degradation="web",
+                              fresh_t291=fresh_t291)  # fmt: skip
+
+
 @pytest.mark.parametrize("small_psnr", [29.0, 31.0])
 def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_condition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_psnr: float
 ) -> None:
-    import argparse
 
     import shipping
 
@@ -434,10 +439,7 @@ def test_real_weights_ship_only_if_they_beat_the_small_file_on_every_degraded_co
     # Each starts from this session's .t291 weights of its variant (none ships).
     fresh = {arch: str(tmp_path / "runs" / variant / "x4" / "best.safetensors")
              for arch, variant in (("msr_x4", "msr"), ("msr_medium_x4", "msr_medium"))}  # fmt: skip
-    args = argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
-                              package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0, medium=True,
-                              small=True, work_dir=tmp_path / "runs", real_degradation="web",
-                              fresh_t291=fresh)  # fmt: skip
+    args = _real_args(tmp_path, package, small=True, fresh_t291=fresh)
     module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
     assert len(calls) == 2 and "--medium" not in calls[0] and "--medium" in calls[1]
     for argv, arch in zip(calls, fresh):
@@ -458,7 +460,6 @@ def test_real_training_starts_from_the_best_weights_at_hand(
     """Step c's t291 weights beat the shipped file (or none ships): step f starts from them at
     the fine-tune rate, unless a .real file ships, which train_291.py fine-tunes by itself.
     The medium variant follows the same rule."""
-    import argparse
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     (tmp_path / "out").mkdir()
@@ -472,10 +473,7 @@ def test_real_training_starts_from_the_best_weights_at_hand(
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (calls.append(argv), (1, ""))[1])
     fresh = {arch: str(tmp_path / "runs" / variant / "x4" / "best.safetensors")
              for arch, variant in (("msr_x4", "msr"), ("msr_medium_x4", "msr_medium"))}  # fmt: skip
-    args = argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
-                              package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0, medium=True,
-                              small=True, work_dir=tmp_path / "runs", real_degradation="web",
-                              fresh_t291=fresh)  # fmt: skip
+    args = _real_args(tmp_path, package, small=True, fresh_t291=fresh)
     module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
     assert len(calls) == 2
     for argv, arch in zip(calls, ("msr_x4", "msr_medium_x4")):
@@ -491,7 +489,6 @@ def test_a_medium_real_file_needs_medium_t291_weights_to_start_from(
 ) -> None:
     """No medium .t291 weights at all (none ships, step c trained none): msr_medium_x4.real is
     skipped rather than trained from scratch; a shipped medium .t291 file is fine-tuned."""
-    import argparse
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     (tmp_path / "out").mkdir()
@@ -502,10 +499,7 @@ def test_a_medium_real_file_needs_medium_t291_weights_to_start_from(
         (package / "msr_medium_x4.t291.safetensors").write_bytes(b"shipped")
     calls: list[list[str]] = []
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (calls.append(argv), (1, ""))[1])
-    args = argparse.Namespace(scales=[4], skip=[], kind="cpu", data_dir=tmp_path, patch_size=16, steps=3,
-                              package_dir=package, model_kwargs={}, device="cpu", min_budget=2.0, medium=True,
-                              small=False, work_dir=tmp_path / "runs", real_degradation="web",
-                              fresh_t291={})  # fmt: skip
+    args = _real_args(tmp_path, package, small=False, fresh_t291={})
     module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
     medium = [argv for argv in calls if "--medium" in argv]
     assert len(medium) == int(shipped)
@@ -567,7 +561,6 @@ def _speed_report(models: list[str], compile_mode: str | None) -> dict[str, obje
 def test_inference_times_every_model_eager_then_each_compiled_one_in_each_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argparse
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     run = module["Run"](tmp_path, deadline=None)
@@ -606,7 +599,6 @@ def test_inference_times_every_model_eager_then_each_compiled_one_in_each_mode(
 
 
 def test_inference_times_what_the_deadline_leaves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     clock = _SlowClock()
