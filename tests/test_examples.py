@@ -198,3 +198,18 @@ def test_train_291_real_tag_starts_from_the_clean_weights_and_is_scored_degraded
     assert all(r["init"] == str(shipped) for r in rows)
     better = all(r["psnr"] > r["shipped_psnr"] for r in rows)
     assert all(r["replace"] == better for r in rows) and (shipped.read_bytes() != before) == better
+
+
+@pytest.mark.slow
+def test_train_291_timed_runs_checkpoint_as_they_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with a time budget checkpoints every TIMED_CKPT_EVERY steps, not only at its end:
+    the CPU recipes train for hours, and a run killed with its shell resumes from there."""
+    recipe = runpy.run_path(str(EXAMPLES / "train_291.py"), run_name="train_291")  # its constants only
+    data = _data_291(tmp_path / "data", (80, 72), (48, 40), seed=7)
+    args = ["--data-dir", str(data), "--small", "--scales", "2", "--time-budget", "0.5", "--batch-size", "2",
+            "--patch-size", "8", "--device", "cpu", "--no-compile", "--output-dir", str(tmp_path / "runs")]
+    _run("train_291.py", args, monkeypatch)
+    config = json.loads((tmp_path / "runs" / "x2" / "config.json").read_text())
+    assert config["time_budget"] == 0.5
+    assert config["ckpt_every"] == recipe["TIMED_CKPT_EVERY"] < 10**4
+    assert (tmp_path / "runs" / "x2" / "checkpoint.pt").is_file()

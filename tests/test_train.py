@@ -8,6 +8,7 @@ import sys
 import textwrap
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -322,6 +323,45 @@ def test_time_budget_ends_the_run_with_its_schedule_complete(
     assert max(lrs) > 0.9 * 2e-3 and lrs[-1] == pytest.approx(2e-3 * 0.01, rel=0.05)
     assert (out / "best.safetensors").is_file() and (out / "checkpoint.pt").is_file()
     assert load_checkpoint(out / "checkpoint.pt")["train_seconds"] == pytest.approx(seconds["train"], abs=0.01)
+
+
+class _Killed(BaseException):
+    """The process dies mid-run (a BaseException: no ``except Exception`` in the trainer stops it)."""
+
+
+def test_a_timed_run_killed_between_checkpoints_resumes_to_the_same_result(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with a time budget (the CPU recipes') resumes from its last checkpoint with the
+    budget it had left: same steps, same schedule, same weights as the run never stopped."""
+    from msrnet.train import trainer
+
+    timed = dict(max_steps=10**6, time_budget=2.0, ckpt_every=4, log_every=1)
+    monkeypatch.setattr(trainer, "time", _SteppedClock(0.125))
+    train(_config(data, tmp_path / "whole", **timed))
+
+    step = trainer._timed_step
+
+    def dies_at_step_10(state: Any, run: Any, interval: Any, first: bool) -> float:
+        if state.step == 10:
+            raise _Killed
+        return step(state, run, interval, first)
+
+    killed = _config(data, tmp_path / "killed", **timed)
+    monkeypatch.setattr(trainer, "_timed_step", dies_at_step_10)
+    with pytest.raises(_Killed):
+        train(killed)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == 8  # steps 9 and 10 lost
+    monkeypatch.setattr(trainer, "_timed_step", step)
+    monkeypatch.setattr(trainer, "time", _SteppedClock(0.125))
+    summary = train(replace(killed, resume=killed.output_dir))
+
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert a["step"] == b["step"] == summary["step"] == 16
+    assert b["train_seconds"] == a["train_seconds"] == 2.0
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
 
 
 def test_time_budget_must_be_positive(data: Path, tmp_path: Path) -> None:
