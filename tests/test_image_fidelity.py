@@ -6,6 +6,7 @@ output's property. docs/inference.md has the table these rows hold.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -380,3 +381,23 @@ def test_unreadable_exif_is_named_and_the_image_still_upscaled(
     assert "unreadable EXIF (not a TIFF file" in capsys.readouterr().err
     with Image.open(tmp_path / "out.png") as img:
         assert img.size == (8, 8) and "exif" not in img.info
+
+
+
+def _animated() -> Image.Image:
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (6, 6), (v, v, v)) for v in (0, 255)]
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    return Image.open(buffer)
+
+
+@pytest.mark.parametrize(("make", "category"), [(lambda: Image.new("CMYK", (6, 6)), FidelityWarning), (_animated, UserWarning)])
+def test_image_warnings_name_the_line_that_called_upscale(make: Callable[[], Image.Image], category: type[Warning]) -> None:
+    """A warning about the image points at the caller's `upscale(...)` line, not into msrnet, so
+    that the message's file:line (and a warnings filter by module) finds the user's own code."""
+    image = make()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        upscale(Nearest(), image)
+    assert [w.category for w in caught] == [category]
+    assert caught[0].filename == __file__, caught[0].filename

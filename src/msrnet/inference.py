@@ -14,7 +14,6 @@ untiled differ slightly there; docs/inference.md gives the measured PSNR.
 from __future__ import annotations
 
 import copy
-import io
 import math
 import os
 import warnings
@@ -25,16 +24,15 @@ from typing import Any, Literal, TypeVar, cast, overload
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from msrnet._utils import FidelityWarning
-from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
+from msrnet._image_kinds import store, to_tensor
+from msrnet.data.deep import DeepImage
 from msrnet.device import default_dtype
 from msrnet.models import PyramidForward, TensorBytes, preserved
 from msrnet.models.weights import count_non_finite
-from msrnet.ops import quantize
 from msrnet.ops import self_ensemble as _self_ensemble
 
 __all__ = [
@@ -67,9 +65,6 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 # Luma weights of ITU-R BT.601, the ones PIL's convert('L') uses.
 _LUMA = (0.299, 0.587, 0.114)
-# PIL modes converted before upscaling (palette, bilevel, other colour spaces), and what to.
-_PIL_CONVERT = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}
-_PIL_16BIT = ("I;16", "I;16L", "I;16B", "I")
 
 
 # --- dtypes and devices ------------------------------------------------------------------------
@@ -424,6 +419,19 @@ def available_memory(device: torch.device | str) -> int:
     return available
 
 
+def _check_fits(nbytes: int, device: torch.device) -> None:
+    """Refuse an output larger than the memory ``device`` has left, before allocating it.
+
+    On Linux a huge allocation succeeds and the process is killed later, as pages are touched.
+    """
+    available = available_memory(device)
+    if nbytes > available:
+        raise MemoryError(
+            f"the upscaled image needs {nbytes / 2**30:.2f} GiB, but only "
+            f"{available / 2**30:.2f} GiB of {device.type} memory is available"
+        )
+
+
 def auto_tile_size(
     model: nn.Module,
     *,
@@ -499,185 +507,6 @@ def _run_auto(
             tile //= 2
             torch.cuda.empty_cache()
             warnings.warn(f"out of memory; retrying with tile={tile}", RuntimeWarning, stacklevel=3)
-
-
-# --- image kinds <-> (B, C, H, W) float tensors -----------------------------------------------
-# An image kind's `allocate(scales)` returns one result per scale, preallocated in its final
-# dtype, each as a (B, C, s*H, s*W) tensor view to write into and a function that returns the
-# finished image; all of them together must fit the memory available (`_check_fits`).
-Allocate = Callable[[list[int]], list[tuple[Tensor, Callable[[], Any]]]]
-# Values of 1.0 in integer images; `_store` rounds onto these scales.
-_PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
-# How far outside [0, 1] a float input may stray (rounding noise) before it is refused.
-_RANGE_SLACK = 1 / 255
-
-
-def _from_pil(img: Image.Image) -> tuple[Tensor, Allocate]:
-    """PIL image -> (1, C, H, W) float32 in [0, 1] and the allocator of the upscaled image."""
-    frames = getattr(img, "n_frames", 1)
-    if frames > 1:
-        warnings.warn(
-            f"animated image with {frames} frames: only frame {img.tell()} is upscaled",
-            UserWarning, stacklevel=3,
-        )
-    if read_at_eight_bits(img):  # only an image not loaded yet still tells
-        hint = "; msrnet.data.deep.read_deep reads it at full depth" if deep_rawmode(img) else ""
-        warnings.warn(f"16-bit {img.mode} image read at 8 bits (Pillow has no such mode){hint}",
-                      FidelityWarning, stacklevel=3)
-    info = kept_info(img)
-    img = ImageOps.exif_transpose(img)
-    if img.mode in _PIL_CONVERT:
-        img = img.convert(_PIL_CONVERT[img.mode])
-    elif img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif img.mode not in ("L", "LA", "RGB", "RGBA", *_PIL_16BIT):
-        # CMYK, LAB, HSV, YCbCr: Pillow's formulas, not a colour-managed conversion.
-        warnings.warn(f"{img.mode} converted to RGB without colour management", FidelityWarning, stacklevel=3)
-        img = img.convert("RGB")
-    mode = img.mode
-    if "icc_profile" in info and not _icc_fits(info["icc_profile"], mode):
-        warnings.warn(f"ICC profile for {_icc_space(info.pop('icc_profile'))} dropped: the result is {mode}",
-                      FidelityWarning, stacklevel=3)
-    arr = np.asarray(img)
-    if mode == "I":
-        # 32-bit integer mode is how older Pillows open 16-bit PNGs; its range is 16-bit.
-        arr = arr.clip(0, 65535).astype(np.uint16)
-    elif mode in _PIL_16BIT:
-        arr = arr.astype(np.uint16)
-    x, allocate_array = _from_numpy(arr)
-
-    def to_pil(finish_array: Callable[[], np.ndarray]) -> Callable[[], Image.Image]:
-        def finish() -> Image.Image:
-            out_arr = finish_array()
-            if mode in _PIL_16BIT:
-                out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
-            else:
-                out = Image.fromarray(out_arr)
-            out.info.update(info)
-            return out
-
-        return finish
-
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Image.Image]]]:
-        return [(view, to_pil(finish_array)) for view, finish_array in allocate_array(scales)]
-
-    return x, allocate
-
-
-def _icc_space(icc: bytes) -> str | None:
-    """The colour space an ICC profile describes ('RGB', 'GRAY', 'CMYK', ...), or None if unreadable."""
-    from PIL import ImageCms
-
-    try:
-        return str(ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space).strip()
-    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
-        return None
-
-
-def _icc_fits(icc: bytes, mode: str) -> bool:
-    """Whether ``icc`` can describe a ``mode`` image: an unreadable profile is kept as it came."""
-    space = _icc_space(icc)
-    return space is None or space == ("GRAY" if mode in ("L", "LA", *_PIL_16BIT) else "RGB")
-
-
-def _from_deep(img: DeepImage) -> tuple[Tensor, Allocate]:
-    """16-bit colour image -> (1, C, H, W) float32 in [0, 1] and the allocator of the upscaled one."""
-    x, allocate_array = _from_numpy(img.array)
-
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], DeepImage]]]:
-        return [
-            (view, lambda finish=finish_array: DeepImage(finish(), dict(img.info)))  # type: ignore[misc]
-            for view, finish_array in allocate_array(scales)
-        ]
-
-    return x, allocate
-
-
-def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Allocate]:
-    """(H, W[, C]) uint8/uint16 -> (1, C, H, W) float32 in [0, 1] and the allocator."""
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"numpy images must be uint8 or uint16, got {arr.dtype}")
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
-        raise ValueError(f"numpy images must be (H, W) or (H, W, C) with C in 1..4, got {arr.shape}")
-    dtype, ndim = arr.dtype, arr.ndim
-    peak = float(np.iinfo(dtype).max)
-    hwc = arr if ndim == 3 else arr[:, :, None]
-    x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)).astype(np.float32) / peak)
-
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], np.ndarray]]]:
-        h, w, c = hwc.shape
-        _check_fits(sum(s * h * s * w for s in scales) * c * arr.itemsize, torch.device("cpu"))
-        results = []
-        for s in scales:
-            out = np.empty((s * h, s * w, c), dtype)
-            results.append((torch.from_numpy(out).permute(2, 0, 1)[None], _finish_array(out, ndim)))
-        return results
-
-    return x[None], allocate
-
-
-def _from_tensor(x: Tensor) -> tuple[Tensor, Allocate]:
-    """(C, H, W) or (B, C, H, W) float in [0, 1] -> (B, C, H, W) float32 and the allocator."""
-    if not x.is_floating_point():
-        raise TypeError(f"tensor images must be floating point in [0, 1], got {x.dtype}")
-    if x.ndim not in (3, 4) or x.shape[-3] not in (1, 2, 3, 4):
-        raise ValueError(
-            f"tensor images must be (C, H, W) or (B, C, H, W) with C in 1..4, got {tuple(x.shape)}"
-        )
-    if x.numel():
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"the image has {bad} NaN/inf values")
-        low, high = float(x.min()), float(x.max())
-        if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
-            hint = "; divide 0..255 values by 255" if high <= 255 and high > 1 + _RANGE_SLACK else ""
-            raise ValueError(f"tensor images must hold values in [0, 1], got [{low:g}, {high:g}]{hint}")
-    dtype, ndim = x.dtype, x.ndim
-
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Tensor]]]:
-        b, c, h, w = (x if ndim == 4 else x[None]).shape
-        _check_fits(sum(b * c * s * h * s * w for s in scales) * x.element_size(), x.device)
-        results = []
-        for s in scales:
-            out = torch.empty(b, c, s * h, s * w, dtype=dtype, device=x.device)
-            results.append((out, _finish_tensor(out, ndim)))
-        return results
-
-    return (x if ndim == 4 else x[None]).float(), allocate
-
-
-def _finish_array(out: np.ndarray, ndim: int) -> Callable[[], np.ndarray]:
-    return lambda: out if ndim == 3 else out[:, :, 0]
-
-
-def _finish_tensor(out: Tensor, ndim: int) -> Callable[[], Tensor]:
-    return lambda: out if ndim == 4 else out[0]
-
-
-def _check_fits(nbytes: int, device: torch.device) -> None:
-    """Refuse an output larger than the memory ``device`` has left, before allocating it.
-
-    On Linux a huge allocation succeeds and the process is killed later, as pages are touched.
-    """
-    available = available_memory(device)
-    if nbytes > available:
-        raise MemoryError(
-            f"the upscaled image needs {nbytes / 2**30:.2f} GiB, but only "
-            f"{available / 2**30:.2f} GiB of {device.type} memory is available"
-        )
-
-
-def _store(out: Tensor, rows: Tensor, r0: int, r1: int, c0: int = 0) -> None:
-    """Write float (B, C, r1 - r0, W) rows into ``out[:, c0:c0+C, r0:r1]`` in ``out``'s dtype.
-
-    ``rows`` is clamped to [0, 1] (and rounded for integer outputs) in place.
-    """
-    if out.dtype in _PEAK:
-        # Round half up on the integer scale, as MATLAB's and the benchmarks' uint8() do.
-        rows = quantize(rows, _PEAK[out.dtype], inplace=True)
-    else:
-        rows = rows.clamp_(0.0, 1.0)
-    out[:, c0 : c0 + rows.shape[1], r0:r1].copy_(rows)
 
 
 # --- the public entry point --------------------------------------------------------------------
@@ -815,20 +644,8 @@ def upscale(
     if tile_overlap < 0:
         raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
 
-    if isinstance(image, Image.Image):
-        x, allocate = _from_pil(image)
-        out_device = torch.device("cpu")
-    elif isinstance(image, np.ndarray):
-        x, allocate = _from_numpy(image)
-        out_device = torch.device("cpu")
-    elif isinstance(image, DeepImage):
-        x, allocate = _from_deep(image)
-        out_device = torch.device("cpu")
-    elif isinstance(image, Tensor):
-        x, allocate = _from_tensor(image)
-        out_device = image.device
-    else:
-        raise TypeError(f"image must be a PIL image, numpy array or tensor, got {type(image).__name__}")
+    x, output = to_tensor(image)
+    out_device = output.device
     if min(x.shape[-2:]) == 0:
         raise ValueError(f"the image is empty: {x.shape[-1]}x{x.shape[-2]} pixels")
 
@@ -853,12 +670,13 @@ def upscale(
             h, w = color.shape[-2:]
             # Every output (one per level with levels=True) in its final dtype, allocated once;
             # tiles reach them through float32 strips one row of tiles tall.
-            outs = allocate(scales)
+            _check_fits(output.nbytes(scales), out_device)
+            outs = output.allocate(scales)
 
             def emit(i: int, r0: int, r1: int, rows: Tensor) -> None:
                 if gray and rows.shape[1] == 3:
                     rows = (rows * luma).sum(1, keepdim=True)
-                _store(outs[i][0], rows, r0, r1)
+                store(outs[i][0], rows, r0, r1)
 
             if tile == "auto":
                 _run_auto(runner, color, scales, tile_overlap, emit, out_device, progress)
@@ -869,7 +687,7 @@ def upscale(
                 # Alpha is not an image the network was trained on: interpolate it.
                 for (out, _), s in zip(outs, scales):
                     a = F.interpolate(alpha.to(out_device), scale_factor=s, mode="bicubic", align_corners=False)
-                    _store(out, a, 0, a.shape[2], c0=out.shape[1] - alpha.shape[1])
+                    store(out, a, 0, a.shape[2], c0=out.shape[1] - alpha.shape[1])
                     del a
             results = [finish() for _, finish in outs]
             return results if levels else results[0]
