@@ -39,6 +39,11 @@ replaces a shipped ``.real`` file only if every (set, condition) score improves.
         --degradation web --tag real --time-budget 4800 --batch-size 16 --patch-size 24 \
         --output-dir runs/real-x4 --package
 
+A run killed on the way (a timed one checkpoints every ``TIMED_CKPT_EVERY`` steps) continues
+with the same arguments and ``--resume``: each scale whose folder holds a checkpoint resumes
+from it (a finished one is only scored again), the others start, and all are scored and
+packaged as in one run.
+
 Outputs go to ``--output-dir`` (default ``runs/t291``): ``x<s>/`` per scale with the trainer's
 files (``best.safetensors``, ``log.jsonl``, ``config.json``, ``checkpoint.pt``) and
 ``results.json``, one row per scale and set, as ``msrnet benchmark --json`` prints them, plus
@@ -58,6 +63,7 @@ import torch
 
 from msrnet.models import default_level_scales
 from msrnet.train import TrainConfig, train
+from msrnet.train.checkpoint import CHECKPOINT_NAME
 from msrnet.train.config import COMPILE_MODES, float_list
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
                    help="torch.compile the whole forward in this mode, e.g. reduce-overhead (CUDA "
                    "graphs; implies --compile; default: the regional compile of the blocks)")
-    p.add_argument("--overwrite", action="store_true", help="replace earlier runs in --output-dir")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace earlier runs in --output-dir")
+    again.add_argument("--resume", action="store_true",
+                       help="continue each scale whose folder holds a checkpoint (a run killed on the "
+                       "way; the same arguments), then score and package it as usual")
     p.add_argument("--package", action="store_true",
                    help="copy weights that beat the shipped ones into src/msrnet/weights/")
     p.add_argument("--package-dir", type=Path, default=PACKAGE_WEIGHTS, help=argparse.SUPPRESS)
@@ -149,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         return f"{prefix}{scale}"
 
     def config(scale: int, max_steps: int, budget: float | None, init: str | None, finetune: bool) -> TrainConfig:
+        folder = args.output_dir / f"x{scale}"
         return TrainConfig(
             train_dir=str(args.data_dir / "train291"),
             val_dir=str(args.data_dir / "Set5"),
-            output_dir=str(args.output_dir / f"x{scale}"),
+            output_dir=str(folder),
             model=arch_of(scale),
             model_kwargs=args.model_kwargs,
             init_weights=init,
@@ -167,13 +178,15 @@ def main(argv: list[str] | None = None) -> int:
             degradation=args.degradation,
             ema_decay=0.999,
             # A timed run validates once, at its end, but checkpoints every TIMED_CKPT_EVERY steps:
-            # a run killed with its shell resumes (`msrnet train --resume`) instead of starting over.
+            # a run killed with its shell continues (--resume) instead of starting over.
             val_every=10**9 if timed else max(1, max_steps // 4),
             ckpt_every=TIMED_CKPT_EVERY if timed else max(1, max_steps // 4),
             device=device,
             compile=True if args.compile_mode is not None else args.compile,
             compile_mode=args.compile_mode,
             overwrite=args.overwrite,
+            # Where a scale never checkpointed, it starts; the trainer refuses a changed setting.
+            resume=str(folder) if args.resume and (folder / CHECKPOINT_NAME).is_file() else None,
             progress=not timed,
         )
 

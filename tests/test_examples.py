@@ -5,6 +5,7 @@ import json
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -213,3 +214,25 @@ def test_train_291_timed_runs_checkpoint_as_they_go(tmp_path: Path, monkeypatch:
     assert config["time_budget"] == 0.5
     assert config["ckpt_every"] == recipe["TIMED_CKPT_EVERY"] < 10**4
     assert (tmp_path / "runs" / "x2" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.slow
+def test_train_291_resume_continues_each_scale_and_scores_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data_291(tmp_path / "data", (80, 72), (48, 40), seed=8)
+    common = ["--data-dir", str(data), "--small", "--scales", "2", "4", "--batch-size", "2", "--patch-size", "8",
+              "--device", "cpu", "--no-compile", "--output-dir", str(tmp_path / "runs")]
+    # The first run stops after x2's second step, as if killed there; x4 never started.
+    _run("train_291.py", [*common, "--scales", "2", "--max-steps", "2"], monkeypatch)
+    _run("train_291.py", [*common, "--max-steps", "4", "--resume"], monkeypatch)
+
+    def resumes(scale: int) -> list[tuple[int, dict[str, Any]]]:
+        log = (tmp_path / "runs" / f"x{scale}" / "log.jsonl").read_text().splitlines()
+        return [(r["step"], r["changed"]) for r in map(json.loads, log) if r["event"] == "resume"]
+
+    assert resumes(2) == [(2, {"max_steps": {"from": 2, "to": 4}})]
+    assert resumes(4) == []  # x4 had no checkpoint: it started
+    rows = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert [(r["model"], r["dataset"], r["steps"]) for r in rows] == [
+        ("msr_small_x2", "Set5", 4), ("msr_small_x2", "Set14", 4),
+        ("msr_small_x4", "Set5", 4), ("msr_small_x4", "Set14", 4),
+    ]
