@@ -105,22 +105,12 @@ def _from_pil(img: Image.Image) -> tuple[Tensor, Output]:
         arr = arr.astype(np.uint16)
     x, array = _from_numpy(arr)
 
-    def to_pil(finish_array: Callable[[], np.ndarray]) -> Callable[[], Image.Image]:
-        def finish() -> Image.Image:
-            out_arr = finish_array()
-            if mode in _PIL_16BIT:
-                out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
-            else:
-                out = Image.fromarray(out_arr)
-            out.info.update(info)
-            return out
+    def to_pil(out_arr: np.ndarray) -> Image.Image:
+        out = Image.fromarray(out_arr.astype(np.int32) if mode == "I" else out_arr)
+        out.info.update(info)
+        return out
 
-        return finish
-
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Image.Image]]]:
-        return [(view, to_pil(finish_array)) for view, finish_array in array.allocate(scales)]
-
-    return x, replace(array, allocate=allocate)
+    return x, _finished_as(array, to_pil)
 
 
 def _icc_space(icc: bytes) -> str | None:
@@ -142,14 +132,21 @@ def _icc_fits(icc: bytes, mode: str) -> bool:
 def _from_deep(img: DeepImage) -> tuple[Tensor, Output]:
     """16-bit colour image -> (1, C, H, W) float32 in [0, 1] and where the upscaled one goes."""
     x, array = _from_numpy(img.array)
+    return x, _finished_as(array, lambda out_arr: DeepImage(out_arr, dict(img.info)))
 
-    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], DeepImage]]]:
-        return [
-            (view, lambda finish=finish_array: DeepImage(finish(), dict(img.info)))  # type: ignore[misc]
-            for view, finish_array in array.allocate(scales)
-        ]
 
-    return x, replace(array, allocate=allocate)
+def _finished_as(array: Output, kind: Callable[[np.ndarray], Any]) -> Output:
+    """The numpy kind's `Output`, with each finished array turned into ``kind`` (PIL, DeepImage)."""
+
+    def allocate(scales: list[int]) -> list[tuple[Tensor, Callable[[], Any]]]:
+        return [(view, _then(finish, kind)) for view, finish in array.allocate(scales)]
+
+    return replace(array, allocate=allocate)
+
+
+def _then(finish: Callable[[], np.ndarray], kind: Callable[[np.ndarray], Any]) -> Callable[[], Any]:
+    # Its own scope binds each result's `finish`: a lambda in the loop would share the last one.
+    return lambda: kind(finish())
 
 
 def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Output]:
