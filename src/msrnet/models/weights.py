@@ -317,7 +317,9 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
 
     The same architecture loads whole (fine-tuning); a larger scale takes a smaller one's trunk
     (stem, the blocks of the shared levels), as EDSR warm-starts x4 from x2, and the rest keeps
-    its initialization.
+    its initialization. A narrower variant at the same scale (``msr_small_x4`` into
+    ``msr_medium_x4``: the same tensor names) grows into the model whole, computing what it
+    computed (`~msrnet.models.widen.widen_state_dict`).
 
     The config buffer is the model's own settings, so it is neither copied from the file nor
     counted among the tensors left as they were.
@@ -326,7 +328,8 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
         How many tensors were loaded, and the names of the model's tensors left as they were.
 
     Raises:
-        WeightsError: not a ``.safetensors`` file, or no weight (beyond biases) of it fits.
+        WeightsError: not a ``.safetensors`` file, no weight (beyond biases) of it fits, or
+            it has the model's tensors but does not widen into it (wider somewhere).
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -334,6 +337,18 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     shapes, _ = _safetensors_header(_existing(path))
     # The config buffer describes the model's own structure, so it is never copied from another.
     own = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[2] != CONFIG_BUFFER}
+    if isinstance(model, MultiScaleSRNet) and set(shapes) - {CONFIG_BUFFER} == set(own) and any(
+        tuple(own[k].shape) != shapes[k] for k in own
+    ):
+        from .widen import widen_state_dict
+
+        try:
+            # Settings stay the model's own here too: the buffer is left out of the widening.
+            state = {k: v for k, v in load_file(str(path)).items() if k != CONFIG_BUFFER}
+            model.load_state_dict(widen_state_dict(state, model))
+        except ValueError as e:
+            raise WeightsError(f"{path} has the tensors of {type(model).__name__} but {e}") from None
+        return len(own), []
     names = [k for k, shape in shapes.items() if k in own and tuple(own[k].shape) == shape]
     # Biases of the 3-channel image heads fit any model: only a matching weight means a trunk.
     if not any(len(shapes[k]) > 1 for k in names):
