@@ -4,7 +4,8 @@ The 291 images (T91 + BSD200) are the training set of LapSRN, VDSR, DRRN and Mem
 results compare with theirs. Scales train in order, each larger one warm-started from the
 smaller one's trunk (the stem and the shared 2x/4x blocks), as EDSR warm-starts x4 from x2.
 Where the package already ships weights for a scale, that scale fine-tunes them instead, at a
-quarter of the learning rate (``--finetune-lr``). After each scale the EMA weights are scored on Set5 and Set14
+quarter of the learning rate (``--finetune-lr``); a medium scale with no file of its own grows
+the small file of that scale into its wider network and fine-tunes that. After each scale the EMA weights are scored on Set5 and Set14
 with the field's protocol, and ``--package`` copies them into the package
 (``src/msrnet/weights/<arch>.t291.safetensors``) only if there were none or both scores beat
 the shipped file's, and prints the sha256 lines for ``PRETRAINED_SHA256`` in
@@ -75,7 +76,8 @@ from shipping import compare_with_shipped, compare_with_small, needs_small_bar, 
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
 BUDGET_SHARES = {2: 0.30, 4: 0.35, 8: 0.35}
 # Peak learning rate from scratch or from a smaller scale's trunk; trained weights of the same
-# model (a shipped file) are fine-tuned at a fraction of it.
+# model (a shipped file, or the small one grown into a medium network) are fine-tuned at a
+# fraction of it.
 LR = 1e-3
 FINETUNE_LR_FRACTION = 0.25
 # About ten minutes of one CPU core for msr_medium; a checkpoint costs well under a second.

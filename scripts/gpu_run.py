@@ -16,8 +16,9 @@ b. training throughput of msr_x4 (``benchmarks/train_speed.py``), eager: LR patc
 c. the ``.t291`` models of each msr variant, on the 291 images (``examples/train_291.py``, one
    model per process): msr_x8, msr_x4, msr_x2, then msr_medium_x8/x4/x2, then msr_small_x8/x4/x2
    (``--no-medium`` and ``--no-small`` leave a variant out). Each is fine-tuned from its shipped
-   file where one exists (a medium file may ship from CPU training), else warm-started from the
-   previous (larger) scale's trunk of its variant. Each model's training budget is its share of
+   file where one exists (a medium file may ship from CPU training), a medium one else from the
+   small file of its scale grown into it, else warm-started from the previous (larger) scale's
+   trunk of its variant (`shipping.warm_start`). Each model's training budget is its share of
    the time then left (``scripts/gpu_plan.py``: msr_x8's the largest; a medium model half its
    full-size one's, a small one a quarter, step f's models half their ``.t291`` share); when
    the time left cannot give every model still queued its minimum, the least valuable go
@@ -482,8 +483,9 @@ def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> No
         start = warm_start(target.arch, target.tag, args.package_dir,
                            init=None if shipped else args.fresh_t291.get(target.arch))
         if start.weights is None:
-            # No .t291 weights of the variant at all (a medium one before any shipped): a .real
-            # file from scratch, in the minutes a session has, would not come near the small one's.
+            # No .t291 weights of the variant at all (a medium one before any shipped, without a
+            # small file to grow): a .real file from scratch, in the minutes a session has, would
+            # not come near the small one's.
             run.log(f"{target.name}: no {target.arch}.{CLEAN_TAG} weights to start from; skipped")
             continue
         finetune_lr = train_291.LR * train_291.FINETUNE_LR_FRACTION

@@ -7,8 +7,11 @@ it as ``shipping`` (this folder on ``sys.path``):
 
 - A run of an architecture fine-tunes its shipped file for the tag (``<arch>.<tag>.safetensors``)
   or, for a tag with no file yet, the clean ``t291`` file of the same architecture. Weights the
-  caller names explicitly come first; with nothing shipped, the run starts from the weights it
-  chains from (a smaller scale's trunk) or from scratch (`warm_start`).
+  caller names explicitly come first. A medium architecture with no file of its own grows the
+  small variant's file of the same scale (that tag's, else ``t291``) into its wider network,
+  which then computes what the small one computes (`msrnet.models.widen`). With nothing
+  shipped, the run starts from the weights it chains from (a smaller scale's trunk) or from
+  scratch (`warm_start`).
 - New weights replace the shipped file only if none ships, or if they score higher on every set
   and condition they are scored on: Set5 and Set14 with the benchmark protocol and, for weights
   trained on degraded inputs (the ``real`` tag), on every degraded benchmark condition too
@@ -95,11 +98,14 @@ def warm_start(
 
     Returns:
         ``init``; else the shipped ``<arch>.<tag>`` file, or for a new tag the shipped clean
-        ``<arch>.t291`` file (``finetune`` True); else ``chained`` (None: from scratch).
+        ``<arch>.t291`` file; else, for a medium ``arch``, the small variant's ``<tag>`` then
+        ``t291`` file, grown by ``--init`` into the wider network (these ``finetune`` True:
+        trained weights); else ``chained`` (None: from scratch).
     """
     if init is not None:
         return WarmStart(init, finetune=False)
-    for candidate in (shipped_file(arch, tag, package_dir), shipped_file(arch, CLEAN_TAG, package_dir)):
+    archs = [arch, small_variant(arch)] if _variant(arch) == "msr_medium" else [arch]
+    for candidate in (shipped_file(a, t, package_dir) for a in archs for t in (tag, CLEAN_TAG)):
         if candidate.is_file():
             return WarmStart(str(candidate), finetune=True)
     return WarmStart(chained, finetune=False)

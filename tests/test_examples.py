@@ -119,6 +119,7 @@ def test_train_291_ships_a_medium_file_only_if_it_beats_the_small_one(
     _run("train_291.py", args, monkeypatch)
     rows = json.loads((tmp_path / "medium" / "results.json").read_text())
     assert [r["model"] for r in rows] == ["msr_medium_x2"] * 2
+    assert all(r["init"] == str(small) for r in rows)  # no medium file: the small one, grown
     assert all("small_psnr" in r for r in rows)  # held to msr_small_x2.t291, scored here
     beats = all(r["psnr"] > r["small_psnr"] for r in rows)
     assert all(r["beats_small"] == beats for r in rows)

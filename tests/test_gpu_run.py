@@ -483,12 +483,13 @@ def test_real_training_starts_from_the_best_weights_at_hand(
             assert argv[argv.index("--init") + 1] == fresh[arch] and float(argv[argv.index("--lr") + 1]) == 2.5e-4
 
 
-@pytest.mark.parametrize("shipped", [False, True])
-def test_a_medium_real_file_needs_medium_t291_weights_to_start_from(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped: bool
+@pytest.mark.parametrize("shipped", [None, "msr_medium_x4.t291", "msr_small_x4.real"])
+def test_a_medium_real_file_needs_trained_weights_to_start_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped: str | None
 ) -> None:
-    """No medium .t291 weights at all (none ships, step c trained none): msr_medium_x4.real is
-    skipped rather than trained from scratch; a shipped medium .t291 file is fine-tuned."""
+    """No medium .t291 weights at all (none ships, step c trained none) and no small file to
+    grow: msr_medium_x4.real is skipped rather than trained from scratch. A shipped medium .t291
+    file is fine-tuned, and so is the small .real file, grown into the medium network."""
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     (tmp_path / "out").mkdir()
@@ -496,19 +497,19 @@ def test_a_medium_real_file_needs_medium_t291_weights_to_start_from(
     package = tmp_path / "package"
     package.mkdir()
     if shipped:
-        (package / "msr_medium_x4.t291.safetensors").write_bytes(b"shipped")
+        (package / f"{shipped}.safetensors").write_bytes(b"shipped")
     calls: list[list[str]] = []
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (calls.append(argv), (1, ""))[1])
     args = _real_args(tmp_path, package, small=False, fresh_t291={})
     module["train_real"](run, args, {"batch_size": 4, "patch_size": 16, "compile": False})
     medium = [argv for argv in calls if "--medium" in argv]
-    assert len(medium) == int(shipped)
-    if shipped:  # train_291.py fine-tunes the shipped .t291 file by itself
-        assert "--init" not in medium[0]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert len(medium) == int(shipped is not None)
+    if shipped:  # train_291.py fine-tunes (or grows) the shipped file by itself
+        assert "--init" not in medium[0] and "--scales 4" in " ".join(medium[0])
+        assert f"from {package / shipped}.safetensors" in log
     else:
-        assert "msr_medium_x4.real: no msr_medium_x4.t291 weights to start from; skipped" in (
-            tmp_path / "out" / "log.txt"
-        ).read_text()
+        assert "msr_medium_x4.real: no msr_medium_x4.t291 weights to start from; skipped" in log
 
 
 def test_the_order_of_worth_ranks_variant_then_tag_then_training_order() -> None:

@@ -41,6 +41,24 @@ def test_a_run_fine_tunes_its_tags_file_then_the_clean_one(tmp_path: Path) -> No
     assert warm_start("msr_x2", CLEAN_TAG, tmp_path) == WarmStart(None, False)
 
 
+def test_a_medium_run_without_a_file_of_its_own_grows_the_small_one(tmp_path: Path) -> None:
+    assert warm_start("msr_medium_x4", "real", tmp_path, chained="x8.safetensors") == WarmStart("x8.safetensors", False)
+    small_clean = shipped_file("msr_small_x4", CLEAN_TAG, tmp_path)
+    small_clean.write_bytes(b"small clean")
+    # Trained weights of the same scale, which `--init` grows whole, beat another scale's trunk.
+    assert warm_start("msr_medium_x4", "real", tmp_path, chained="x8.safetensors") == WarmStart(str(small_clean), True)
+    small_real = shipped_file("msr_small_x4", "real", tmp_path)
+    small_real.write_bytes(b"small real")
+    assert warm_start("msr_medium_x4", "real", tmp_path) == WarmStart(str(small_real), True)
+    assert warm_start("msr_medium_x4", CLEAN_TAG, tmp_path) == WarmStart(str(small_clean), True)
+    # The medium variant's own files come first; the full-size variant never grows from small.
+    medium_clean = shipped_file("msr_medium_x4", CLEAN_TAG, tmp_path)
+    medium_clean.write_bytes(b"medium clean")
+    assert warm_start("msr_medium_x4", "real", tmp_path) == WarmStart(str(medium_clean), True)
+    shipped_file("msr_small_x2", CLEAN_TAG, tmp_path).write_bytes(b"small x2")
+    assert warm_start("msr_x2", CLEAN_TAG, tmp_path) == WarmStart(None, False)
+
+
 def test_ship_copies_and_returns_the_sha256(tmp_path: Path) -> None:
     weights = tmp_path / "best.safetensors"
     weights.write_bytes(b"new weights")
