@@ -35,6 +35,7 @@ from msrnet._utils import atomic_write, first_line, parse_json
 from ._limits import check_buildable
 from ._registry import create_model
 from .msr import CONFIG_BUFFER, MAX_CONFIG_BYTES, MultiScaleSRNet, read_config
+from .widen import widen_state_dict
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -340,8 +341,6 @@ def load_matching_weights(model: nn.Module, path: str | Path) -> tuple[int, list
     if isinstance(model, MultiScaleSRNet) and set(shapes) - {CONFIG_BUFFER} == set(own) and any(
         tuple(own[k].shape) != shapes[k] for k in own
     ):
-        from .widen import widen_state_dict
-
         try:
             # Settings stay the model's own here too: the buffer is left out of the widening.
             state = {k: v for k, v in load_file(str(path)).items() if k != CONFIG_BUFFER}
