@@ -56,6 +56,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_small_x4.real": "8010e13786f14718c5ac7869e32654f54fa80b8db6d62dbc209d1ca941a06a45",
     "msr_small_x8.real": "e48feedb492de1e99a474e9904f851bcbce60d33cdee42db83877b80190bd185",
     "msr_medium_x2.t291": "e627b708eef76bbf64c7935be99a6e1ed88941694b91792faf896457f93e23ca",
+    "msr_medium_x4.t291": "43bdfc521b4753a1a24b65a3fda0b53014c3d5706625d47766ea429c570a190e",
     "msr_medium_x8.t291": "357d60d19691563eb0df606be073d7ee37a2b227ff69c7bbba723a2a3402bd90",
 }
 
