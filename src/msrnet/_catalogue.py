@@ -57,7 +57,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_small_x8.real": "e48feedb492de1e99a474e9904f851bcbce60d33cdee42db83877b80190bd185",
     "msr_medium_x2.t291": "e627b708eef76bbf64c7935be99a6e1ed88941694b91792faf896457f93e23ca",
     "msr_medium_x4.t291": "43bdfc521b4753a1a24b65a3fda0b53014c3d5706625d47766ea429c570a190e",
-    "msr_medium_x8.t291": "357d60d19691563eb0df606be073d7ee37a2b227ff69c7bbba723a2a3402bd90",
+    "msr_medium_x8.t291": "41bb39638349033cf688707606dfb51c38eb821a67cfff631412ad4cf4c3ded3",
 }
 
 SUFFIX = ".safetensors"
