@@ -90,6 +90,22 @@ def _seed_and_threads() -> Iterator[None]:
     torch.set_num_threads(_THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test sees a CPU without native bf16, whatever this machine has: ``dtype="auto"``
+    (`msrnet.device.default_dtype`) is then fp32 on the CPU, and the tests that compare outputs
+    exactly (16-bit round trips, tiles against one pass) mean the same thing on every machine.
+    The bf16 paths are tested by saying so (tests/test_device.py's ``native_bf16``), and the
+    detection itself by its own tests, which patch the layer below this one too."""
+    import msrnet.device
+
+    detect = msrnet.device.cpu_has_native_bf16  # a test may replace it; the cache is this one's
+    monkeypatch.setattr(msrnet.device, "_onednn_bf16", lambda: False)
+    detect.cache_clear()
+    yield
+    detect.cache_clear()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``cuda`` skip without a CUDA device (``pytest -m cuda`` selects them)."""
     if torch.cuda.is_available():
