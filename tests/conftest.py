@@ -15,6 +15,13 @@ import pytest
 # commands tests run in subprocesses; tests of compiling take the `real_compile` fixture.
 os.environ["TORCH_COMPILE_DISABLE"] = "1"
 
+# Every test, and every command a test starts, sees a CPU without native bf16, whatever this
+# machine has: `dtype="auto"` and the trainer's `amp` are then fp32 on the CPU, so a result
+# computed in the test process and one from a subprocess compare exactly on every machine.
+# oneDNN's own switch (its check is what `msrnet.device.cpu_has_native_bf16` asks first); the
+# bf16 paths are tested by saying so (tests/test_device.py's `native_bf16`).
+os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+
 # A test run started in the background by a shell without job control (`cmd &`, nohup, some CI
 # runners) inherits SIGINT ignored, and every msrnet command the tests start would inherit it
 # too: Python then installs no KeyboardInterrupt, and the Ctrl-C tests wait on a command that
@@ -92,11 +99,10 @@ def _seed_and_threads() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test sees a CPU without native bf16, whatever this machine has: ``dtype="auto"``
-    (`msrnet.device.default_dtype`) is then fp32 on the CPU, and the tests that compare outputs
-    exactly (16-bit round trips, tiles against one pass) mean the same thing on every machine.
-    The bf16 paths are tested by saying so (tests/test_device.py's ``native_bf16``), and the
-    detection itself by its own tests, which patch the layer below this one too."""
+    """The in-process side of ``ONEDNN_MAX_CPU_ISA`` above, also where torch does not expose
+    oneDNN's check (`msrnet.device` would read /proc/cpuinfo): ``dtype="auto"`` is fp32 on the
+    CPU, so the tests that compare outputs exactly (16-bit round trips, tiles against one pass)
+    mean the same thing on every machine. The detection's own tests patch the layers below."""
     import msrnet.device
 
     detect = msrnet.device.cpu_has_native_bf16  # a test may replace it; the cache is this one's
