@@ -304,3 +304,42 @@ def test_a_video_shorter_than_its_audio_did_not_end_early(tmp_path: Path, capsys
         out.mux(a.encode(None))
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), *RANDOM]) == 0
     assert "ended early" not in capsys.readouterr().err
+
+
+def make_deep_clip(path: Path, frames: int = 3, size: tuple[int, int] = (24, 16)) -> Path:
+    """A lossless 10-bit (yuv420p10le, FFV1) clip with no audio."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("ffv1", rate=10)
+        v.width, v.height = size
+        v.pix_fmt = "yuv420p10le"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 9000 * i, np.uint16), format="rgb48le")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+def test_auto_dtype_weighs_the_videos_bits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Frames reach `upscale` as float32 tensors; the video's depth decides: bf16 (8 significant
+    # bits, on a CPU said to compute it natively) for 8-bit video, fp32 for 10-bit.
+    import msrnet.device
+    import msrnet.inference
+
+    monkeypatch.setattr(msrnet.device, "cpu_has_native_bf16", lambda: True)
+    dtypes: list[object] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        dtypes.append(kwargs["dtype"])
+        return upscale(*args, **kwargs)
+
+    monkeypatch.setattr(msrnet.inference, "upscale", recording)
+    model = msrnet.models.create_model("msr_x2", pretrained=False)
+    upscale_video(model, make_clip(tmp_path / "eight.mp4", frames=2), tmp_path / "a.mp4", progress=False)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    upscale_video(model, make_deep_clip(tmp_path / "ten.mkv"), tmp_path / "b.mkv", codec="ffv1", progress=False)
+    assert dtypes and set(dtypes) == {torch.float32}
+    dtypes.clear()
+    upscale_video(model, tmp_path / "ten.mkv", tmp_path / "c.mkv", codec="ffv1", dtype="bf16", progress=False)
+    assert set(dtypes) == {torch.bfloat16}  # asked for: taken as given

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from msrnet._utils import FidelityWarning
 from msrnet.data.deep import DeepImage, deep_rawmode, kept_info, read_at_eight_bits
+from msrnet.device import significant_bits
 from msrnet.ops import quantize
 
 __all__ = ["Allocate", "Output", "to_tensor", "store"]
@@ -46,11 +47,14 @@ class Output:
         nbytes: the bytes those results take together, known before any is allocated: an
             output larger than the memory left is refused first.
         device: where the results are allocated.
+        bits: the precision of the input's samples (8 or 16 for images, a float tensor's
+            `msrnet.device.significant_bits`): what ``dtype="auto"`` must not compute below.
     """
 
     allocate: Allocate
     nbytes: Callable[[list[int]], int]
     device: torch.device
+    bits: int
 
 
 def to_tensor(image: Image.Image | np.ndarray | Tensor | DeepImage) -> tuple[Tensor, Output]:
@@ -171,7 +175,7 @@ def _from_numpy(arr: np.ndarray) -> tuple[Tensor, Output]:
     def nbytes(scales: list[int]) -> int:
         return sum(s * h * s * w for s in scales) * c * arr.itemsize
 
-    return x[None], Output(allocate, nbytes, torch.device("cpu"))
+    return x[None], Output(allocate, nbytes, torch.device("cpu"), 8 * arr.itemsize)
 
 
 def _from_tensor(x: Tensor) -> tuple[Tensor, Output]:
@@ -203,7 +207,7 @@ def _from_tensor(x: Tensor) -> tuple[Tensor, Output]:
     def nbytes(scales: list[int]) -> int:
         return sum(b * c * s * h * s * w for s in scales) * x.element_size()
 
-    return (x if ndim == 4 else x[None]).float(), Output(allocate, nbytes, x.device)
+    return (x if ndim == 4 else x[None]).float(), Output(allocate, nbytes, x.device, significant_bits(dtype))
 
 
 def _finish_array(out: np.ndarray, ndim: int) -> Callable[[], np.ndarray]:

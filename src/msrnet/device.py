@@ -10,12 +10,13 @@ Elsewhere (AVX2 CPUs, say) bf16 is emulated and slower than fp32, so fp32 stays 
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason"]
+__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason", "significant_bits"]
 
 # /proc/cpuinfo flags of the x86 extensions that compute bf16 dot products in hardware.
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -73,13 +74,26 @@ def bf16_reason(device: torch.device) -> str:
     return f"{device.type} device"
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
+def significant_bits(dtype: torch.dtype) -> int:
+    """Bits of precision a sample keeps in ``dtype``: 8 (bf16), 11 (fp16), 24 (fp32), 53 (fp64);
+    for an integer dtype, its width (8 for uint8, 16 for uint16)."""
+    if dtype.is_floating_point:
+        # The mantissa's bits and the implicit leading one: eps is 2 ** -(bits - 1).
+        return 1 - int(math.log2(torch.finfo(dtype).eps))
+    return torch.iinfo(dtype).bits
+
+
+def default_dtype(device: torch.device, bits: int = 8) -> torch.dtype:
     """The compute dtype msrnet picks on ``device`` when none is asked for (``--dtype auto``).
 
     bf16 on CUDA (fp16 on GPUs without bf16) and on a CPU with native bf16; fp32 elsewhere.
+    ``bits`` is the precision of the input's samples (8 for 8-bit images, 16 for 16-bit ones,
+    `significant_bits` of a float tensor's dtype): a reduced dtype that keeps fewer bits than
+    that gives way to fp32, so a 16-bit image never comes back with 8 bits' worth of levels.
     """
+    fast = torch.float32
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return torch.float32
+        fast = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif device.type == "cpu" and cpu_has_native_bf16():
+        fast = torch.bfloat16
+    return fast if significant_bits(fast) >= bits else torch.float32

@@ -68,11 +68,12 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 # --- dtypes and devices ------------------------------------------------------------------------
-def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
-    """The compute dtype: given, or (None, ``"auto"``) `msrnet.device.default_dtype`: bf16 on
-    CUDA (fp16 where bf16 is unsupported) and on a CPU with native bf16, else fp32."""
+def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device, bits: int = 8) -> torch.dtype:
+    """The compute dtype: given, or (None, ``"auto"``) `msrnet.device.default_dtype` for input
+    samples of ``bits`` bits: bf16 on CUDA (fp16 where bf16 is unsupported) and on a CPU with
+    native bf16, else fp32; fp32 wherever that dtype keeps fewer bits than the input has."""
     if dtype is None or dtype == "auto":
-        return default_dtype(device)
+        return default_dtype(device, bits)
     if isinstance(dtype, str):
         if dtype.lower() not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use auto or one of {', '.join(_DTYPES)}")
@@ -598,7 +599,9 @@ def upscale(
         dtype: compute dtype: ``'auto'`` (the default), ``'fp32'``, ``'bf16'``, ``'fp16'`` or a
             torch dtype. ``auto`` is `msrnet.device.default_dtype`: bf16 on CUDA (fp16 where bf16
             is unsupported) and on a CPU with native bf16 (AMX, AVX-512 BF16), fp32 elsewhere
-            (an AVX2 CPU emulates bf16, slower than fp32). A reduced dtype runs
+            (an AVX2 CPU emulates bf16, slower than fp32); and fp32 for an input whose samples
+            carry more bits than that dtype keeps: 16-bit images, float32 tensors (bf16 holds 8
+            bits, fp16 11). A reduced dtype runs
             the network with its weights cast once (the model itself is left in float32).
             A tile whose reduced-precision output is not finite is redone in fp32 (with a
             warning); NaN/inf in float32 raise `FloatingPointError`.
@@ -651,7 +654,7 @@ def upscale(
 
     device = torch.device(device) if device is not None else _model_device(model)
     scales = _output_scales(model, levels)
-    runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels, compile)
+    runner = _Runner(model, device, resolve_dtype(dtype, device, output.bits), self_ensemble, levels, compile)
 
     in_chans = getattr(model, "in_chans", 3)
     gray = x.shape[1] in (1, 2)

@@ -474,7 +474,9 @@ def upscale_video(
         crf: constant rate factor for x264 / x265 / VP9 / AV1 encoders (0-51, lower is better;
             18 looks lossless to most eyes); other encoders get a bit rate of 0.3 bits per pixel.
         batch_size: frames upscaled together (B of the model's input).
-        tile, tile_overlap, device, dtype: as for `msrnet.upscale`, per batch of frames.
+        tile, tile_overlap, device, dtype: as for `msrnet.upscale`, per batch of frames;
+            ``dtype="auto"`` (None) weighs the video's bits per sample, as for images: a 10-bit
+            video computes in fp32 where bf16 (8 bits) would be the default.
         fps: frame rate for a stream with no timestamps and no rate of its own (a raw ``.h264``
             without timing); otherwise ignored, with a warning.
         progress: show a progress bar in frames (stderr).
@@ -493,10 +495,11 @@ def upscale_video(
     """
     import warnings
 
+    import torch
     from tqdm.auto import tqdm
 
     from msrnet._utils import atomic_write
-    from msrnet.inference import upscale
+    from msrnet.inference import _model_device, resolve_dtype, upscale
 
     src, dst = Path(src), Path(dst)
     scale = int(getattr(model, "scale"))
@@ -509,6 +512,8 @@ def upscale_video(
         raise ValueError(f"fps must be in (0, 1000], got {fps:g}")
     not_kept: list[str] = []
     probe = _probe(src, fps, not_kept)
+    # Frames reach `upscale` as float32 tensors, which say nothing of the video's depth.
+    dtype = resolve_dtype(dtype, torch.device(device) if device is not None else _model_device(model), probe.bits)
     with _opened(src) as inp, atomic_write(dst) as f:
         writer = _Writer(f, dst, inp, probe, scale, codec, crf, not_kept)
         reader = _Reader(inp, src, probe, [inp.streams[i] for i in writer.copies])

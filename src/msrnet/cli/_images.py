@@ -33,7 +33,7 @@ class UpscaleRun:
     args: argparse.Namespace
     model: nn.Module
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # of 8-bit images; `--dtype auto` gives 16-bit ones fp32 (`upscale` decides)
     scale: int  # the model's
     level_scales: list[int]  # of the model's pyramid, coarse first
     level: int  # the level written: the model's scale, or the one --outscale picks
@@ -163,9 +163,10 @@ def _upscale_frame(run: UpscaleRun, image: Image.Image | DeepImage, progress: bo
     from msrnet.inference import upscale
 
     args = run.args
+    # `auto` goes through as such: `upscale` weighs each image's bits per sample.
     return upscale(
         run.model, image, tile=args.tile, tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
-        device=run.device, dtype=run.dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
+        device=run.device, dtype="auto" if args.dtype == "auto" else run.dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
         compile=run.compile,
     )
 

@@ -78,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("auto", "fp32", "bf16", "fp16"),
         default="auto",
-        help="compute dtype; auto: bf16 on CUDA and on a CPU with native bf16 (AMX / AVX-512 BF16), else fp32",
+        help="compute dtype; auto: bf16 on CUDA and on a CPU with native bf16 (AMX / AVX-512 BF16), "
+        "else fp32; fp32 for 16-bit images and 10-bit video everywhere",
     )
     p.add_argument(
         "--compile",
@@ -245,7 +246,8 @@ def _what_runs(run: UpscaleRun, pretrained_cfg: dict[str, Any]) -> str:
     if args.dtype == "auto":
         from msrnet.device import bf16_reason
 
-        dtype = f"{dtype}, auto: {bf16_reason(run.device)}"
+        deep = "; 16-bit images in float32" if dtype != "float32" else ""
+        dtype = f"{dtype}, auto: {bf16_reason(run.device)}{deep}"
     compiled = ", compiled" if run.compile else ""
     return f"{factor} with {model_label(args, pretrained_cfg)} on {run.device} ({dtype}{compiled})"
 
