@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 from torch import Tensor, nn
 
-from msrnet import MultiScaleSRNet, inference
-from msrnet.inference import _tile_starts, auto_tile_size, resolve_dtype, upscale
+from msrnet import MultiScaleSRNet, _runner, _tiles, inference
+from msrnet._tiles import _tile_starts
+from msrnet.inference import auto_tile_size, resolve_dtype, upscale
 from msrnet.models import TensorBytes
 
 
@@ -132,8 +133,8 @@ def test_meta_probe_counts_what_the_real_forward_allocates(ensemble: bool) -> No
     # auto_tile_size counts memory on the meta device (no kernels run, so the first upscale call
     # costs no more than the next); the counts must be those of two real forwards.
     model = small_net(4).to(memory_format=torch.channels_last)
-    runner = inference._Runner(model, torch.device("cpu"), torch.float32, ensemble)
-    meta = inference._meta_peaks(runner, 3, (16, 32))
+    runner = _runner._Runner(model, torch.device("cpu"), torch.float32, ensemble)
+    meta = _tiles._meta_peaks(runner, 3, (16, 32))
     real = []
     for size in (16, 32):
         probe = torch.rand(1, 3, size, size)
@@ -155,9 +156,9 @@ class ReadsAValue(nn.Module):
 def test_models_the_meta_device_cannot_run_get_the_real_probe() -> None:
     model = ReadsAValue()
     cpu = torch.device("cpu")
-    assert inference._meta_peaks(inference._Runner(model, cpu, torch.float32, False), 3, (16, 32)) is None
+    assert _tiles._meta_peaks(_runner._Runner(model, cpu, torch.float32, False), 3, (16, 32)) is None
     # Reduced precision is counted for real too: autocast does not reach meta tensors.
-    assert inference._meta_peaks(inference._Runner(small_net(2), cpu, torch.bfloat16, False), 3, (16, 32)) is None
+    assert _tiles._meta_peaks(_runner._Runner(small_net(2), cpu, torch.bfloat16, False), 3, (16, 32)) is None
     assert auto_tile_size(model, device="cpu") >= 32
     assert upscale(model, torch.rand(3, 9, 7)).shape == (3, 18, 14)
 

@@ -169,10 +169,11 @@ def test_levels_memory_probe_runs_the_pyramid_and_pays_every_strip() -> None:
     # auto_tile_size(levels=True) is the tile upscale(levels=True) picks: its meta probe counts
     # what a real forward_pyramid allocates, and a wide image pays a strip per level.
     import msrnet.inference as inference
+    from msrnet import _runner, _tiles
 
     model = x8_net().to(memory_format=torch.channels_last)
     for ensemble in (False, True):
-        runner = inference._Runner(model, torch.device("cpu"), torch.float32, ensemble, levels=True)
+        runner = _runner._Runner(model, torch.device("cpu"), torch.float32, ensemble, levels=True)
         real = []
         for size in (16, 32):
             probe = torch.rand(1, 3, size, size)
@@ -181,7 +182,7 @@ def test_levels_memory_probe_runs_the_pyramid_and_pays_every_strip() -> None:
             assert [y.shape[-1] for y in levels] == [2 * size, 4 * size, 8 * size]
             del levels
             real.append(mode.peak)
-        assert inference._meta_peaks(runner, 3, (16, 32)) == real
+        assert _tiles._meta_peaks(runner, 3, (16, 32)) == real
     plain = inference.auto_tile_size(model, device="cpu", image_width=20000)
     assert inference.auto_tile_size(model, device="cpu", image_width=20000, levels=True) < plain
     with pytest.raises(ValueError, match="pyramid"):

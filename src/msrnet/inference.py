@@ -2,38 +2,32 @@
 
 `upscale` takes a PIL image, a numpy array or a float tensor and returns the same kind, scaled by
 ``model.scale``. Large images are cut into overlapping LR tiles that run one at a time, so peak
-accelerator memory depends on the tile, not on the image. Tiles are blended so that there are no
-seams: along every interior tile edge, each tile gives zero weight to the outer quarter of the
-overlap (whose pixels lack context), ramps up with a raised cosine across the middle half, and
-weighs 1 beyond it; at the image border a tile weighs 1, so borders see exactly the zero padding
-they would see untiled. For a network whose receptive radius is at most ``tile_overlap / 4`` LR
-pixels and which has no global pooling, tiled output therefore equals untiled output up to float
-rounding. Networks with channel attention (msrnet's SE blocks) pool over the tile, so tiled and
+accelerator memory depends on the tile, not on the image; tiles are blended without seams
+(`msrnet._tiles`), and each runs through `msrnet._runner`. For a network whose receptive
+radius is at most ``tile_overlap / 4`` LR pixels and which has no global pooling, tiled output
+equals untiled output up to float rounding. Networks with channel attention (msrnet's SE blocks) pool over the tile, so tiled and
 untiled differ slightly there; docs/inference.md gives the measured PSNR.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import warnings
-import weakref
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Literal, TypeVar, overload
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from msrnet._image_kinds import store, to_tensor
+from msrnet._runner import _model_device, _output_scales, _Runner
+from msrnet._tiles import _memory_model, _run_tiled
 from msrnet.data.deep import DeepImage
 from msrnet.device import default_dtype
-from msrnet.models import PyramidForward, TensorBytes, preserved
-from msrnet.models.weights import count_non_finite
-from msrnet.ops import self_ensemble as _self_ensemble
+from msrnet.models import preserved
 
 __all__ = [
     "CPU_MEMORY_BUDGET", "auto_tile_size", "available_memory", "resolve_dtype", "upscale", "whole_image_memory",
@@ -83,306 +77,7 @@ def resolve_dtype(dtype: torch.dtype | str | None, device: torch.device, bits: i
     return dtype
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-# Compiled copies of models, one per (model, dtype, levels, device), kept while the model lives:
-# a folder or a video compiles once, not once per image. The key's last part is the weights'
-# identity and version, so a model trained or loaded since gets a fresh copy.
-_COMPILED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], nn.Module]] = weakref.WeakKeyDictionary()
-
-
-def _compiled_copy(model: nn.Module, net: nn.Module, dtype: torch.dtype, device: torch.device, levels: bool) -> nn.Module:
-    """``torch.compile`` of a copy of ``net`` (``model`` or its pyramid wrapper) cast to ``dtype``.
-
-    A copy in ``dtype`` rather than autocast (which would cast every weight on every call) or
-    ``functional_call`` over cast weights; the model itself stays as it is. Shapes are
-    specialised on first sight and made dynamic if a second tile shape comes (torch.compile's
-    default), so a folder of one image size compiles once.
-    """
-    # Parameter objects and their version counters: in-place updates (an optimizer step,
-    # load_state_dict) bump the counter; the layout changes `upscale` makes and undoes do not.
-    version = tuple((id(p), p._version) for p in model.parameters())
-    key = (dtype, levels, device, version)
-    hit = _COMPILED.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    copied = copy.deepcopy(net).to(device=device, dtype=dtype).eval()
-    compiled = cast(nn.Module, torch.compile(copied))
-    _COMPILED[model] = (key, compiled)
-    return compiled
-
-
-class _Runner:
-    """Calls the model on one LR tile: reduced dtype, channels_last, self-ensemble, fp32 fallback.
-
-    Shapes: (B, 3, h, w) float32 on any device -> [(B, 3, s*h, s*w) float32 on ``device``], one
-    tensor per output level: ``model(x)`` alone, or with ``levels`` every level of
-    ``model.forward_pyramid(x)``, coarse first (`_output_scales` gives their scales).
-    """
-
-    def __init__(
-        self, model: nn.Module, device: torch.device, dtype: torch.dtype, ensemble: bool,
-        levels: bool = False, compile: bool = False,
-    ):
-        self.model = model
-        self.device = device
-        self.dtype = dtype
-        self.ensemble = ensemble
-        self.levels = levels
-        self.compile = compile
-        # The module called on each tile, whose forward gives every output level.
-        self.net: nn.Module = PyramidForward(model) if levels else model
-        self._reduced: tuple[torch.dtype, dict[str, Tensor]] | None = None
-
-    def _reduced_weights(self, dtype: torch.dtype) -> dict[str, Tensor]:
-        """The network's floating-point parameters and buffers in ``dtype``, cast once.
-
-        Autocast would cast every weight and bias again on every call: for msr_x4 that is 173
-        of the 371 ops of a frame (`benchmarks/inference_profile.py`), and on a GPU each is a
-        kernel launch. Casting once keeps the model itself in float32 for the fallback.
-        """
-        if self._reduced is None or self._reduced[0] != dtype:
-            tensors = {**dict(self.net.named_parameters()), **dict(self.net.named_buffers())}
-            cast = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
-            self._reduced = (dtype, cast)
-        return self._reduced[1]
-
-    def _forward(self, x: Tensor, dtype: torch.dtype) -> list[Tensor]:
-        net: Callable[[Tensor], Any]
-        if self.compile and dtype == self.dtype:
-            # The fp32 fallback of a broken reduced dtype runs eager: it is the rare path.
-            compiled = _compiled_copy(self.model, self.net, dtype, self.device, self.levels)
-            net = lambda t: compiled(t.to(dtype))  # noqa: E731
-        elif dtype == torch.float32:
-            net = self.net
-        else:
-            weights = self._reduced_weights(dtype)
-            net = lambda t: torch.func.functional_call(self.net, weights, (t.to(dtype),))  # noqa: E731
-
-        out = _self_ensemble(net, x) if self.ensemble else net(x)
-        return [y.float() for y in _outputs(out)]
-
-    def __call__(self, x: Tensor) -> list[Tensor]:
-        x = x.to(self.device, torch.float32, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        ys = self._forward(x, self.dtype)
-        if self.dtype != torch.float32 and not all(_all_finite(y) for y in ys):
-            # A reduced dtype overflowed (fp16) or otherwise broke: redo this tile, and every
-            # later one, in fp32 rather than return NaNs.
-            warnings.warn(
-                f"{self.dtype} inference produced NaN/inf; falling back to float32", RuntimeWarning,
-                stacklevel=3,
-            )
-            self.dtype = torch.float32
-            ys = self._forward(x, torch.float32)
-        if not all(_all_finite(y) for y in ys):
-            # The input was checked finite, so float32 NaN/inf come from the model itself.
-            broken = count_non_finite(self.model.parameters())
-            cause = (
-                f"{broken} of its parameters are NaN/inf: the weights are broken" if broken
-                else "its parameters are finite, so a layer overflowed"
-            )
-            raise FloatingPointError(f"the model produced NaN/inf values in float32; {cause}")
-        # The caller blends in place, which must never touch the input.
-        return [
-            y.clone() if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() else y
-            for y in ys
-        ]
-
-
-def _outputs(out: Tensor | list[Tensor]) -> list[Tensor]:
-    """A model's output as a list: [(B, C, H', W')] for one tensor, the list itself for many."""
-    return [out] if isinstance(out, Tensor) else list(out)
-
-
-def _all_finite(y: Tensor) -> bool:
-    """Whether ``y`` has no NaN/inf. NaN and inf carry into a sum, which needs no y-sized mask;
-    only a sum that overflowed on huge finite values needs the exact check."""
-    return bool(torch.isfinite(y.sum())) or bool(torch.isfinite(y).all())
-
-
-# --- tile geometry -----------------------------------------------------------------------------
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Evenly spaced tile starts covering ``[0, length)``; neighbours overlap by >= ``overlap``."""
-    if length <= tile:
-        return [0]
-    n = math.ceil((length - overlap) / (tile - overlap))
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def _edge_ramp(n: int, scale: int, overlap: int) -> Tensor:
-    """Weights of the first ``n`` HR pixels from an interior tile edge, (n,) float32.
-
-    In LR units from the edge: 0 up to ``overlap/4`` (pixels too close to the cut to be exact),
-    a raised cosine up to ``3*overlap/4``, then 1. Two neighbours overlapping by exactly
-    ``overlap`` get ramps that sum to 1; wider overlaps are normalised by the weight sum.
-    """
-    if overlap == 0:
-        return torch.ones(n)
-    pos = (torch.arange(n, dtype=torch.float64) + 0.5) / scale
-    u = ((pos - overlap / 4) / (overlap / 2)).clamp(0.0, 1.0)
-    return (0.5 - 0.5 * torch.cos(math.pi * u)).float()
-
-
-def _profile(start: int, size: int, length: int, scale: int, overlap: int) -> Tensor:
-    """1D blend weights of a tile's HR span, (scale*size,): ramps at interior edges only."""
-    w = torch.ones(scale * size)
-    if start > 0:
-        w = torch.minimum(w, _edge_ramp(scale * size, scale, overlap))
-    if start + size < length:
-        w = torch.minimum(w, _edge_ramp(scale * size, scale, overlap).flip(0))
-    return w
-
-
-def _run_tiled(
-    runner: _Runner, x: Tensor, scales: list[int], tile: int, overlap: int,
-    emit: Callable[[int, int, int, Tensor], None], out_device: torch.device, progress: bool,
-) -> None:
-    """Upscale (B, C, H, W) one tile at a time and hand the blended rows to ``emit``.
-
-    For an (h, w) LR tile the runner gives one tensor per output level, (B, C', s*h, s*w) for
-    each s in ``scales``: a single output for a plain network, every level of the pyramid for
-    a `~msrnet.models.PyramidForward`. Each level is blended with the weights of its own scale, so each level of a
-    tiled pass equals that level of an untiled pass.
-
-    Tiles run row by row. Each level's weighted outputs accumulate in a float32 strip as tall
-    as one row of tiles (B, C', s*tile, s*W) on ``out_device``; once the next row of tiles
-    starts, the rows above it are final and go to ``emit(i, r0, r1, rows)`` as
-    (B, C', r1 - r0, s*W) float32 HR rows ``[r0, r1)`` of level ``i``, normalised by the weight
-    sum. So the float32 working memory is one strip per level, not the whole output, whatever
-    the image size.
-    """
-    b, _, h, w = x.shape
-    if tile < 2 * overlap:
-        raise ValueError(f"tile ({tile}) must be at least twice tile_overlap ({overlap})")
-    th, tw = min(tile, h), min(tile, w)
-    tops, lefts = _tile_starts(h, tile, overlap), _tile_starts(w, tile, overlap)
-    if len(tops) == len(lefts) == 1:
-        for i, (y, s) in enumerate(zip(runner(x), scales, strict=True)):
-            emit(i, 0, s * h, y.to(out_device))
-        return
-    # The weights of a grid of tiles are outer products, so their sum is too: two 1D buffers
-    # per level normalise the blend instead of a full-resolution weight image.
-    sums = []
-    for s in scales:
-        row_sum, col_sum = torch.zeros(s * h), torch.zeros(s * w)
-        for top in tops:
-            row_sum[s * top : s * (top + th)] += _profile(top, th, h, s, overlap)
-        for left in lefts:
-            col_sum[s * left : s * (left + tw)] += _profile(left, tw, w, s, overlap)
-        sums.append((row_sum.to(out_device), col_sum.to(out_device)))
-
-    def finish(i: int, strip: Tensor, r0: int, r1: int) -> None:
-        row_sum, col_sum = sums[i]
-        rows = strip[:, :, : r1 - r0]
-        rows.div_(row_sum[r0:r1].view(-1, 1)).div_(col_sum)
-        emit(i, r0, r1, rows)
-
-    bar = tqdm(total=len(tops) * len(lefts), desc="tiles", unit="tile", leave=False, disable=not progress)
-    strips: list[Tensor] = []  # level i: HR rows [s_i * strip_top, s_i * (strip_top + th))
-    strip_top = 0
-    for top in tops:
-        if strips and top > strip_top:
-            for i, (strip, s) in enumerate(zip(strips, scales)):
-                finish(i, strip, s * strip_top, s * top)
-                # The rows the next tiles overlap move up; a copy, as the two ranges may overlap.
-                kept = strip[:, :, s * (top - strip_top) :].clone()
-                strip.zero_()[:, :, : kept.shape[2]] = kept
-                del kept
-        strip_top = top
-        for left in lefts:
-            ys = runner(x[:, :, top : top + th, left : left + tw])
-            if not strips:
-                strips = [torch.zeros(b, y.shape[1], s * th, s * w, device=out_device) for y, s in zip(ys, scales)]
-            for y, strip, s in zip(ys, strips, scales, strict=True):
-                # Separable weights, applied in place: no tile-sized weight image.
-                y.mul_(_profile(top, th, h, s, overlap).to(y.device).view(-1, 1))
-                y.mul_(_profile(left, tw, w, s, overlap).to(y.device))
-                strip[:, :, :, s * left : s * (left + tw)] += y.to(out_device)
-            del ys
-            bar.update()
-    bar.close()
-    for i, (strip, s) in enumerate(zip(strips, scales)):
-        finish(i, strip, s * strip_top, s * h)
-
-
-# --- every level of the pyramid --------------------------------------------------------------
-def _output_scales(model: nn.Module, levels: bool) -> list[int]:
-    """The scale of each output level of `_Runner`: ``[model.scale]``, or with ``levels`` the
-    pyramid's ``model.level_scales``, coarse first."""
-    if not levels:
-        return [getattr(model, "scale", 1)]
-    scales = list(getattr(model, "level_scales", ()))
-    if not scales or not hasattr(model, "forward_pyramid"):
-        raise ValueError("levels=True needs a pyramid model with forward_pyramid and level_scales (msrnet's)")
-    return scales
-
-
 # --- automatic tile size -----------------------------------------------------------------------
-_BYTES_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], tuple[float, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _meta_peaks(runner: _Runner, in_chans: int, sides: tuple[int, ...]) -> list[int] | None:
-    """`TensorBytes` peaks of the runner's forward, run on the meta device; None where it can't.
-
-    Meta tensors have shapes and dtypes but no data, so every kernel is free: counting on them
-    costs a few milliseconds of Python, where two real CPU forwards cost seconds (most of the
-    first `upscale` call's extra time, benchmarks/first_call.py). The model is called with meta
-    copies of its parameters and buffers (`torch.func.functional_call`), not moved. Only fp32
-    on the CPU, the sizes it counts; CUDA probes are fast anyway. A model with an op that has no meta kernel, or that
-    reads a value (``.item()``), gets None and the real probe.
-    """
-    if runner.device.type != "cpu" or runner.dtype != torch.float32:
-        return None
-    model = runner.net
-    meta = {
-        name: torch.empty_like(t, device="meta")
-        for name, t in [*model.named_parameters(), *model.named_buffers()]
-    }
-
-    def forward(x: Tensor) -> Tensor | list[Tensor]:
-        out: Tensor | list[Tensor] = torch.func.functional_call(model, meta, (x,))
-        return out
-
-    peaks = []
-    try:
-        for size in sides:
-            with TensorBytes() as mode:
-                # What the real probe counts: the input tile (which `.to()` hands back as is),
-                # its channels_last copy, the forward, the output's sum.
-                tile = torch.empty(1, in_chans, size, size, device="meta")
-                x = tile.contiguous(memory_format=torch.channels_last)
-                out = _self_ensemble(forward, x) if runner.ensemble else forward(x)
-                for y in _outputs(out):
-                    y.float().sum()
-            peaks.append(mode.peak)
-    except (NotImplementedError, RuntimeError, TypeError, ValueError):
-        return None
-    return peaks
-
-
-def _memory_model(runner: _Runner, in_chans: int) -> tuple[float, float]:
-    """(fixed bytes, bytes per LR pixel) of one forward, fitted on two small probes; cached."""
-    key = (runner.device, runner.dtype, runner.ensemble, runner.levels)
-    cache = _BYTES_PER_PIXEL.setdefault(runner.model, {})
-    if key not in cache:
-        peaks = _meta_peaks(runner, in_chans, (16, 32))
-        if peaks is None:
-            peaks = []
-            for size in (16, 32):
-                probe = torch.rand(1, in_chans, size, size)
-                with TensorBytes() as mode:
-                    runner(probe)
-                peaks.append(mode.peak)
-        per_pixel = max((peaks[1] - peaks[0]) / (32 * 32 - 16 * 16), 1.0)
-        cache[key] = (max(peaks[0] - per_pixel * 16 * 16, 0.0), per_pixel)
-    return cache[key]
-
-
 def available_memory(device: torch.device | str) -> int:
     """Bytes that ``device`` can still allocate without evicting anything.
 
