@@ -11,6 +11,12 @@ the sorted file list starting at ``--rotation`` times a fifth of the list, so su
 runs (each fine-tuning the shipped weights) see different images and, together, all of them.
 ``DEST/manifest.json`` lists the images taken.
 
+The room is also the package's budget. Every tracked file travels, so each weights file added to
+the package takes training images from the GPU run. Below `MIN_TRAINING_BYTES`, about ten
+train291 images (the run would fine-tune on almost nothing), staging refuses, and so does
+``tests/test_gpu_run.py``. So a new file ships only where it replaces one, or where it is worth
+shrinking the GPU run (a new default): CONTRIBUTING, "Training on a GPU".
+
     python scripts/stage_gpu_data.py ../shared/data              # -> .gpu_data
     python scripts/stage_gpu_data.py ../shared/data --rotation 3
 """
@@ -29,6 +35,9 @@ PAYLOAD_LIMIT = 64 * 2**20
 # Room kept free: the transfer counts metadata, and the run writes nothing back into the tree.
 MARGIN = 2 * 2**20
 VALIDATION_SETS = ("Set5", "Set14")
+# The least room for training images a GPU run is worth: about ten of train291's larger (BSD)
+# images at about 150 KB each.
+MIN_TRAINING_BYTES = 3 * 2**19
 
 
 def tree_bytes(root: Path = ROOT, exclude: Path | None = None) -> int:
@@ -71,9 +80,12 @@ def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, Any]:
     used = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     room = PAYLOAD_LIMIT - MARGIN - tree_bytes(exclude=dest) - used
     files = sorted(f for f in (source / "train291").iterdir() if f.is_file())
+    if room < MIN_TRAINING_BYTES:
+        raise SystemExit(
+            f"{room / 2**20:.2f} MiB left for training images beside the tree, under the "
+            f"{MIN_TRAINING_BYTES / 2**20:.1f} MiB a GPU run needs: the package has grown too large"
+        )
     chosen = choose_training_images(files, room, rotation)
-    if not chosen:
-        raise SystemExit(f"no room left for training images ({room} bytes)")
     (dest / "train291").mkdir()
     for f in chosen:
         shutil.copyfile(f, dest / "train291" / f.name)
@@ -82,6 +94,7 @@ def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, Any]:
         "train_images": len(chosen),
         "of": len(files),
         "files": [f.name for f in chosen],
+        "train_bytes": sum(f.stat().st_size for f in chosen),
         "payload_bytes": tree_bytes(exclude=dest)
         + sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()),
     }
