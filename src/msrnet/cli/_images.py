@@ -164,9 +164,10 @@ def _upscale_frame(run: UpscaleRun, image: Image.Image | DeepImage, progress: bo
 
     args = run.args
     # `auto` goes through as such: `upscale` weighs each image's bits per sample.
+    dtype = "auto" if args.dtype == "auto" else run.dtype
     return upscale(
         run.model, image, tile=args.tile, tile_overlap=args.tile_overlap, self_ensemble=args.self_ensemble,
-        device=run.device, dtype="auto" if args.dtype == "auto" else run.dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
+        device=run.device, dtype=dtype, progress=progress, levels=args.pyramid or run.level != run.scale,
         compile=run.compile,
     )
 
