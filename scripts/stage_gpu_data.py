@@ -77,8 +77,9 @@ def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, Any]:
     dest.mkdir(parents=True)
     for name in VALIDATION_SETS:
         shutil.copytree(source / name, dest / name)
+    tree = tree_bytes(exclude=dest)
     used = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
-    room = PAYLOAD_LIMIT - MARGIN - tree_bytes(exclude=dest) - used
+    room = PAYLOAD_LIMIT - MARGIN - tree - used
     files = sorted(f for f in (source / "train291").iterdir() if f.is_file())
     if room < MIN_TRAINING_BYTES:
         raise SystemExit(
@@ -89,14 +90,14 @@ def stage(source: Path, dest: Path, rotation: int = 0) -> dict[str, Any]:
     (dest / "train291").mkdir()
     for f in chosen:
         shutil.copyfile(f, dest / "train291" / f.name)
+    train_bytes = sum(f.stat().st_size for f in chosen)
     manifest = {
         "rotation": rotation,
         "train_images": len(chosen),
         "of": len(files),
         "files": [f.name for f in chosen],
-        "train_bytes": sum(f.stat().st_size for f in chosen),
-        "payload_bytes": tree_bytes(exclude=dest)
-        + sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()),
+        "train_bytes": train_bytes,
+        "payload_bytes": tree + used + train_bytes,
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
