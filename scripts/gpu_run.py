@@ -59,7 +59,8 @@ fit and where its weights stay, and ``results.json``'s ``weights`` step lists wh
 what did not. Copy the weights into ``src/msrnet/weights/`` and their sha256, which ``log.txt``
 names, into ``PRETRAINED_SHA256`` (``src/msrnet/_catalogue.py``).
 
-    # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py)
+    # on the GPU machine, from the repository root (data staged by scripts/stage_gpu_data.py,
+    # whose shares, carried by earlier calls, this gathers first)
     PYTHONPATH=src python3 scripts/gpu_run.py --data-dir .gpu_data --out "$OUT"
     # the same path on the CPU, narrow networks, each model trained 3 steps
     PYTHONPATH=src python3 scripts/gpu_run.py --rehearse --data-dir ../shared/data --out /tmp/r
@@ -204,8 +205,8 @@ def _load(path: Path) -> Any:
     return module
 
 
-def check(run: Run, device: str) -> None:
-    """a. Versions, the device, and the CUDA-only tests."""
+def check(run: Run, device: str, data: dict[str, Any]) -> None:
+    """a. Versions, the device, the training data at hand, and the CUDA-only tests."""
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -219,12 +220,28 @@ def check(run: Run, device: str) -> None:
             env[package] = None
     run.log(json.dumps(env))
     run.results["env"] = env
+    run.log(f"training images: {json.dumps(data)}")
+    run.results["data"] = data
     argv = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
             "--continue-on-collection-errors", "tests"]
     code, stdout = run.command(argv, timeout=run.limit(30))
     summary = stdout.strip().splitlines()[-1] if stdout.strip() else ""
     run.log(f"cuda tests: {summary}")
     run.save("tests", {"exit_code": code, "summary": summary})
+
+
+def training_data(data_dir: Path) -> dict[str, Any]:
+    """The training images at hand; a staged folder's shares are gathered into it first.
+
+    ``scripts/stage_gpu_data.py --calls N`` sends train291 in shares over N device calls; those
+    that arrived whole join ``data_dir/train291`` here, and the count of any lost (a machine
+    that went cold between calls starts bare) goes into ``results.json``.
+    """
+    data: dict[str, Any] = {}
+    if (data_dir / "manifest.json").is_file():
+        staged = _load(ROOT / "scripts" / "stage_gpu_data.py").gather(data_dir)
+        data = {key: staged.get(key) for key in ("of", "rotation", "gathered")}
+    return {"train_images": sum(1 for f in (data_dir / "train291").iterdir() if f.is_file())} | data
 
 
 def _variants(args: argparse.Namespace) -> list[str]:
@@ -648,9 +665,10 @@ def main(argv: list[str] | None = None) -> int:
     args.fresh_t291 = {}  # step c's weights that beat the shipped .t291 file (or none ships), per arch
 
     run = Run(args.out, args.deadline)
+    data = training_data(args.data_dir)
     run.results["mode"] = "rehearsal" if args.rehearse else "gpu"
     run.results["deadline_s"], run.results["train_steps"] = args.deadline, args.steps
-    steps = [("check", lambda: check(run, args.kind)),
+    steps = [("check", lambda: check(run, args.kind, data)),
              ("throughput", lambda: run.results.__setitem__("choice", throughput(run, args))),
              ("train", lambda: train_scales(run, args, run.results["choice"])),
              ("real", lambda: train_real(run, args, run.results["choice"])),

@@ -5,8 +5,10 @@ import importlib.util
 import argparse
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,33 +109,138 @@ def test_gpu_run_refuses_without_cuda_or_data(tmp_path: Path, monkeypatch: pytes
     assert exit_.value.code == 2
 
 
+def _stage_module() -> Any:
+    spec = importlib.util.spec_from_file_location("stage_gpu_data", SCRIPTS / "stage_gpu_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_staged_data_fits_the_device_payload(shared_data: Path, tmp_path: Path) -> None:
-    stage = runpy.run_path(str(SCRIPTS / "stage_gpu_data.py"))
-    manifest = stage["stage"](shared_data, tmp_path / "staged")
+    stage = _stage_module()
+    manifest = stage.stage(shared_data, tmp_path / "staged")
+    (call,) = manifest["calls"]
     # The payload counts the tree (the shipped weights among it) and what was staged.
-    assert manifest["payload_bytes"] <= stage["PAYLOAD_LIMIT"]
-    assert manifest["payload_bytes"] >= stage["tree_bytes"](exclude=tmp_path / "staged")
-    assert manifest["train_images"] >= 1
+    assert call["payload_bytes"] <= stage.PAYLOAD_LIMIT
+    assert call["payload_bytes"] >= stage.tree_bytes(exclude=tmp_path / "staged")
+    assert manifest["train_images"] == len(call["files"]) >= 1
     # The package may not grow into the GPU run's training data (`MIN_TRAINING_BYTES`).
-    room = stage["PAYLOAD_LIMIT"] - stage["MARGIN"] - manifest["payload_bytes"] + manifest["train_bytes"]
-    assert room >= stage["MIN_TRAINING_BYTES"]
+    room = stage.PAYLOAD_LIMIT - stage.MARGIN - call["payload_bytes"] + call["train_bytes"]
+    assert room >= stage.MIN_TRAINING_BYTES
     assert (tmp_path / "staged" / "Set5").is_dir() and (tmp_path / "staged" / "Set14").is_dir()
 
 
+def test_staging_over_several_calls_carries_every_image(shared_data: Path, tmp_path: Path) -> None:
+    stage = _stage_module()
+    dest = tmp_path / "staged"
+    manifest = stage.stage(shared_data, dest, calls=None)
+    names = sorted(p.name for p in (shared_data / "train291").iterdir() if p.is_file())
+    assert manifest["train_images"] == len(names)
+    staged = [name for call in manifest["calls"] for name in call["files"]]
+    assert sorted(staged) == names  # each image once
+    assert all(call["payload_bytes"] <= stage.PAYLOAD_LIMIT - stage.MARGIN for call in manifest["calls"])
+    assert manifest["calls"][-1]["folder"] == "staged"  # the running call carries DEST
+
+
+def _fake_data(root: Path, sizes: list[int]) -> Path:
+    for name in ("Set5", "Set14"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.png").write_bytes(b"v" * 100)
+    (root / "train291").mkdir()
+    for i, size in enumerate(sizes):
+        (root / "train291" / f"{i:02d}.webp").write_bytes(bytes([i]) * size)
+    return root
+
+
+def test_shares_gather_into_one_folder_and_a_lost_share_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = _stage_module()
+    source = _fake_data(tmp_path / "data", [1000] * 10)
+    # Room for 2 images beside the tree and the validation sets (200 bytes), 2 in each share.
+    monkeypatch.setattr(stage, "tree_bytes", lambda exclude=None: 0)
+    monkeypatch.setattr(stage, "PAYLOAD_LIMIT", 2450)
+    monkeypatch.setattr(stage, "MARGIN", 0)
+    monkeypatch.setattr(stage, "MIN_TRAINING_BYTES", 1000)
+    dest = tmp_path / "repo" / ".gpu_data"
+    manifest = stage.stage(source, dest, calls=None)
+    assert [len(c["files"]) for c in manifest["calls"]] == [2, 2, 2, 2, 2]
+    assert [c["folder"] for c in manifest["calls"]] == [
+        ".gpu_data.1", ".gpu_data.2", ".gpu_data.3", ".gpu_data.4", ".gpu_data"]
+    assert all(c["payload_bytes"] <= 2450 for c in manifest["calls"])
+    # On the device: share 2 never arrived (the machine went cold), share 3 arrived torn.
+    shutil.rmtree(tmp_path / "repo" / ".gpu_data.2")
+    torn = next((tmp_path / "repo" / ".gpu_data.3" / "train291").iterdir())
+    torn.write_bytes(b"x")
+    gathered = stage.gather(dest)["gathered"]
+    assert gathered == {"train_images": 6, "missing": 4}
+    assert len(list((dest / "train291").iterdir())) == 6
+    assert json.loads((dest / "manifest.json").read_text())["gathered"] == gathered
+    assert torn.is_file()  # left where it was
+    assert stage.gather(dest)["gathered"] == gathered  # a second --gather counts the same
+
+    # A name that leaves the share folder is never followed.
+    manifest = stage.stage(source, dest, calls=2)
+    assert not (tmp_path / "repo" / ".gpu_data.3").exists()  # restaging removed the old shares
+    manifest["calls"][0]["files"] = {"../../outside.webp": 1000}
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "outside.webp").write_bytes(b"o" * 1000)
+    assert stage.gather(dest)["gathered"] == {"train_images": 2, "missing": 1}
+    assert (tmp_path / "outside.webp").is_file()
+
+
+def test_the_gpu_run_gathers_the_staged_shares_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _stage_module()
+    source = _fake_data(tmp_path / "data", [1000] * 5)
+    monkeypatch.setattr(stage, "tree_bytes", lambda exclude=None: 0)
+    monkeypatch.setattr(stage, "PAYLOAD_LIMIT", 2450)
+    monkeypatch.setattr(stage, "MARGIN", 0)
+    monkeypatch.setattr(stage, "MIN_TRAINING_BYTES", 1000)
+    dest = tmp_path / ".gpu_data"
+    stage.stage(source, dest, calls=None)
+    gpu_run = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
+    data = gpu_run["training_data"](dest)
+    assert data == {"train_images": 5, "of": 5, "rotation": 0, "gathered": {"train_images": 5, "missing": 0}}
+    assert len(list((dest / "train291").iterdir())) == 5
+    # Unstaged data (a folder of one's own) is counted and left as it is.
+    assert gpu_run["training_data"](source) == {"train_images": 5}
+
+
+def test_staging_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    stage = _stage_module()
+    source = _fake_data(tmp_path / "data", [1000] * 3)
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("keep")
+    with pytest.raises(SystemExit, match="not a staging"):
+        stage.stage(source, dest)
+    assert (dest / "notes.txt").read_text() == "keep"
+    assert stage._calls("all") is None and stage._calls("3") == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            stage._calls(bad)
+
+
 def test_rotation_takes_contiguous_runs_that_cover_every_image(tmp_path: Path) -> None:
-    stage = runpy.run_path(str(SCRIPTS / "stage_gpu_data.py"))
+    stage = _stage_module()
     files = []
     for i in range(10):
         f = tmp_path / f"{i:02d}.webp"
         f.write_bytes(b"x" * 100)
         files.append(f)
-    assert stage["choose_training_images"](files, 10_000, 0) == files
+    assert stage.choose_training_images(files, [10_000], 0) == [files]
+    # Rooms that together hold everything take every image in order, whatever the rotation.
+    assert stage.choose_training_images(files, [450, 600], 3) == [files[:4], files[4:]]
     seen = set()
     for rotation in range(5):
-        chosen = stage["choose_training_images"](files, 450, rotation)
+        (chosen,) = stage.choose_training_images(files, [450], rotation)
         assert len(chosen) == 4
         seen |= set(chosen)
     assert seen == set(files)
+    # Over two rooms, a rotation's run continues from one share into the next.
+    first, second = stage.choose_training_images(files, [250, 250], 4)
+    assert first + second == files[8:] + files[:2]
 
 
 def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
