@@ -713,7 +713,7 @@ def test_inference_times_what_the_deadline_leaves(tmp_path: Path, monkeypatch: p
 
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     clock = _SlowClock()
-    monkeypatch.setitem(module["inference"].__globals__, "time", clock)
+    monkeypatch.setitem(module["Run"].elapsed.__globals__, "time", clock)  # the run's clock
     run = module["Run"](tmp_path, deadline=100.0)
     calls: list[list[str]] = []
 
