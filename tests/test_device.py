@@ -88,6 +88,14 @@ def test_significant_bits_of_samples_and_compute_dtypes() -> None:
     assert bits(torch.uint8) == 8 and bits(torch.uint16) == 16
 
 
+def test_a_model_runs_where_asked_else_where_its_weights_are() -> None:
+    conv = torch.nn.Conv2d(3, 3, 3)
+    assert msrnet.device.run_device(conv) == torch.device("cpu")
+    assert msrnet.device.run_device(conv.to("meta")) == torch.device("meta")
+    assert msrnet.device.run_device(conv, "cpu") == torch.device("cpu")
+    assert msrnet.device.run_device(torch.nn.Identity()) == torch.device("cpu")  # no weights
+
+
 def test_auto_never_computes_below_the_inputs_precision(native_bf16: None) -> None:
     # bf16 keeps 8 significant bits: enough for 8-bit samples, not for 16-bit ones or fp32/fp16.
     assert resolve_dtype("auto", CPU, 8) == resolve_dtype(None, CPU) == torch.bfloat16

@@ -17,11 +17,6 @@ from msrnet.models.weights import count_non_finite
 from msrnet.ops import self_ensemble as _self_ensemble
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 # Compiled copies of models, one per (model, dtype, levels, device), kept while the model lives:
 # a folder or a video compiles once, not once per image. The key's last part is the weights'
 # identity and version, so a model trained or loaded since gets a fresh copy.

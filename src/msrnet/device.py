@@ -1,4 +1,5 @@
-"""What the hardware computes fast: the one place that decides msrnet's default dtypes.
+"""What the hardware computes fast, and where a model runs: the one place that decides
+msrnet's default device and dtypes.
 
 bf16 is worth using only where the hardware multiplies in it: CUDA GPUs with bf16, and CPUs
 with AMX or AVX-512 BF16, where oneDNN's bf16 convolutions run several times faster than fp32.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason", "significant_bits"]
+__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason", "significant_bits", "run_device"]
 
 # /proc/cpuinfo flags of the x86 extensions that compute bf16 dot products in hardware.
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -81,6 +82,15 @@ def significant_bits(dtype: torch.dtype) -> int:
         # The mantissa's bits and the implicit leading one: eps is 2 ** -(bits - 1).
         return 1 - int(math.log2(torch.finfo(dtype).eps))
     return torch.iinfo(dtype).bits
+
+
+def run_device(model: torch.nn.Module, device: torch.device | str | None = None) -> torch.device:
+    """Where msrnet runs ``model``: ``device`` when given, else where its weights are (the CPU
+    for a model without parameters), so that a model moved to a GPU runs there unasked."""
+    if device is not None:
+        return torch.device(device)
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def default_dtype(device: torch.device, bits: int = 8) -> torch.dtype:

@@ -23,10 +23,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 from msrnet._image_kinds import store, to_tensor
-from msrnet._runner import _model_device, _output_scales, _Runner
+from msrnet._runner import _output_scales, _Runner
 from msrnet._tiles import _memory_model, _run_tiled
 from msrnet.data.deep import DeepImage
-from msrnet.device import default_dtype
+from msrnet.device import default_dtype, run_device
 from msrnet.models import preserved
 
 __all__ = [
@@ -149,7 +149,7 @@ def auto_tile_size(
     ``upscale(..., levels=True)``: the probes run ``forward_pyramid``, and there is a strip for
     every level.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = run_device(model, device)
     scales = _output_scales(model, levels)
     runner = _Runner(model, device, resolve_dtype(dtype, device), self_ensemble, levels)
     with torch.inference_mode():
@@ -176,7 +176,7 @@ def whole_image_memory(
 
     Measured as `auto_tile_size` measures a tile (two small probes, cached per model).
     """
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = run_device(model, device)
     runner = _Runner(model, device, torch.float32, self_ensemble)
     with torch.inference_mode():
         fixed, per_pixel = _memory_model(runner, getattr(model, "in_chans", 3))
@@ -347,7 +347,7 @@ def upscale(
     if min(x.shape[-2:]) == 0:
         raise ValueError(f"the image is empty: {x.shape[-1]}x{x.shape[-2]} pixels")
 
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = run_device(model, device)
     scales = _output_scales(model, levels)
     runner = _Runner(model, device, resolve_dtype(dtype, device, output.bits), self_ensemble, levels, compile)
 

@@ -499,7 +499,8 @@ def upscale_video(
     from tqdm.auto import tqdm
 
     from msrnet._utils import atomic_write
-    from msrnet.inference import _model_device, resolve_dtype, upscale
+    from msrnet.device import run_device
+    from msrnet.inference import resolve_dtype, upscale
 
     src, dst = Path(src), Path(dst)
     scale = int(getattr(model, "scale"))
@@ -513,7 +514,7 @@ def upscale_video(
     not_kept: list[str] = []
     probe = _probe(src, fps, not_kept)
     # Frames reach `upscale` as float32 tensors, which say nothing of the video's depth.
-    dtype = resolve_dtype(dtype, torch.device(device) if device is not None else _model_device(model), probe.bits)
+    dtype = resolve_dtype(dtype, run_device(model, device), probe.bits)
     with _opened(src) as inp, atomic_write(dst) as f:
         writer = _Writer(f, dst, inp, probe, scale, codec, crf, not_kept)
         reader = _Reader(inp, src, probe, [inp.streams[i] for i in writer.copies])
