@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from gpu_run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
+# What training leaves this step: the eager timings took 33 s in the first session
+# (docs/runs/gpu-2026-11-27-a.log); the rest is a guess, until a session measures it, at what
+# msr_x4's two compiles with CUDA graphs take. The other compiled rows get what is left.
+INFERENCE_RESERVE_S = {"cuda": 110.0, "cpu": 25.0}
 # The networks at x4, timed eager in fp32 and bf16: the msr variants and EDSR-baseline,
 # and spandrel's RCAN, SwinIR and SPAN where spandrel is installed.
 INFERENCE_MODELS = ("msr", "msr_medium", "msr_small", "edsr_baseline")

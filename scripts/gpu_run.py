@@ -13,16 +13,17 @@ b. training throughput of msr_x4 (``benchmarks/train_speed.py``), eager: LR patc
    trains with the one whose saving over the training time left most exceeds its compile time
    in every training process (if any does). Every row goes into ``results.json``, with the
    share of the step spent making patches;
-c. the ``.t291`` models of each msr variant, on the 291 images (``examples/train_291.py``, one
-   model per process): msr_x8, msr_x4, msr_x2, then msr_medium_x8/x4/x2, then msr_small_x8/x4/x2
-   (``--no-medium`` and ``--no-small`` leave a variant out). Each is fine-tuned from its shipped
-   file where one exists (a medium file may ship from CPU training), a medium one else from the
-   small file of its scale grown into it, else warm-started from the previous (larger) scale's
-   trunk of its variant (`shipping.warm_start`). Each model's training budget is its share of
-   the time then left (``scripts/gpu_plan.py``: msr_x8's the largest; a medium model half its
-   full-size one's, a small one a quarter, step f's models half their ``.t291`` share); when
-   the time left cannot give every model still queued its minimum, the least valuable go
-   without (the order of worth, below), wherever they stand in the queue;
+c. (c, d and f: ``scripts/gpu_train.py``) the ``.t291`` models of each msr variant, on the 291
+   images (``examples/train_291.py``, one model per process): msr_x8, msr_x4, msr_x2, then
+   msr_medium_x8/x4/x2, then msr_small_x8/x4/x2 (``--no-medium`` and ``--no-small`` leave a
+   variant out). Each is fine-tuned from its shipped file where one exists (a medium file may
+   ship from CPU training), a medium one else from the small file of its scale grown into it,
+   else warm-started from the previous (larger) scale's trunk of its variant
+   (`shipping.warm_start`). Each model's training budget is its share of the time then left
+   (``scripts/gpu_plan.py``: msr_x8's the largest; a medium model half its full-size one's, a
+   small one a quarter, step f's models half their ``.t291`` share); when the time left cannot
+   give every model still queued its minimum, the least valuable go without (the order of worth,
+   below), wherever they stand in the queue;
 d. Set5 and Set14 scores of each, on the GPU (done by ``train_291.py``). A medium file comes
    back only if it also beats the shipped small one of its scale on both;
 f. (run before e, which comes last) the ``.real`` files of msr, then of msr_medium, each x4,
@@ -76,7 +77,6 @@ eager only there: inductor on a CPU takes minutes and says nothing of a GPU. ``-
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -90,29 +90,13 @@ from typing import Any
 
 import torch
 
-from gpu_inference import inference
-from gpu_plan import (
-    MAX_OUT_FILES,
-    WEIGHT_PLACES,
-    Target,
-    real_queue,
-    returned,
-    training_budget,
-    training_queue,
-)
-from shipping import CLEAN_TAG, compare_with_small, needs_small_bar, ship, shipped_file, warm_start
+from gpu_inference import INFERENCE_RESERVE_S, inference
+from gpu_plan import Target
+from gpu_train import load_script, real_targets, training_targets, train_real, train_scales
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
 SCALES = (2, 4, 8)
-# Per model, beyond its training budget: process start, data, first step, validation,
-# checkpoint and the Set5/Set14 scoring (twice when fine-tuning). A first guess; after each
-# model the measured overhead replaces it.
-SCALE_OVERHEAD_S = {"cuda": 30.0, "cpu": 15.0}
-# What training leaves step e: the eager timings took 33 s in the first session
-# (docs/runs/gpu-2026-11-27-a.log); the rest is a guess, until a session measures it, at what
-# msr_x4's two compiles with CUDA graphs take. The other compiled rows get what is left.
-INFERENCE_RESERVE_S = {"cuda": 110.0, "cpu": 25.0}
 # A rehearsal runs the same code on the CPU with networks small enough for it, each model
 # for this many steps (the first is not timed; two more give a training time).
 REHEARSAL_KWARGS = {"stem_widths": [16, 8], "num_blocks": 3}
@@ -133,7 +117,7 @@ class Run:
         self.start = time.monotonic()
         self.deadline = deadline
         self.results: dict[str, Any] = {"steps": {}}
-        # Every weights file that may ship, and where its weights are (`_ship_to_out`).
+        # Every weights file that may ship, and where its weights are (`gpu_train._ship_to_out`).
         self.qualified: dict[Target, Path] = {}
         self.log_file = open(out / "log.txt", "a", buffering=1)  # noqa: SIM115 -- lives as long as the run
 
@@ -185,15 +169,6 @@ class Run:
         return code, stdout
 
 
-def _load(path: Path) -> Any:
-    """A script of the repository (benchmarks/, examples/) as a module."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def check(run: Run, device: str, data: dict[str, Any]) -> None:
     """a. Versions, the device, the training data at hand, and the CUDA-only tests."""
     env: dict[str, Any] = {
@@ -228,31 +203,15 @@ def training_data(data_dir: Path) -> dict[str, Any]:
     """
     data: dict[str, Any] = {}
     if (data_dir / "manifest.json").is_file():
-        staged = _load(ROOT / "scripts" / "stage_gpu_data.py").gather(data_dir)
+        staged = load_script(ROOT / "scripts" / "stage_gpu_data.py").gather(data_dir)
         data = {key: staged.get(key) for key in ("of", "rotation", "gathered")}
     return {"train_images": sum(1 for f in (data_dir / "train291").iterdir() if f.is_file())} | data
-
-
-def _variants(args: argparse.Namespace) -> list[str]:
-    """The variants this run trains (`gpu_plan.VARIANTS`): msr always, the others unless
-    ``--no-medium`` / ``--no-small`` leave them out."""
-    return ["msr"] + ["msr_medium"] * args.medium + ["msr_small"] * args.small
-
-
-def _training_queue(args: argparse.Namespace) -> list[Target]:
-    """Step c's models, in order (none when it is skipped)."""
-    return [] if "train" in args.skip else training_queue(args.scales, _variants(args))
-
-
-def _real_queue(args: argparse.Namespace) -> list[Target]:
-    """Step f's models, in order (none when it is skipped)."""
-    return [] if "real" in args.skip else real_queue(args.scales, _variants(args))
 
 
 def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     """b. HR pixels/s of msr_x4 for each LR patch size and batch size, eager; then each compile
     mode (`TrainConfig.compile_mode`) at the fastest of them, in a subprocess each."""
-    train_speed = _load(ROOT / "benchmarks" / "train_speed.py")
+    train_speed = load_script(ROOT / "benchmarks" / "train_speed.py")
     common = {"model": "msr_x4", "device": args.device, "model_kwargs": args.model_kwargs}
     rows = []
     for patch_size in args.patch_sizes:
@@ -271,8 +230,8 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     choice: dict[str, Any] = {"batch_size": best["batch_size"], "patch_size": best["patch_size"],
                               "compile": False, "compile_mode": None}
     # Compilation repeats in each training process; it pays only if it saves more than that.
-    queue = _training_queue(args)
-    processes = len(queue) + len(_real_queue(args))
+    queue = training_targets(args)
+    processes = len(queue) + len(real_targets(args))
     if args.steps is None:
         training = max(0.0, run.left() - INFERENCE_RESERVE_S[args.kind])
     else:  # every model's steps at the eager speed
@@ -308,206 +267,6 @@ def throughput(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     run.log(f"training with {choice}")
     run.save("throughput", {"rows": rows, "compile_options": options, "choice": choice})
     return choice
-
-
-def _compile_argv(choice: dict[str, Any]) -> list[str]:
-    """train_291.py's options for the compile ``choice`` of step b."""
-    if not choice["compile"]:
-        return ["--no-compile"]  # step b measured eager faster (train_291's default compiles on a CPU)
-    mode = choice.get("compile_mode")
-    return ["--compile"] + ([] if mode is None else ["--compile-mode", mode])
-
-
-def _budget(run: Run, args: argparse.Namespace, overhead: float, queued: list[Target]) -> tuple[bool, float | None]:
-    """Whether ``queued[0]`` trains, and its seconds of training: None with step counts (it
-    always trains); else its share of what the deadline leaves (`gpu_plan.training_budget`)."""
-    if args.steps is not None:
-        return True, None
-    budget = training_budget(run.left() - INFERENCE_RESERVE_S[args.kind], overhead, queued, args.min_budget)
-    return budget is not None, budget
-
-
-def _runs(args: argparse.Namespace, target: Target) -> Path:
-    """The folder of ``target``'s train_291.py run (``x<scale>/`` inside)."""
-    return args.work_dir / (target.variant if target.tag == CLEAN_TAG else f"{target.variant}.{target.tag}")
-
-
-def _score_key(row: dict[str, Any]) -> str:
-    """A train_291.py result row's key in `shipping.Verdict.scores`."""
-    return row["dataset"] + (f"/{row['condition']}" if row.get("condition") else "")
-
-
-def _ship_to_out(run: Run, weights: Path, target: Target) -> None:
-    """Copy ``weights`` into --out as ``target``'s file if it ranks among the files a device call
-    brings back (`gpu_plan.returned`), displacing the least valuable one there when they are
-    all taken. The log names each copy's sha256 and each file that did not fit (its weights stay
-    in the work folder), and ``results.json``'s ``weights`` step lists both."""
-    run.qualified[target] = weights
-    ours = {t.file for t in run.qualified} | {"results.json", "log.txt", "results.json.tmp", "subprocess.stderr"}
-    # Files in --out that this run did not write (a reused folder) take places too.
-    foreign = [p for p in run.out.iterdir() if p.name not in ours]
-    kept = returned(list(run.qualified), WEIGHT_PLACES - len(foreign))
-    if target in kept:
-        run.log(f"{target.name}: new weights, sha256 {ship(weights, target.arch, target.tag, run.out)}")
-    else:
-        (run.out / target.file).unlink(missing_ok=True)  # an earlier run's
-        run.log(f"{target.name}: no room in --out ({MAX_OUT_FILES} files); the weights stay at {weights}")
-    for t, path in run.qualified.items():
-        if t not in kept and t != target and (run.out / t.file).is_file():
-            (run.out / t.file).unlink()
-            run.log(f"{t.name}: displaced from --out by {target.name}, worth more; the weights stay at {path}")
-    run.save("weights", {"returned": [t.name for t in kept],
-                         "left_out": {t.name: str(p) for t, p in run.qualified.items() if t not in kept}})
-
-
-def _train_291(run: Run, args: argparse.Namespace, choice: dict[str, Any], target: Target,
-               budget: float | None, start: list[str], overhead: float) -> tuple[int | None, list[dict[str, Any]]]:
-    """One ``examples/train_291.py`` process for ``target``: ``budget`` seconds of training (None:
-    ``--steps``), from ``start`` (its ``--init`` / ``--lr`` options); its exit code and result rows."""
-    runs = _runs(args, target)
-    # BSD200's images are 321 pixels high, T91's smaller: x8 takes 32-pixel LR patches.
-    patch_size = min(choice.get("patch_size", args.patch_size), 256 // target.scale)
-    argv = [sys.executable, str(ROOT / "examples" / "train_291.py"),
-            "--data-dir", str(args.data_dir), "--scales", str(target.scale),
-            *(["--max-steps", str(args.steps)] if budget is None else ["--time-budget", f"{budget:.1f}"]),
-            "--batch-size", str(choice["batch_size"]), "--patch-size", str(patch_size),
-            "--output-dir", str(runs), "--overwrite", "--package-dir", str(args.package_dir)]
-    if target.tag != CLEAN_TAG:
-        argv += ["--degradation", args.real_degradation, "--tag", target.tag]
-    if target.variant != "msr":
-        argv.append("--" + target.variant.removeprefix("msr_"))  # --medium, --small
-    if args.model_kwargs:
-        argv += ["--model-kwargs", json.dumps(args.model_kwargs)]
-    if args.device:
-        argv += ["--device", args.device]
-    argv += _compile_argv(choice) + start
-    # Around the training: scoring, twice when fine-tuning, on every degraded condition for .real.
-    around = (2 if target.tag == CLEAN_TAG else 3) * overhead
-    code, _ = run.command(argv, timeout=run.limit((budget or 0.0) + around + 30))
-    results_file = runs / "results.json"
-    rows = json.loads(results_file.read_text()) if code == 0 and results_file.is_file() else []
-    return code, [r for r in rows if r["model"] == target.arch]
-
-
-def _beats_small(args: argparse.Namespace, target: Target, rows: list[dict[str, Any]]) -> bool:
-    """Whether ``target``'s new ``rows`` clear the small variant's shipped file, where the
-    shipping rules hold it to one (`shipping.needs_small_bar`); the rows get ``beats_small``
-    and, where it ships, ``small_psnr``."""
-    if not needs_small_bar(target.arch, target.tag):
-        return True
-    scores = {_score_key(r): r for r in rows}
-    small = compare_with_small(scores, target.arch, target.tag, args.package_dir, args.data_dir,
-                               target.scale, device=args.device or args.kind)
-    for r in rows:
-        if small.shipped is not None and _score_key(r) in small.shipped:
-            r["small_psnr"] = small.shipped[_score_key(r)]["psnr"]
-        r["beats_small"] = small.replace
-    return small.replace
-
-
-def _after_training(run: Run, args: argparse.Namespace, target: Target, rows: list[dict[str, Any]],
-                    weights: Path) -> None:
-    """Log ``target``'s scores and copy its weights into --out where the shipping rules let them
-    ship: they beat its shipped file (train_291.py judged that: `shipping.compare_with_shipped`)
-    and, where one is the bar, the small variant's (`_beats_small`)."""
-    beats_small = _beats_small(args, target, rows)
-    for r in rows:
-        run.log(f"{target.name} {_score_key(r)}: {r['psnr']:.3f} dB / {r['ssim']:.4f}, {r['steps']} steps")
-    if not all(r.get("replace", True) for r in rows):
-        run.log(f"{target.name}: the shipped file scores higher somewhere; kept")
-    elif not beats_small:
-        run.log(f"{target.name}: msr_small_x{target.scale}.{target.tag} scores higher somewhere; not shipped")
-    else:
-        _ship_to_out(run, weights, target)
-
-
-def train_scales(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
-    """c, d. Each model in its own process; its budget is its share of the time then left."""
-    queue = _training_queue(args)
-    later = _real_queue(args)  # step f's, which share the time left
-    overhead = SCALE_OVERHEAD_S[args.kind]
-    if choice["compile"]:
-        overhead += choice["compile_costs_s"] / (len(queue) + len(later))
-    args.overhead = overhead
-    rows: list[dict[str, Any]] = []
-    chained: dict[str, str | None] = {}  # per variant: the last scale's weights
-
-    while queue:
-        target = queue[0]
-        fits, budget = _budget(run, args, overhead, queue + later)
-        if not fits:
-            run.log(f"{target.name}: too little time left for training; skipped")
-            queue.pop(0)
-            continue
-        # train_291.py fine-tunes shipped weights by itself; --init would override them.
-        start = warm_start(target.arch, CLEAN_TAG, args.package_dir, chained=chained.get(target.variant))
-        init = ["--init", start.weights] if start.weights is not None and not start.finetune else []
-        if budget is None:
-            run.log(f"{target.name}: {args.steps} steps of training")
-        else:
-            run.log(f"{target.name}: {budget:.0f} s of training, {overhead:.0f} s expected around it")
-        started = time.monotonic()
-        _, new = _train_291(run, args, choice, target, budget, init, overhead)
-        if budget is not None:
-            overhead = args.overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
-        if not new and choice["compile"]:
-            run.log(f"{target.name}: failed with torch.compile; again without it")
-            choice["compile"] = False
-            continue
-        queue.pop(0)
-        if not new:
-            run.log(f"{target.name}: no result")
-            continue
-        weights = _runs(args, target) / f"x{target.scale}" / "best.safetensors"
-        if all(r.get("replace", True) for r in new):
-            # The best .t291 weights of the variant at hand: step f starts from them.
-            args.fresh_t291[target.arch] = str(weights)
-        _after_training(run, args, target, new, weights)
-        chained[target.variant] = str(weights)
-        rows += new
-        run.save("quality", rows)
-
-
-def train_real(run: Run, args: argparse.Namespace, choice: dict[str, Any]) -> None:
-    """f. The .real files of msr, then msr_medium, x4 first: each fine-tuned from its variant's
-    best .t291 weights at hand on ``--real-degradation`` LR patches, scored on the degraded
-    conditions, and copied into --out only if it beats both the shipped file of its own and the
-    small variant's (`shipping.compare_with_small`)."""
-    train_291 = _load(ROOT / "examples" / "train_291.py")
-    queue = _real_queue(args)
-    overhead = getattr(args, "overhead", SCALE_OVERHEAD_S[args.kind])
-    rows: list[dict[str, Any]] = []
-    while queue:
-        target = queue.pop(0)
-        fits, budget = _budget(run, args, overhead, [target, *queue])
-        if not fits:
-            run.log(f"{target.name}: too little time left for training; skipped")
-            continue
-        # A shipped .real file is fine-tuned further; else step c's t291 weights where they beat
-        # the shipped .t291 file (or none ships), at the fine-tune rate; else the shipped .t291.
-        shipped = shipped_file(target.arch, target.tag, args.package_dir).is_file()
-        start = warm_start(target.arch, target.tag, args.package_dir,
-                           init=None if shipped else args.fresh_t291.get(target.arch))
-        if start.weights is None:
-            # No .t291 weights of the variant at all (a medium one before any shipped, without a
-            # small file to grow): a .real file from scratch, in the minutes a session has, would
-            # not come near the small one's.
-            run.log(f"{target.name}: no {target.arch}.{CLEAN_TAG} weights to start from; skipped")
-            continue
-        finetune_lr = train_291.LR * train_291.FINETUNE_LR_FRACTION
-        init = [] if start.finetune else ["--init", start.weights, "--lr", str(finetune_lr)]
-        run.log(f"{target.name}: " + (f"{args.steps} steps" if budget is None else f"{budget:.0f} s")
-                + f" of training on {args.real_degradation} LR, from {start.weights}")
-        started = time.monotonic()
-        _, new = _train_291(run, args, choice, target, budget, init, overhead)
-        if budget is not None:
-            overhead = max(overhead, 1.1 * (time.monotonic() - started - budget))
-        if not new:
-            run.log(f"{target.name}: no result")
-            continue
-        _after_training(run, args, target, new, _runs(args, target) / f"x{target.scale}" / "best.safetensors")
-        rows += new
-        run.save("real", rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -260,7 +260,7 @@ def test_throughput_sweep_stops_at_the_first_out_of_memory(tmp_path: Path, monke
             return {"batch_size": batch_size, "patch_size": patch_size, "samples_per_s": samples,
                     "hr_pixels_per_s": samples * (4 * patch_size) ** 2}
 
-    monkeypatch.setitem(module["throughput"].__globals__, "_load", lambda path: FakeSpeed)
+    monkeypatch.setitem(module["throughput"].__globals__, "load_script", lambda path: FakeSpeed)
     run = module["Run"](tmp_path, deadline=100.0)
     monkeypatch.setattr(run, "command", lambda argv, timeout, poll=None: (1, ""))  # compile fails
     args = argparse.Namespace(patch_sizes=[48, 64], device=None, model_kwargs={}, batch_sizes=[64, 128, 256, 512],
@@ -290,7 +290,7 @@ def test_compile_is_chosen_only_if_it_saves_more_than_every_training_process_spe
             return {"batch_size": batch_size, "patch_size": patch_size, "samples_per_s": 100.0,
                     "hr_pixels_per_s": 100.0 * (4 * patch_size) ** 2}
 
-    monkeypatch.setitem(module["throughput"].__globals__, "_load", lambda path: FakeSpeed)
+    monkeypatch.setitem(module["throughput"].__globals__, "load_script", lambda path: FakeSpeed)
     run = module["Run"](tmp_path, deadline=170.0)
     # The regional compile doubles the speed for 5 s a process; CUDA graphs triple it for 8 s.
     speeds = {None: (200.0, 5.0), "reduce-overhead": (300.0, 8.0)}
@@ -341,7 +341,8 @@ def _fake_training(
     import shipping
 
     clock = _SlowClock()
-    monkeypatch.setitem(module["train_scales"].__globals__, "time", clock)
+    monkeypatch.setitem(module["train_scales"].__globals__, "time", clock)  # the measured overheads
+    monkeypatch.setitem(module["Run"].elapsed.__globals__, "time", clock)  # the run's deadline
     run = module["Run"](tmp_path / "out", deadline=deadline)
     calls: list[list[str]] = []
     timeouts: list[float] = []
@@ -401,6 +402,8 @@ def test_step_counts_train_every_model_however_slow_the_machine(
 
 
 def test_the_files_worth_most_come_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gpu_plan
+
     module = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
     full = [f"msr_x{s}.t291" for s in (8, 4, 2)]
     medium = [f"msr_medium_x{s}.t291" for s in (8, 4, 2)]
@@ -417,7 +420,7 @@ def test_the_files_worth_most_come_back(tmp_path: Path, monkeypatch: pytest.Monk
         assert len(calls) == 9 + (0 if skip else 6)
         files = sorted(p.name for p in (folder / "out").iterdir())
         assert files == sorted(["log.txt", "results.json", *(f"{name}.safetensors" for name in returned)])
-        assert len(files) == module["MAX_OUT_FILES"]
+        assert len(files) == gpu_plan.MAX_OUT_FILES
         weights = run.results["steps"]["weights"]
         assert weights["returned"] == returned and sorted(weights["left_out"]) == sorted(left_out)
         # Their weights stay in the work folder, which the log and the results name.
