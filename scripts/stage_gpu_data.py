@@ -2,7 +2,7 @@
 
 The GPU machine receives the working tree plus the folders named in ``carry``, 64 MiB in all,
 and nothing beside the repository. This script copies Set5, Set14 and as much of train291 as
-fits into ``DEST`` (default ``.gpu_data``, ignored through ``.git/info/exclude``), after
+fits into ``DEST`` (default ``.gpu_data``, which ``.gitignore`` ignores), after
 counting what the tree itself sends (the shipped weights among it).
 
 While everything fits, every image goes. Once the package holds the three full-size weights
@@ -93,6 +93,18 @@ def choose_training_images(files: list[Path], rooms: Sequence[int], rotation: in
     return shares
 
 
+def _check_ignored(folders: list[Path], root: Path = ROOT) -> None:
+    """Refuse folders inside the tree that git does not ignore: every device call would send
+    them with the tree, past its limit, instead of the one call that carries each."""
+    for folder in folders:
+        if not folder.resolve().is_relative_to(root):
+            continue
+        rel = folder.resolve().relative_to(root).as_posix() + "/"
+        if subprocess.run(["git", "check-ignore", "-q", rel], cwd=root).returncode != 0:
+            raise SystemExit(f"{rel} is not ignored by git, so every device call would send it: "
+                             f"ignore it (.git/info/exclude) or stage elsewhere")
+
+
 def _clear(dest: Path) -> None:
     """Delete an earlier staging at ``dest`` (its folder and its shares); refuse anything else."""
     if dest.exists():
@@ -109,6 +121,7 @@ def stage(source: Path, dest: Path, rotation: int = 0, calls: int | None = 1) ->
 
     ``calls``: how many device calls carry the data (None: as many as carry every image).
     """
+    _check_ignored([dest] if calls == 1 else [dest, share_dir(dest, 1)])
     _clear(dest)
     dest.mkdir(parents=True)
     for name in VALIDATION_SETS:

@@ -222,6 +222,18 @@ def test_staging_never_deletes_a_folder_it_did_not_make(tmp_path: Path) -> None:
             stage._calls(bad)
 
 
+def test_staging_inside_the_tree_needs_folders_git_ignores(tmp_path: Path) -> None:
+    stage = _stage_module()
+    source = _fake_data(tmp_path / "data", [1000] * 3)
+    # .gitignore holds /.gpu_data*: the default folder and its shares are ignored, so they
+    # travel only when a call carries them.
+    stage._check_ignored([ROOT / ".gpu_data", ROOT / ".gpu_data.1"])
+    unignored = ROOT / "tests" / "staged-here"
+    with pytest.raises(SystemExit, match="not ignored by git"):
+        stage.stage(source, unignored)
+    assert not unignored.exists()
+
+
 def test_rotation_takes_contiguous_runs_that_cover_every_image(tmp_path: Path) -> None:
     stage = _stage_module()
     files = []
