@@ -87,7 +87,8 @@ def choose_training_images(files: list[Path], rooms: Sequence[int], rotation: in
     shares: list[list[Path]] = []
     for room in rooms:
         share: list[Path] = []
-        while queue and sum(sizes[f] for f in share) + sizes[queue[0]] <= room:
+        while queue and sizes[queue[0]] <= room:
+            room -= sizes[queue[0]]
             share.append(queue.pop(0))
         shares.append(share)
     return shares
