@@ -56,7 +56,7 @@ PRETRAINED_SHA256: dict[str, str] = {
     "msr_small_x4.real": "8010e13786f14718c5ac7869e32654f54fa80b8db6d62dbc209d1ca941a06a45",
     "msr_small_x8.real": "e48feedb492de1e99a474e9904f851bcbce60d33cdee42db83877b80190bd185",
     "msr_medium_x2.t291": "1fc4b098cea92e0f00af53bc0986c08e8318a9e4666a9b8a7fb3d1ba8c13c337",
-    "msr_medium_x4.t291": "43bdfc521b4753a1a24b65a3fda0b53014c3d5706625d47766ea429c570a190e",
+    "msr_medium_x4.t291": "6ccda9b783f11041e48df65715cd335d18be90f87e334581bffa1b5658fcf52a",
     "msr_medium_x8.t291": "41bb39638349033cf688707606dfb51c38eb821a67cfff631412ad4cf4c3ded3",
 }
 
