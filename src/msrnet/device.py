@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason", "significant_bits", "run_device"]
+__all__ = [
+    "cpu_has_native_bf16", "cpu_can_compile", "default_dtype", "bf16_reason", "significant_bits", "run_device",
+]
 
 # /proc/cpuinfo flags of the x86 extensions that compute bf16 dot products in hardware.
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
