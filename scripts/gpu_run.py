@@ -93,6 +93,7 @@ import torch
 from gpu_inference import INFERENCE_RESERVE_S, inference
 from gpu_plan import Target
 from gpu_train import load_script, real_targets, training_targets, train_real, train_scales
+from stage_gpu_data import gather
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_WEIGHTS = ROOT / "src" / "msrnet" / "weights"
@@ -203,7 +204,7 @@ def training_data(data_dir: Path) -> dict[str, Any]:
     """
     data: dict[str, Any] = {}
     if (data_dir / "manifest.json").is_file():
-        staged = load_script(ROOT / "scripts" / "stage_gpu_data.py").gather(data_dir)
+        staged = gather(data_dir)
         data = {key: staged.get(key) for key in ("of", "rotation", "gathered")}
     return {"train_images": sum(1 for f in (data_dir / "train291").iterdir() if f.is_file())} | data
 

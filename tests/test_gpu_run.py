@@ -153,16 +153,22 @@ def _fake_data(root: Path, sizes: list[int]) -> Path:
     return root
 
 
-def test_shares_gather_into_one_folder_and_a_lost_share_is_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _small_payload(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The staging script with a 2,450-byte payload and an empty tree: room for 2 of
+    `_fake_data`'s 1,000-byte images beside the validation sets (200 bytes), 2 in each share."""
     stage = _stage_module()
-    source = _fake_data(tmp_path / "data", [1000] * 10)
-    # Room for 2 images beside the tree and the validation sets (200 bytes), 2 in each share.
     monkeypatch.setattr(stage, "tree_bytes", lambda exclude=None: 0)
     monkeypatch.setattr(stage, "PAYLOAD_LIMIT", 2450)
     monkeypatch.setattr(stage, "MARGIN", 0)
     monkeypatch.setattr(stage, "MIN_TRAINING_BYTES", 1000)
+    return stage
+
+
+def test_shares_gather_into_one_folder_and_a_lost_share_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = _small_payload(monkeypatch)
+    source = _fake_data(tmp_path / "data", [1000] * 10)
     dest = tmp_path / "repo" / ".gpu_data"
     manifest = stage.stage(source, dest, calls=None)
     assert [len(c["files"]) for c in manifest["calls"]] == [2, 2, 2, 2, 2]
@@ -191,12 +197,8 @@ def test_shares_gather_into_one_folder_and_a_lost_share_is_counted(
 
 
 def test_the_gpu_run_gathers_the_staged_shares_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    stage = _stage_module()
+    stage = _small_payload(monkeypatch)
     source = _fake_data(tmp_path / "data", [1000] * 5)
-    monkeypatch.setattr(stage, "tree_bytes", lambda exclude=None: 0)
-    monkeypatch.setattr(stage, "PAYLOAD_LIMIT", 2450)
-    monkeypatch.setattr(stage, "MARGIN", 0)
-    monkeypatch.setattr(stage, "MIN_TRAINING_BYTES", 1000)
     dest = tmp_path / ".gpu_data"
     stage.stage(source, dest, calls=None)
     gpu_run = runpy.run_path(str(SCRIPTS / "gpu_run.py"))
